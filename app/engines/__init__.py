@@ -1,0 +1,1 @@
+"""Engines: one loaded model each, in its own worker process (see DESIGN.md)."""

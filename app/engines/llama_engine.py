@@ -1,0 +1,301 @@
+"""The llama.cpp engine: one GGUF model in this process, streamed token by token.
+
+It runs inside a worker process (see worker.py); nothing here knows about pipes. Every event is
+stamped with now() the moment it happens, and the token counts are the model's own tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import re
+from collections import deque
+from typing import Iterator
+
+import psutil
+
+from app.engines.gguf_header import read_gguf_header
+from app.engines.stop_strings import StopMatcher
+from app.engines.types import (
+    EngineError,
+    Event,
+    Failed,
+    Finished,
+    GenerationRequest,
+    ModelInfo,
+    ModelSpec,
+    PromptDone,
+    Started,
+    Token,
+    now,
+)
+
+# Backend names as llama_print_system_info() spells them, in the order we prefer to report.
+_GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends compiled into this llama.cpp build, e.g. ("CPU",) or ("CUDA", "CPU")."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    found = [name for name in _GPU_BACKENDS if re.search(rf"\b{name}\b", info)]
+    return tuple(found) + ("CPU",)
+
+
+class LlamaCppEngine:
+    """An Engine over llama-cpp-python.
+
+    `cancel_flag` is anything with a `.value` (a multiprocessing RawValue shared with the parent);
+    it is polled between tokens and, during prompt processing, by llama.cpp's abort callback, so a
+    cancel also interrupts a long prompt half-way through a batch.
+    """
+
+    def __init__(self, cancel_flag=None) -> None:
+        self._owns_flag = cancel_flag is None
+        self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
+        self._llm = None
+        self._spec: ModelSpec | None = None
+        self._log: deque[str] = deque(maxlen=400)
+        self._threads = 1
+        self._formatter = None
+        # ctypes callbacks must outlive their registration: keep references on the instance.
+        self._abort_cb = None
+        self._log_cb = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, spec: ModelSpec) -> ModelInfo:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        header = read_gguf_header(spec.path)
+        self._capture_llama_log(llama_cpp)
+        n_ctx_train = header.context_length or spec.n_ctx
+        n_ctx = min(spec.n_ctx, n_ctx_train)
+        self._threads = spec.n_threads or psutil.cpu_count(logical=False) or 1
+        started = now()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=spec.path,
+                n_ctx=n_ctx,
+                n_batch=spec.n_batch,
+                n_threads=self._threads,
+                n_threads_batch=self._threads,
+                n_gpu_layers=spec.n_gpu_layers,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp reports the cause through its log, not the exception
+            raise EngineError(
+                f"llama.cpp could not load {spec.path}: {self._last_log_error() or exc}",
+                kind="load_failed",
+            ) from exc
+        load_s = now() - started
+        self._llm, self._spec = llm, spec
+
+        template, source = spec.chat_template, "catalog"
+        if not template:
+            template, source = header.chat_template, "gguf"
+        if template:
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                bos_token=self._token_text(llm._model.token_bos()),
+                eos_token=self._token_text(llm._model.token_eos()),
+            )
+        else:
+            self._formatter, source = None, "none"
+
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: bool(self._cancel.value))
+        n_layers = llama_cpp.llama_model_n_layer(llm._model.model)
+        offloaded = self._offloaded_layers()
+        backends = available_backends()
+        return ModelInfo(
+            name=spec.label,
+            path=spec.path,
+            engine="llama.cpp",
+            architecture=header.architecture,
+            n_params=header.n_params,
+            quantization=header.quantization,
+            file_size=header.file_size,
+            n_ctx=n_ctx,
+            n_ctx_train=n_ctx_train,
+            chat_template_source=source,
+            backends_available=backends,
+            backend_used=backends[0] if offloaded else "CPU",
+            n_gpu_layers_requested=spec.n_gpu_layers,
+            n_gpu_layers_offloaded=offloaded,
+            n_layers=n_layers,
+            n_threads=self._threads,
+            load_s=load_s,
+            engine_version=getattr(llama_cpp, "__version__", "?"),
+        )
+
+    def _capture_llama_log(self, llama_cpp) -> None:
+        """Route llama.cpp's log into a ring buffer: it explains load failures and GPU offload."""
+
+        def on_log(level, text, _user_data):
+            if text:
+                self._log.append(text.decode("utf-8", "replace"))
+
+        self._log_cb = llama_cpp.llama_log_callback(on_log)
+        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
+
+    def _last_log_error(self) -> str:
+        errors = [line.strip() for line in self._log if "error" in line.lower() or "failed" in line]
+        return errors[-1] if errors else ""
+
+    def _offloaded_layers(self) -> int:
+        for line in reversed(self._log):
+            match = _OFFLOADED.search(line)
+            if match:
+                return int(match.group(1))
+        return 0
+
+    # -- generating ------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest) -> Iterator[Event]:
+        if self._llm is None or self._spec is None:
+            yield Failed(now(), "not_loaded", "no model is loaded in this engine")
+            return
+        if self._owns_flag:
+            self._cancel.value = 0
+        try:
+            yield from self._generate(request)
+        finally:
+            self._set_abort(False)
+
+    def _generate(self, request: GenerationRequest) -> Iterator[Event]:
+        import llama_cpp
+
+        llm, spec = self._llm, self._spec
+        if not any(m.content.strip() for m in request.messages):
+            yield Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
+            return
+        try:
+            prompt_tokens = self._prompt_tokens(request)
+        except Exception as exc:  # a broken or unsuitable chat template
+            yield Failed(now(), "template", f"{spec.label}'s chat template failed: {exc}")
+            return
+        n_prompt, n_ctx = len(prompt_tokens), llm.n_ctx()
+        if n_prompt >= n_ctx:
+            yield Failed(
+                now(),
+                "prompt_too_long",
+                f"the prompt is {n_prompt:,} tokens but {spec.label} was loaded with a "
+                f"{n_ctx:,}-token context: shorten the prompt or load it with a larger --ctx",
+            )
+            return
+        max_new = min(request.max_tokens, n_ctx - n_prompt)
+        threads = request.n_threads or self._threads
+        llm._ctx.set_n_threads(threads, threads)
+        yield Started(now(), n_prompt, threads)
+
+        ctx, vocab = llm._ctx.ctx, llm._model.vocab
+        llama_cpp.llama_perf_context_reset(ctx)
+        llm.set_seed(request.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(spec.stop + request.stop)
+        s = request.sampling
+        n_gen, finish = 0, "length"
+        self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
+        tokens = llm.generate(
+            prompt_tokens,
+            temp=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            min_p=s.min_p,
+            repeat_penalty=s.repeat_penalty,
+        )
+        try:
+            for token in tokens:
+                t = now()
+                if n_gen == 0:
+                    # Between tokens the flag is checked here; a Python callback on every graph
+                    # node would cost decode speed for nothing.
+                    self._set_abort(False)
+                    perf = llama_cpp.llama_perf_context(ctx)
+                    yield PromptDone(
+                        t,
+                        n_prompt,
+                        perf.n_p_eval + perf.n_eval,  # a 1-token suffix counts as n_eval
+                        (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0,
+                    )
+                if self._cancel.value:
+                    finish = "cancelled"
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n_gen += 1
+                shown, hit = stops.feed(decoder.decode(_piece(llama_cpp, vocab, token)))
+                yield Token(t, shown, token)
+                if hit:
+                    finish = "stop"
+                    break
+                if n_gen >= max_new:
+                    break
+        except RuntimeError as exc:
+            if not self._cancel.value:
+                yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
+                return
+            finish = "cancelled"  # llama_decode returned 2: the abort callback stopped it
+        finally:
+            tokens.close()
+        tail = decoder.decode(b"", final=True)
+        tail = stops.feed(tail)[0] + stops.flush() if finish != "stop" else ""
+        perf = llama_cpp.llama_perf_context(ctx)
+        decode_s = perf.t_eval_ms / 1000.0
+        yield Finished(now(), finish, n_gen, decode_s, tail)
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        llm = self._llm
+        if self._formatter is None:
+            # No template anywhere: plain completion of the text, which is what such a model knows.
+            text = "\n\n".join(m.content for m in request.messages)
+            return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
+        rendered = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
+        ).prompt
+        tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+        bos = llm._model.token_bos()
+        # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's
+        # server adds it, so both kinds see exactly one BOS.
+        if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def _token_text(self, token: int) -> str:
+        import llama_cpp
+
+        if token < 0:
+            return ""
+        piece = _piece(llama_cpp, self._llm._model.vocab, token, special=True)
+        return piece.decode("utf-8", "replace")
+
+    def _set_abort(self, on: bool) -> None:
+        import llama_cpp
+
+        if self._llm is None or self._abort_cb is None:
+            return
+        callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, ctypes.c_void_p(0))
+
+    def cancel(self) -> None:
+        self._cancel.value = 1
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+
+def _piece(llama_cpp, vocab, token: int, special: bool = False) -> bytes:
+    """The bytes of one token (llama-cpp-python's own helper truncates pieces over 32 bytes)."""
+    buf = ctypes.create_string_buffer(64)
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    if n < 0:
+        buf = ctypes.create_string_buffer(-n)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    return buf.raw[:n]

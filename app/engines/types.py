@@ -1,0 +1,162 @@
+"""The Engine contract: what a loaded model takes and what it streams back.
+
+Everything here is a plain, picklable dataclass, because requests and events cross a process
+boundary (parent <-> worker) over a pipe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, Union
+
+
+def now() -> float:
+    """The clock of every event: monotonic and system-wide, so parent and worker stamps compare.
+
+    perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QPC on Windows,
+    all shared by every process on the machine (time.monotonic has 15 ms steps on Windows).
+    """
+    return time.perf_counter()
+
+
+class EngineError(Exception):
+    """A failure the user can act on. `kind` names the category; the message is one clear line."""
+
+    def __init__(self, message: str, kind: str = "engine") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model file to load and how."""
+
+    path: str
+    name: str = ""
+    chat_template: str | None = None  # used when the GGUF carries none (or to override it)
+    stop: tuple[str, ...] = ()  # extra stop strings the family needs beyond its EOG tokens
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0  # -1: all layers
+    n_threads: int | None = None  # None: every physical core
+    n_batch: int = 512
+    engine: str = "llama.cpp"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a load actually produced: the figures a run is labelled with."""
+
+    name: str
+    path: str
+    engine: str
+    architecture: str
+    n_params: int
+    quantization: str
+    file_size: int
+    n_ctx: int
+    n_ctx_train: int
+    chat_template_source: str  # "gguf", "catalog", or "none"
+    backends_available: tuple[str, ...]  # compiled into this llama.cpp build
+    backend_used: str  # where the layers actually run: "CPU", "CUDA", "Metal"...
+    n_gpu_layers_requested: int
+    n_gpu_layers_offloaded: int
+    n_layers: int
+    n_threads: int
+    load_s: float
+    engine_version: str
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[Message, ...]
+    max_tokens: int = 512
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    thinking: bool | None = None  # None: the model's default; passed to templates that switch it
+    thinking_budget: int | None = None
+    n_threads: int | None = None  # override the load-time thread count for this request
+
+    @classmethod
+    def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":
+        return cls(messages=(Message("user", prompt),), **kwargs)
+
+
+# Events. `t` is taken with now() in the worker, where the thing happened.
+
+
+@dataclass(frozen=True)
+class Started:
+    t: float
+    n_prompt_tokens: int  # the rendered prompt, counted by the model's tokenizer
+    n_threads: int
+
+
+@dataclass(frozen=True)
+class PromptDone:
+    t: float
+    n_prompt_tokens: int
+    n_prompt_evaluated: int  # fewer than n_prompt_tokens when the KV cache prefix was reused
+    prompt_eval_s: float  # llama.cpp's own timer for the prompt batches
+
+
+@dataclass(frozen=True)
+class Token:
+    t: float
+    text: str  # may be "" while a multi-byte character is still incomplete
+    token_id: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    t: float
+    finish_reason: str  # "stop" (end of turn or stop string), "length", "cancelled"
+    n_generated: int
+    engine_decode_s: float  # llama.cpp's timer for single-token decodes, to cross-check ours
+    text_tail: str = ""  # text held back at the end (a partial character or stop-string prefix)
+
+
+@dataclass(frozen=True)
+class Failed:
+    t: float
+    kind: str  # e.g. "prompt_too_long", "worker_died", "engine"
+    message: str
+
+
+Event = Union[Started, PromptDone, Token, Finished, Failed]
+
+
+class Engine(Protocol):
+    """One loaded model. The in-process engine and the worker client both honour this."""
+
+    def load(self, spec: ModelSpec) -> ModelInfo: ...
+
+    def generate(self, request: GenerationRequest) -> Iterator[Event]: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,104 @@
+"""RunRecorder turns one pane's event stream into a RunResult: text, counts and timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from app.engines.types import Event, Failed, Finished, ModelInfo, PromptDone, Started, Token
+
+
+@dataclass
+class RunResult:
+    """One model's answer to one prompt, with the figures that say what it cost."""
+
+    pane: int
+    model: str
+    mode: str  # "fair" (panes one after another, all cores each) or "live" (at once, cores split)
+    status: str = "running"  # "ok", "cancelled", "failed"
+    finish_reason: str | None = None  # "stop", "length", "cancelled"
+    error_kind: str | None = None
+    error: str | None = None
+    text: str = ""
+    # What ran, so a number is never read without its conditions.
+    model_path: str = ""
+    engine: str = ""
+    backend: str = ""
+    quantization: str = ""
+    n_threads: int = 0
+    n_gpu_layers: int = 0
+    # Counts, by the model's tokenizer.
+    n_prompt_tokens: int = 0
+    n_prompt_evaluated: int = 0  # the rest came from the reused KV cache prefix
+    n_generated: int = 0
+    # Timings in seconds, from the request leaving the parent.
+    ttft_s: float | None = None
+    prompt_eval_s: float | None = None
+    prompt_tps: float | None = None
+    decode_tps: float | None = None  # (tokens after the first) / (time after the first)
+    total_s: float | None = None
+    engine_decode_tps: float | None = None  # llama.cpp's own timer, for cross-checking ours
+    token_times_s: list[float] = field(default_factory=list)  # each token, from submit
+    started_at: str = ""  # wall clock, ISO 8601, for the log
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RunRecorder:
+    """Feed it a pane's events as they arrive; it keeps the running text and the figures."""
+
+    def __init__(self, pane: int, info: ModelInfo | None, mode: str, t_submit: float) -> None:
+        self.t_submit = t_submit
+        self.result = RunResult(pane=pane, model=info.name if info else "", mode=mode)
+        self.result.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if info is not None:
+            r = self.result
+            r.model_path, r.engine, r.backend = info.path, info.engine, info.backend_used
+            r.quantization, r.n_threads = info.quantization, info.n_threads
+            r.n_gpu_layers = info.n_gpu_layers_offloaded
+        self._first_token_t: float | None = None
+        self._last_token_t: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result.status != "running"
+
+    def feed(self, event: Event) -> str:
+        """Record one event; return the text it adds to the pane ("" for most events)."""
+        r = self.result
+        if isinstance(event, Started):
+            r.n_prompt_tokens, r.n_threads = event.n_prompt_tokens, event.n_threads
+        elif isinstance(event, PromptDone):
+            r.n_prompt_evaluated, r.prompt_eval_s = event.n_prompt_evaluated, event.prompt_eval_s
+            if event.prompt_eval_s > 0 and event.n_prompt_evaluated > 0:
+                r.prompt_tps = event.n_prompt_evaluated / event.prompt_eval_s
+        elif isinstance(event, Token):
+            if self._first_token_t is None:
+                self._first_token_t = event.t
+                r.ttft_s = event.t - self.t_submit
+            self._last_token_t = event.t
+            r.n_generated += 1
+            r.token_times_s.append(event.t - self.t_submit)
+            r.text += event.text
+            return event.text
+        elif isinstance(event, Finished):
+            r.text += event.text_tail
+            r.finish_reason = event.finish_reason
+            r.status = "cancelled" if event.finish_reason == "cancelled" else "ok"
+            r.total_s = event.t - self.t_submit
+            if r.n_generated >= 2:
+                r.decode_tps = (r.n_generated - 1) / (self._last_token_t - self._first_token_t)
+            if event.engine_decode_s > 0 and r.n_generated >= 2:
+                r.engine_decode_tps = (r.n_generated - 1) / event.engine_decode_s
+            return event.text_tail
+        elif isinstance(event, Failed):
+            r.status, r.error_kind, r.error = "failed", event.kind, event.message
+            r.total_s = event.t - self.t_submit
+        return ""
+
+    def fail(self, kind: str, message: str) -> RunResult:
+        """Record a failure that happened before any event (e.g. the model did not load)."""
+        r = self.result
+        r.status, r.error_kind, r.error = "failed", kind, message
+        return r

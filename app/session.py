@@ -1,0 +1,167 @@
+"""A comparison: the same prompt through several loaded models, fair or live.
+
+fair: panes run one after another, each with every core — clean, comparable numbers.
+live: panes run at once with the cores split between them — watch them race; slower each.
+Each RunResult says which mode produced it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+from app.engines.client import EngineClient
+from app.engines.gguf_header import read_gguf_header
+from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, ModelSpec, now
+from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
+from app.runs import RunRecorder, RunResult
+
+MODES = ("fair", "live")
+
+
+@dataclass
+class Pane:
+    """One column of the comparison: a model spec, and once loaded its worker and info."""
+
+    spec: ModelSpec
+    client: EngineClient | None = None
+    info: ModelInfo | None = None
+    fit: FitEstimate | None = None
+    load_error: EngineError | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+
+class Session:
+    """Loads each pane's model in its own worker and runs prompts through them."""
+
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        mode: str = "fair",
+        cores: int | None = None,
+        memory: MemoryState | None = None,  # for the fit check; None reads this machine's
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.cores = cores or physical_cores()
+        self.panes = [Pane(spec) for spec in specs]
+        self.memory = memory
+
+    def threads_per_pane(self) -> int:
+        if self.mode == "fair":
+            return self.cores
+        return max(1, self.cores // max(1, len(self.panes)))
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, force: bool = False) -> None:
+        """Load every pane; a pane that cannot load keeps its error and the others go on."""
+        for pane in self.panes:
+            if pane.load_error is not None:  # e.g. the name did not resolve to a model
+                continue
+            try:
+                self._load_pane(pane, force)
+            except EngineError as exc:
+                pane.load_error = exc
+
+    def _load_pane(self, pane: Pane, force: bool) -> None:
+        header = read_gguf_header(pane.spec.path)
+        n_ctx = min(pane.spec.n_ctx, header.context_length or pane.spec.n_ctx)
+        pane.fit = estimate_fit(header, n_ctx, pane.spec.n_gpu_layers, memory=self.memory)
+        if pane.fit.verdict == "too_big" and not force:
+            raise EngineError(f"{pane.label} does not fit: {pane.fit.message()}", kind="does_not_fit")
+        # Load with every core; live mode narrows it per request.
+        spec = replace(pane.spec, n_threads=pane.spec.n_threads or self.cores)
+        client = EngineClient()
+        pane.info = client.load(spec)
+        pane.client = client
+
+    # -- running ---------------------------------------------------------------------------
+
+    def stream(self, request: GenerationRequest) -> Iterator[tuple[int, Event | None, RunRecorder]]:
+        """Yield (pane index, event, its recorder) as events arrive; failed loads yield event None.
+
+        After the stream ends, `self.results` holds one RunResult per pane, in pane order.
+        """
+        request = replace(request, n_threads=request.n_threads or self.threads_per_pane())
+        self.recorders = [RunRecorder(i, p.info, self.mode, now()) for i, p in enumerate(self.panes)]
+        for i, pane in enumerate(self.panes):
+            if pane.client is None:
+                error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
+                self.recorders[i].result.model = pane.label
+                self.recorders[i].fail(error.kind, str(error))
+                yield i, None, self.recorders[i]
+        runnable = [i for i, p in enumerate(self.panes) if p.client is not None]
+        if self.mode == "fair":
+            for i in runnable:
+                yield from self._run_one(i, request)
+        else:
+            yield from self._run_together(runnable, request)
+
+    def _run_one(self, i: int, request: GenerationRequest):
+        recorder = self.recorders[i]
+        recorder.t_submit = now()
+        for event in self.panes[i].client.generate(request):
+            recorder.feed(event)
+            yield i, event, recorder
+
+    def _run_together(self, indices: list[int], request: GenerationRequest):
+        events: queue.Queue = queue.Queue()
+        done = object()
+
+        def pump(i: int) -> None:
+            try:
+                for item in self._run_one(i, request):
+                    events.put(item)
+            finally:
+                events.put(done)
+
+        threads = [threading.Thread(target=pump, args=(i,), daemon=True) for i in indices]
+        for thread in threads:
+            thread.start()
+        remaining = len(threads)
+        while remaining:
+            item = events.get()
+            if item is done:
+                remaining -= 1
+            else:
+                yield item
+        for thread in threads:
+            thread.join()
+
+    def compare(
+        self,
+        request: GenerationRequest,
+        on_event: Callable[[int, Event | None, RunRecorder], None] | None = None,
+    ) -> list[RunResult]:
+        for i, event, recorder in self.stream(request):
+            if on_event is not None:
+                on_event(i, event, recorder)
+        return self.results
+
+    @property
+    def results(self) -> list[RunResult]:
+        return [r.result for r in self.recorders]
+
+    def cancel(self) -> None:
+        for pane in self.panes:
+            if pane.client is not None:
+                pane.client.cancel()
+
+    def close(self) -> None:
+        for pane in self.panes:
+            if pane.client is not None:
+                pane.client.close()
+                pane.client = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,134 @@
+"""What the worker + pipe + recorder pipeline costs against bare llama-cpp-python.
+
+Same model, threads, prompts, seed and greedy sampling, runs alternating (so drift on a shared
+machine hits both sides alike). Prints the figures; goals: decode tok/s ratio >= 0.98, TTFT
+overhead <= 15 ms, cancel <= 100 ms. Run with `make bench` (or pytest tests/perf -m perf -s).
+"""
+
+import statistics
+import time
+
+import llama_cpp
+import pytest
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from app.engines.client import EngineClient
+from app.engines.types import GenerationRequest, Sampling, Token, now
+from app.runs import RunRecorder
+
+pytestmark = pytest.mark.perf
+
+ROUNDS = 6
+MAX_TOKENS = 96
+
+
+def prompt(round_no: int) -> str:
+    return f"Question {round_no}: explain in detail how a bicycle gear system works."
+
+
+def bare_run(llm, formatter, text):
+    """The baseline: llama-cpp-python's own generate loop in this process, nothing around it."""
+    rendered = formatter(messages=[{"role": "user", "content": text}]).prompt
+    started = time.perf_counter()
+    tokens = llm.tokenize(rendered.encode(), add_bos=False, special=True)
+    times, ids = [], []
+    for token in llm.generate(tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            break
+        times.append(time.perf_counter())
+        ids.append(token)
+        if len(ids) >= MAX_TOKENS:
+            break
+    return started, times, ids
+
+
+def pipeline_run(client, text):
+    """The product path: request -> worker process -> pipe -> recorder, timed where the UI reads it."""
+    request = GenerationRequest.from_prompt(text, max_tokens=MAX_TOKENS, sampling=Sampling(temperature=0.0))
+    started = now()
+    recorder = RunRecorder(0, client.info, "fair", started)
+    times, ids = [], []
+    for event in client.generate(request):
+        recorder.feed(event)
+        if isinstance(event, Token):
+            times.append(now())  # when the parent has it, not when the worker made it
+            ids.append(event.token_id)
+    return started, times, ids
+
+
+def decode_tps(times):
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def test_pipeline_overhead_against_bare_llama_cpp(smollm2_spec, bench_threads):
+    client = EngineClient()
+    client.load(smollm2_spec)
+    llm = llama_cpp.Llama(
+        smollm2_spec.path,
+        n_ctx=smollm2_spec.n_ctx,
+        n_threads=bench_threads,
+        n_threads_batch=bench_threads,
+        verbose=False,
+    )
+    formatter = Jinja2ChatFormatter(
+        template=llm.metadata["tokenizer.chat_template"],
+        bos_token=llm._model.token_get_text(llm._model.token_bos()),
+        eos_token=llm._model.token_get_text(llm._model.token_eos()),
+    )
+    rows = {"pipeline": [], "bare": []}
+    try:
+        pipeline_run(client, "warm up"), bare_run(llm, formatter, "warm up")
+        for round_no in range(ROUNDS):
+            order = ["pipeline", "bare"] if round_no % 2 == 0 else ["bare", "pipeline"]
+            outputs = {}
+            for side in order:
+                if side == "pipeline":
+                    started, times, ids = pipeline_run(client, prompt(round_no))
+                else:
+                    started, times, ids = bare_run(llm, formatter, prompt(round_no))
+                outputs[side] = ids
+                rows[side].append((times[0] - started, decode_tps(times)))
+            # Same model, prompt and greedy sampling: the very same tokens, or the comparison is void.
+            assert outputs["pipeline"] == outputs["bare"]
+    finally:
+        client.close()
+        llm.close()
+
+    ttft = {side: statistics.median(r[0] for r in rows[side]) for side in rows}
+    tps = {side: statistics.median(r[1] for r in rows[side]) for side in rows}
+    ratio = tps["pipeline"] / tps["bare"]
+    overhead_ms = (ttft["pipeline"] - ttft["bare"]) * 1000
+    print(f"\n[bench] smollm2-135m, {bench_threads} threads, {ROUNDS} alternating rounds, {MAX_TOKENS} tokens")
+    print(f"[bench] decode tok/s  pipeline {tps['pipeline']:.1f}  bare {tps['bare']:.1f}  ratio {ratio:.3f} (goal >= 0.98)")
+    print(f"[bench] TTFT          pipeline {ttft['pipeline']*1000:.1f} ms  bare {ttft['bare']*1000:.1f} ms  overhead {overhead_ms:.1f} ms (goal <= 15 ms)")
+    per_round = [f"{p[1] / b[1]:.3f}" for p, b in zip(rows["pipeline"], rows["bare"])]
+    print(f"[bench] per-round decode ratios: {' '.join(per_round)}")
+
+
+def test_cancel_latency(smollm2_client):
+    """From cancel() to the Finished event in the parent: mid-decode and mid-prompt."""
+    decode, prompt_phase = [], []
+    story = GenerationRequest.from_prompt("Write a very long story about the sea.", max_tokens=1000)
+    for _ in range(8):
+        stream = smollm2_client.generate(story)
+        for event in stream:
+            if isinstance(event, Token):
+                break
+        asked = now()
+        smollm2_client.cancel()
+        rest = list(stream)
+        assert rest[-1].finish_reason == "cancelled"
+        decode.append(now() - asked)
+    for round_no in range(5):
+        long_prompt = f"Run {round_no}. " + "The quick brown fox jumps over the lazy dog. " * 150
+        stream = smollm2_client.generate(GenerationRequest.from_prompt(long_prompt, max_tokens=4))
+        next(stream)  # Started: the worker is now processing the prompt
+        time.sleep(0.05)
+        asked = now()
+        smollm2_client.cancel()
+        rest = list(stream)
+        assert rest[-1].finish_reason == "cancelled"
+        prompt_phase.append(now() - asked)
+    for name, values in (("mid-decode", decode), ("mid-prompt", prompt_phase)):
+        ms = sorted(v * 1000 for v in values)
+        print(f"\n[bench] cancel {name}: median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms (goal <= 100 ms)")

@@ -1,0 +1,128 @@
+"""The `fastslow` command as a user runs it: a real process, real models, real exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SHORT = ["--max-tokens", "6", "--temperature", "0"]
+
+
+def fastslow(*args, stdin=None, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_compare_streams_both_panes_and_ends_with_a_table():
+    out = fastslow("compare", "What is 2 + 2?", "-m", "smollm2-135m", "-m", "gemma3-270m", *SHORT)
+    assert out.returncode == 0, out.stderr
+    assert "── [1 smollm2-135m] CPU" in out.stdout and "── [2 gemma3-270m] CPU" in out.stdout
+    assert "fair mode" in out.stdout
+    table = out.stdout[out.stdout.index("#  model"):]
+    assert "decode tok/s" in table and "TTFT" in table
+    assert table.count(" ok ") == 2
+
+
+def test_json_prints_one_complete_record_per_run():
+    out = fastslow("compare", "Hello", "-m", "smollm2-135m", "-m", "gemma3-270m", "--live", "--json", *SHORT)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["model"] for r in records] == ["smollm2-135m", "gemma3-270m"]
+    for record in records:
+        assert record["status"] == "ok" and record["mode"] == "live"
+        assert record["n_generated"] == 6 and record["finish_reason"] == "length"
+        assert record["ttft_s"] > 0 and record["decode_tps"] > 0
+        assert record["model_info"]["backend_used"] == "CPU"
+        assert record["fit"]["verdict"] == "fits"
+
+
+def test_live_mode_labels_every_line():
+    out = fastslow("compare", "List two fruits.", "--live", *SHORT)  # default: the bundled pair
+    assert out.returncode == 0, out.stderr
+    body = out.stdout[: out.stdout.index("#  model")]
+    streamed = [line for line in body.splitlines()[1:] if line.strip()]
+    assert streamed and all(line.startswith(("[1 smollm2-135m]", "[2 gemma3-270m]")) for line in streamed)
+    assert "live mode" in out.stdout
+
+
+def test_prompt_from_standard_input():
+    out = fastslow("compare", "-", "-m", "smollm2-135m", "--json", *SHORT, stdin="Say yes.")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["n_prompt_tokens"] > 3
+
+
+def _bad_inputs(tmp_path):
+    text = tmp_path / "readme.gguf"
+    text.write_text("hello")
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"")
+    folder = tmp_path / "folder.gguf"
+    folder.mkdir()
+    return {
+        "missing file": (str(tmp_path / "nope.gguf"), "missing_model_file", "does not exist"),
+        "directory": (str(folder), "missing_model_file", "directory"),
+        "not GGUF": (str(text), "bad_model_file", "not a GGUF"),
+        "zero bytes": (str(empty), "bad_model_file", "empty"),
+        "unknown name": ("qwen3-17b", "unknown_model", "qwen3-1.7b"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "directory", "not GGUF", "zero bytes", "unknown name"])
+def test_bad_model_gives_one_clear_line_exit_2_and_the_other_pane_still_runs(tmp_path, case):
+    model, kind, words = _bad_inputs(tmp_path)[case]
+    out = fastslow("compare", "Hi", "-m", model, "-m", "smollm2-135m", "--json", *SHORT)
+    assert out.returncode == 2
+    bad, good = (json.loads(line) for line in out.stdout.splitlines())
+    assert bad["status"] == "failed" and bad["error_kind"] == kind
+    assert words in bad["error"] and "\n" not in bad["error"]
+    assert "Traceback" not in out.stderr
+    assert good["status"] == "ok" and good["n_generated"] == 6
+
+
+def test_truncated_gguf_is_refused(tmp_path, smollm2_path):
+    truncated = tmp_path / "half.gguf"
+    with open(smollm2_path, "rb") as source:
+        truncated.write_bytes(source.read(os.path.getsize(smollm2_path) // 2))
+    out = fastslow("compare", "Hi", "-m", str(truncated), *SHORT)
+    assert out.returncode == 2
+    assert "half.gguf" in out.stdout and "truncated" in out.stdout.lower()
+
+
+def test_empty_prompt_exits_2_before_loading_anything():
+    out = fastslow("compare", "  ", "-m", "smollm2-135m")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "fastslow: the prompt is empty: give a question to ask"
+    assert "loading" not in out.stdout
+
+
+def test_prompt_longer_than_the_context_exits_2_with_the_figures():
+    out = fastslow("compare", "many words " * 200, "-m", "smollm2-135m", "--ctx", "128", "--json")
+    assert out.returncode == 2
+    record = json.loads(out.stdout)
+    assert record["error_kind"] == "prompt_too_long"
+    assert "128-token context" in record["error"]
+
+
+def test_models_lists_the_catalog_with_fit_on_this_machine():
+    out = fastslow("models", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {row["model"]: row for row in map(json.loads, out.stdout.splitlines())}
+    assert rows["smollm2-135m"]["where"] == "bundled"
+    assert rows["smollm2-135m"]["quant"] == "Q4_1"
+    assert rows["gemma3-270m"]["fit"].startswith("fits")
+    assert rows["qwen3-0.6b"]["where"] in ("not downloaded",) or rows["qwen3-0.6b"]["path"]
+    table = fastslow("models")
+    assert table.returncode == 0 and "smollm2-135m" in table.stdout and "RAM available" in table.stdout
+
+
+def test_usage_errors_exit_2():
+    assert fastslow("compare", "Hi", "--max-tokens", "0").returncode == 2
+    assert fastslow("compare", "Hi", "--fair", "--live").returncode == 2

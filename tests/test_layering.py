@@ -1,0 +1,25 @@
+"""Only app/ui imports Qt: the CLI, the tests and the benchmarks run the very code the GUI uses."""
+
+import pkgutil
+import subprocess
+import sys
+
+import app
+
+
+def test_no_module_outside_ui_imports_qt():
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(app.__path__, prefix="app.")
+        if not m.name.startswith("app.ui")
+    ]
+    assert "app.cli" in modules and "app.engines.llama_engine" in modules
+    # A fresh interpreter, so nothing imported by other tests can hide a Qt import.
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'superqt', 'pyqtgraph'))\n"
+        "print(qt)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,98 @@
+"""Comparisons on both bundled models: fair and live, figures consistent, failures isolated."""
+
+import os
+import signal
+
+import pytest
+
+from app.engines.types import GenerationRequest, ModelSpec, Sampling, Token
+from app.hardware import MemoryState
+from app.session import Session
+
+QUESTION = GenerationRequest.from_prompt(
+    "Name three primary colours.", max_tokens=24, sampling=Sampling(temperature=0.0)
+)
+
+
+def assert_consistent(result):
+    assert result.status == "ok", result.error
+    assert result.text.strip()
+    assert result.n_prompt_tokens > 0 and result.n_generated > 0
+    assert 0 < result.n_prompt_evaluated <= result.n_prompt_tokens
+    assert result.ttft_s > 0 and result.prompt_tps > 0 and result.decode_tps > 0
+    decode_window = result.token_times_s[-1] - result.token_times_s[0]
+    # The first token cannot come before the prompt was processed, and nothing after the end.
+    assert result.ttft_s >= result.prompt_eval_s * 0.9
+    assert result.ttft_s + decode_window <= result.total_s + 1e-6
+    assert result.decode_tps == pytest.approx((result.n_generated - 1) / decode_window)
+    assert len(result.token_times_s) == result.n_generated
+
+
+@pytest.fixture(scope="module")
+def fair_session(smollm2_spec, gemma_spec):
+    with Session([smollm2_spec, gemma_spec], mode="fair") as session:
+        session.load()
+        yield session
+
+
+def test_fair_mode_runs_panes_one_after_another_with_all_cores(fair_session):
+    results = fair_session.compare(QUESTION)
+    assert [r.model for r in results] == ["smollm2-135m", "gemma3-270m"]
+    for result in results:
+        assert_consistent(result)
+        assert result.mode == "fair"
+        assert result.n_threads == fair_session.cores
+    first_end = results[0].total_s
+    # Pane 2 was submitted only after pane 1 finished: its clock starts later.
+    assert fair_session.recorders[1].t_submit >= fair_session.recorders[0].t_submit + first_end
+
+
+def test_live_mode_runs_panes_at_once_with_cores_split(smollm2_spec, gemma_spec):
+    with Session([smollm2_spec, gemma_spec], mode="live", cores=2) as session:
+        session.load()
+        request = GenerationRequest.from_prompt("Describe the sea in detail.", max_tokens=48)
+        results = session.compare(request)
+        for result in results:
+            assert_consistent(result)
+            assert result.mode == "live" and result.n_threads == 1
+        # Both were generating at the same time: their token windows overlap.
+        starts = [rec.t_submit + r.token_times_s[0] for rec, r in zip(session.recorders, results)]
+        ends = [rec.t_submit + r.token_times_s[-1] for rec, r in zip(session.recorders, results)]
+        assert max(starts) < min(ends)
+
+
+def test_a_killed_worker_fails_its_pane_and_the_other_pane_finishes(smollm2_spec, gemma_spec):
+    with Session([smollm2_spec, gemma_spec], mode="live") as session:
+        session.load()
+        victim = session.panes[0].client.pid
+        request = GenerationRequest.from_prompt("Write a long story about a dragon.", max_tokens=64)
+        killed = False
+        for i, event, _ in session.stream(request):
+            if i == 0 and isinstance(event, Token) and not killed:
+                os.kill(victim, signal.SIGKILL)
+                killed = True
+        dead, alive = session.results
+        assert dead.status == "failed" and dead.error_kind == "worker_died"
+        assert "SIGKILL" in dead.error
+        assert alive.status == "ok" and alive.n_generated == 64
+
+
+def test_a_pane_that_cannot_load_leaves_the_other_running(tmp_path, smollm2_spec):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00")  # the magic, then nothing
+    with Session([ModelSpec(path=str(broken)), smollm2_spec]) as session:
+        session.load()
+        bad, good = session.compare(GenerationRequest.from_prompt("Hi", max_tokens=4))
+        assert bad.status == "failed" and bad.error_kind == "bad_model_file"
+        assert "broken.gguf" in bad.error
+        assert good.status == "ok" and good.n_generated == 4
+
+
+def test_a_model_that_does_not_fit_is_refused_with_figures(smollm2_spec):
+    tiny = MemoryState(ram_total=64 * 2**20, ram_available=32 * 2**20, gpus=())
+    with Session([smollm2_spec], memory=tiny) as session:
+        session.load()
+        [result] = session.compare(QUESTION)
+        assert result.error_kind == "does_not_fit"
+        assert "GiB" in result.error or "MiB" in result.error
+        assert session.panes[0].client is None  # no worker was started
