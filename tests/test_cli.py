@@ -67,7 +67,7 @@ def _bad_inputs(tmp_path):
     folder = tmp_path / "folder.gguf"
     folder.mkdir()
     return {
-        "missing file": (str(tmp_path / "nope.gguf"), "missing_model_file", "does not exist"),
+        "missing file": (str(tmp_path / "nope.gguf"), "missing_model_file", "not found"),
         "directory": (str(folder), "missing_model_file", "directory"),
         "not GGUF": (str(text), "bad_model_file", "not a GGUF"),
         "zero bytes": (str(empty), "bad_model_file", "empty"),
@@ -104,11 +104,12 @@ def test_empty_prompt_exits_2_before_loading_anything():
 
 
 def test_prompt_longer_than_the_context_exits_2_with_the_figures():
-    out = fastslow("compare", "many words " * 200, "-m", "smollm2-135m", "--ctx", "128", "--json")
-    assert out.returncode == 2
-    record = json.loads(out.stdout)
-    assert record["error_kind"] == "prompt_too_long"
-    assert "128-token context" in record["error"]
+    for ctx in ("16", "256"):
+        out = fastslow("compare", "many words " * 200, "-m", "smollm2-135m", "--ctx", ctx, "--json")
+        assert out.returncode == 2
+        record = json.loads(out.stdout)
+        assert record["error_kind"] == "prompt_too_long"
+        assert f"{ctx}-token context" in record["error"]
 
 
 def test_models_lists_the_catalog_with_fit_on_this_machine():

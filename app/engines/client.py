@@ -90,18 +90,17 @@ class EngineClient:
         self._conn.send(("generate", request))
         self._busy = True
         try:
-            while True:
+            while self._busy:
                 try:
-                    event = self._receive()
+                    batch = self._receive()
                 except EngineError as exc:
                     self._busy = False
                     yield Failed(now(), exc.kind, str(exc))
                     return
-                if isinstance(event, (Finished, Failed)):
-                    self._busy = False
-                yield event
-                if not self._busy:
-                    return
+                for event in batch:
+                    if isinstance(event, (Finished, Failed)):
+                        self._busy = False
+                    yield event
         finally:
             if self._busy:  # the caller walked away mid-stream: stop the worker, drop the rest
                 self._drain()
@@ -109,7 +108,7 @@ class EngineClient:
     def _drain(self) -> None:
         self.cancel()
         try:
-            while not isinstance(self._receive(), (Finished, Failed)):
+            while not isinstance(self._receive()[-1], (Finished, Failed)):
                 pass
         except EngineError:
             pass

@@ -116,7 +116,7 @@ def read_gguf_header(path: str | os.PathLike) -> GGUFInfo:
         raise _bad(path, f"cannot be opened ({exc.strerror})", "check that it is readable") from None
     if stat.S_ISDIR(st.st_mode):
         raise GGUFError(
-            f"Model file '{path}' is a folder, not a file; choose the .gguf file inside it.",
+            f"Model file '{path}' is a directory, not a file; choose the .gguf file inside it.",
             kind="missing_model_file",
         )
     if st.st_size == 0:
@@ -124,6 +124,8 @@ def read_gguf_header(path: str | os.PathLike) -> GGUFInfo:
     try:
         with open(path, "rb") as f:
             return _parse(_Reader(f, path, os.fstat(f.fileno()).st_size))
+    except PermissionError:
+        raise _bad(path, "cannot be opened (permission denied)", "check that it is readable") from None
     except OSError as exc:
         raise _bad(path, f"could not be read ({exc.strerror})", "check the disk and try again") from None
 
@@ -134,7 +136,6 @@ def read_gguf_header(path: str | os.PathLike) -> GGUFInfo:
 @dataclass(frozen=True, slots=True)
 class _Tensor:
     name: str
-    dims: tuple[int, ...]
     ggml_type: int
     offset: int  # from the start of the data section
     n_elements: int
@@ -242,8 +243,8 @@ def _read_array(r: _Reader, key: str, meta: _Metadata) -> str:
     if count * item_size > r.remaining:
         raise _bad(
             r.path,
-            f"is cut short or corrupt: it claims {count:,} items for '{key}', "
-            "more than the rest of the file could hold",
+            f"is cut short or corrupt: '{key}' claims {count:,} items, more than the {r.remaining:,} bytes "
+            f"left before the file ends at byte {r.size:,}",
         )
 
     if item_type == GGUFValueType.STRING:
@@ -280,11 +281,12 @@ def _read_tensor_info(r: _Reader) -> _Tensor:
             "update FastSlow, or download a more common quantization such as Q4_K_M",
         )
     block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    if dims and dims[0] % block_size:
+    row = dims[0] if dims else 1
+    if row % block_size:
         type_name = GGMLQuantizationType(ggml_type).name
         raise _corrupt(
             r.path,
-            f"gives tensor '{name}' rows of {dims[0]:,} values, not a multiple of the {type_name} block size"
+            f"gives tensor '{name}' rows of {row:,} values, not a multiple of the {type_name} block size"
             f" ({block_size})",
         )
     offset = r.u64()
@@ -294,7 +296,7 @@ def _read_tensor_info(r: _Reader) -> _Tensor:
     n_bytes = n_elements // block_size * type_size
     if n_bytes > r.size:
         raise _corrupt(r.path, f"claims {n_bytes:,} bytes for tensor '{name}', more than the whole file")
-    return _Tensor(name, dims, ggml_type, offset, n_elements, n_bytes)
+    return _Tensor(name, ggml_type, offset, n_elements, n_bytes)
 
 
 def _check_unique_names(path: str, tensors: list[_Tensor]) -> None:
@@ -334,7 +336,7 @@ def _check_layout(path: str, tensors: list[_Tensor], data_start: int, alignment:
         raise _bad(
             path,
             f"is incomplete: its tensors need {end:,} bytes but it has {file_size:,}, "
-            f"so {missing:,} bytes ({_human(missing)}) are missing, probably from an interrupted download",
+            f"so {_bytes(missing)} {'is' if missing == 1 else 'are'} missing, probably from an interrupted download",
         )
 
 
@@ -550,8 +552,10 @@ def _pad(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
 
 
-def _human(n: int) -> str:
+def _bytes(n: int) -> str:
+    """Exact, and readable when large: "1 byte", "900 bytes", "31,457,280 bytes (30.0 MiB)"."""
+    exact = "1 byte" if n == 1 else f"{n:,} bytes"
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
+            return f"{exact} ({n / size:.1f} {unit})"
+    return exact

@@ -35,6 +35,24 @@ _GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CA
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 
 
+# llama.cpp's log, kept for the process: it explains load failures and says what was offloaded.
+_LLAMA_LOG: deque[str] = deque(maxlen=400)
+_LOG_CALLBACK = None  # the C side keeps this pointer forever, so it must never be collected
+
+
+def _capture_llama_log(llama_cpp) -> None:
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    def on_log(_level, text, _user_data):
+        if text:
+            _LLAMA_LOG.append(text.decode("utf-8", "replace"))
+
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(on_log)
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
 def available_backends() -> tuple[str, ...]:
     """The backends compiled into this llama.cpp build, e.g. ("CPU",) or ("CUDA", "CPU")."""
     import llama_cpp
@@ -57,12 +75,9 @@ class LlamaCppEngine:
         self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
         self._llm = None
         self._spec: ModelSpec | None = None
-        self._log: deque[str] = deque(maxlen=400)
         self._threads = 1
         self._formatter = None
-        # ctypes callbacks must outlive their registration: keep references on the instance.
-        self._abort_cb = None
-        self._log_cb = None
+        self._abort_cb = None  # a ctypes callback must outlive its registration: keep it here
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -71,7 +86,8 @@ class LlamaCppEngine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         header = read_gguf_header(spec.path)
-        self._capture_llama_log(llama_cpp)
+        _capture_llama_log(llama_cpp)
+        _LLAMA_LOG.clear()
         n_ctx_train = header.context_length or spec.n_ctx
         n_ctx = min(spec.n_ctx, n_ctx_train)
         self._threads = spec.n_threads or psutil.cpu_count(logical=False) or 1
@@ -91,6 +107,7 @@ class LlamaCppEngine:
                 f"llama.cpp could not load {spec.path}: {self._last_log_error() or exc}",
                 kind="load_failed",
             ) from exc
+        self._warm_up(llm)
         load_s = now() - started
         self._llm, self._spec = llm, spec
 
@@ -131,22 +148,25 @@ class LlamaCppEngine:
             engine_version=getattr(llama_cpp, "__version__", "?"),
         )
 
-    def _capture_llama_log(self, llama_cpp) -> None:
-        """Route llama.cpp's log into a ring buffer: it explains load failures and GPU offload."""
+    @staticmethod
+    def _warm_up(llm) -> None:
+        """One throwaway decode, as llama.cpp's own tools do: the first request then shows
+        steady-state TTFT instead of page faults and lazy initialisation."""
+        import llama_cpp
 
-        def on_log(level, text, _user_data):
-            if text:
-                self._log.append(text.decode("utf-8", "replace"))
-
-        self._log_cb = llama_cpp.llama_log_callback(on_log)
-        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
+        bos = llm._model.token_bos()
+        llm.eval([bos if bos >= 0 else 0])
+        # llama.cpp books a decode into its perf counters only at the next sync; do it now, or
+        # this warm-up would land in the first request's figures.
+        llama_cpp.llama_synchronize(llm._ctx.ctx)
+        llm.reset()
 
     def _last_log_error(self) -> str:
-        errors = [line.strip() for line in self._log if "error" in line.lower() or "failed" in line]
+        errors = [line.strip() for line in _LLAMA_LOG if "error" in line.lower() or "failed" in line]
         return errors[-1] if errors else ""
 
     def _offloaded_layers(self) -> int:
-        for line in reversed(self._log):
+        for line in reversed(_LLAMA_LOG):
             match = _OFFLOADED.search(line)
             if match:
                 return int(match.group(1))
@@ -177,7 +197,9 @@ class LlamaCppEngine:
         except Exception as exc:  # a broken or unsuitable chat template
             yield Failed(now(), "template", f"{spec.label}'s chat template failed: {exc}")
             return
-        n_prompt, n_ctx = len(prompt_tokens), llm.n_ctx()
+        # llama.cpp pads the context it allocates, but llama-cpp-python sizes its token buffers
+        # by the requested one: the smaller is the real limit.
+        n_prompt, n_ctx = len(prompt_tokens), min(llm.n_ctx(), llm.context_params.n_ctx)
         if n_prompt >= n_ctx:
             yield Failed(
                 now(),
@@ -215,11 +237,11 @@ class LlamaCppEngine:
                     # node would cost decode speed for nothing.
                     self._set_abort(False)
                     perf = llama_cpp.llama_perf_context(ctx)
+                    # A 1-token suffix (the rest came from the cache) counts as n_eval, which
+                    # llama.cpp reports as at least 1: trust it only when time was spent there.
+                    single = perf.n_eval if perf.t_eval_ms > 0 else 0
                     yield PromptDone(
-                        t,
-                        n_prompt,
-                        perf.n_p_eval + perf.n_eval,  # a 1-token suffix counts as n_eval
-                        (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0,
+                        t, n_prompt, perf.n_p_eval + single, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
                     )
                 if self._cancel.value:
                     finish = "cancelled"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from multiprocessing.connection import Connection
 
-from app.engines.types import EngineError, Failed, now
+from app.engines.types import EngineError, Failed, Token, now
+
+FLUSH_INTERVAL_S = 0.03
 
 
 def _make_engine(engine: str, cancel_flag):
@@ -19,11 +21,33 @@ def _make_engine(engine: str, cancel_flag):
     raise EngineError(f"unknown engine {engine!r}: this build knows 'llama.cpp'", kind="load_failed")
 
 
+def _stream(events, conn: Connection) -> None:
+    """Send events in batches: every event that is not a token at once, tokens at most every
+    FLUSH_INTERVAL_S. Each event keeps its own timestamp, so batching delays display, not figures.
+
+    Waking the parent for every token steals the cores the model is decoding on (about 8% of
+    decode speed at 120 tok/s on 2 cores, tests/perf); a 30 ms batch is below what an eye sees.
+    A slow model still streams token by token: a token that comes after the interval goes alone.
+    """
+    batch: list = []
+    last_flush = None  # no token sent yet: the first one goes at once (it is the TTFT)
+    for event in events:
+        batch.append(event)
+        if not isinstance(event, Token):
+            conn.send(batch)
+            batch = []
+        elif last_flush is None or event.t - last_flush >= FLUSH_INTERVAL_S:
+            conn.send(batch)
+            batch, last_flush = [], event.t
+    if batch:
+        conn.send(batch)
+
+
 def worker_main(conn: Connection, cancel_flag) -> None:
     """Serve ("load", spec), ("generate", request) and ("close", None) until told to stop.
 
     Replies to load are ("loaded", ModelInfo) or ("error", (kind, message)); a generate streams
-    events and always ends with Finished or Failed.
+    lists of events, the last ending with Finished or Failed.
     """
     engine = None
     try:
@@ -42,8 +66,7 @@ def worker_main(conn: Connection, cancel_flag) -> None:
                     conn.send(("error", ("load_failed", f"could not load the model: {exc}")))
             elif command == "generate":
                 try:
-                    for event in engine.generate(argument):
-                        conn.send(event)
+                    _stream(engine.generate(argument), conn)
                 except (BrokenPipeError, EOFError):
                     return
                 except Exception as exc:

