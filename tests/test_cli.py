@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -127,3 +128,31 @@ def test_models_lists_the_catalog_with_fit_on_this_machine():
 def test_usage_errors_exit_2():
     assert fastslow("compare", "Hi", "--max-tokens", "0").returncode == 2
     assert fastslow("compare", "Hi", "--fair", "--live").returncode == 2
+
+
+def test_worker_killed_mid_run_exits_1_and_the_other_pane_finishes():
+    import psutil
+
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "compare", "Write a long story about a whale.", "--live",
+         "--json", "--max-tokens", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    parent = psutil.Process(cli.pid)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        workers = [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+        # Wait until both workers are loaded and busy, then kill the first one started.
+        if len(workers) == 2 and all(w.cpu_percent(interval=0.2) > 20 for w in workers):
+            victim = min(workers, key=lambda w: w.create_time())
+        time.sleep(0.1)
+    assert victim is not None, "the workers never got busy"
+    victim.kill()
+    stdout, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 1, stderr
+    dead, alive = (json.loads(line) for line in stdout.splitlines())
+    assert dead["error_kind"] == "worker_died" and "SIGKILL" in dead["error"]
+    assert alive["status"] == "ok" and alive["n_generated"] > 0
