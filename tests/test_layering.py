@@ -1,6 +1,7 @@
 """Only app/ui imports Qt: the CLI, the tests and the benchmarks run the very code the GUI uses."""
 
 import pkgutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -23,3 +24,15 @@ def test_no_module_outside_ui_imports_qt():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_contracts_in_pyproject_hold():
+    # import-linter reads [tool.importlinter] from pyproject.toml (engines import nothing above them).
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, importlinter.cli as c; sys.exit(c.lint_imports_command())"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "broken" in out.stdout and "0 broken" in out.stdout
