@@ -124,6 +124,9 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if printer:
             printer.loading()
         session.load(force=args.force)
+        for pane in session.panes:
+            if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
+                print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
         try:
             results = session.compare(request, on_event=printer.on_event if printer else None)
         except KeyboardInterrupt:

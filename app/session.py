@@ -52,6 +52,7 @@ class Session:
         self.cores = cores or physical_cores()
         self.panes = [Pane(spec) for spec in specs]
         self.memory = memory
+        self.recorders: list[RunRecorder] = []
 
     def threads_per_pane(self) -> int:
         if self.mode == "fair":
