@@ -341,6 +341,7 @@ def resolve(
             name=entry.id,
             chat_template=entry.chat_template,
             stop=entry.stop,
+            thinking=entry.thinking,
             n_ctx=n_ctx or min(entry.context_length, DEFAULT_N_CTX),
             n_gpu_layers=n_gpu_layers,
             n_threads=n_threads,

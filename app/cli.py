@@ -177,6 +177,7 @@ class _StreamPrinter:
         self.live = session.mode == "live"
         self.pending = {i: "" for i in range(len(session.panes))}
         self.started: set[int] = set()
+        self.channel: dict[int, str] = {}  # what each pane is streaming now: thinking or answer
 
     def loading(self) -> None:
         names = ", ".join(p.label for p in self.session.panes)
@@ -192,11 +193,14 @@ class _StreamPrinter:
         elif isinstance(event, Started) and not self.live:
             self.out.write(f"\n── {self._tag(i)} {self._conditions(i)} ──\n")
             self.started.add(i)
-        elif isinstance(event, Token):
-            self._write_text(i, event.text)
-        elif isinstance(event, Finished):
-            self._write_text(i, event.text_tail)
-            self._finish_pane(i, None)
+        elif isinstance(event, (Token, Finished)):
+            for piece in recorder.last_pieces:
+                if piece.channel != self.channel.get(i, "answer"):
+                    self.channel[i] = piece.channel
+                    self._write_text(i, "[thinking] " if piece.channel == "thinking" else "\n[answer] ")
+                self._write_text(i, piece.text)
+            if isinstance(event, Finished):
+                self._finish_pane(i, None)
 
     def _conditions(self, i: int) -> str:
         info = self.session.panes[i].info

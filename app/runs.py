@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from app.engines.types import Event, Failed, Finished, ModelInfo, PromptDone, Started, Token
+from app.reasoning.parser import ANSWER, THINKING, Piece, ReasoningParser
 
 
 @dataclass
@@ -19,7 +20,10 @@ class RunResult:
     finish_reason: str | None = None  # "stop", "length", "cancelled"
     error_kind: str | None = None
     error: str | None = None
-    text: str = ""
+    text: str = ""  # the answer
+    thinking: str = ""  # the reasoning before it, when the model thinks
+    thinking_style: str = "none"
+    thinking_unclosed: bool = False  # the run ended mid-thought (out of tokens, or cancelled)
     # What ran, so a number is never read without its conditions.
     model_path: str = ""
     engine: str = ""
@@ -31,8 +35,11 @@ class RunResult:
     n_prompt_tokens: int = 0
     n_prompt_evaluated: int = 0  # the rest came from the reused KV cache prefix
     n_generated: int = 0
+    n_thinking_tokens: int = 0  # tag tokens included: they are what thinking costs
+    n_answer_tokens: int = 0
     # Timings in seconds, from the request leaving the parent.
     ttft_s: float | None = None
+    ttfat_s: float | None = None  # time to the first visible answer token: what a reader waits for
     prompt_eval_s: float | None = None
     prompt_tps: float | None = None
     decode_tps: float | None = None  # (tokens after the first) / (time after the first)
@@ -48,9 +55,14 @@ class RunResult:
 class RunRecorder:
     """Feed it a pane's events as they arrive; it keeps the running text and the figures."""
 
-    def __init__(self, pane: int, info: ModelInfo | None, mode: str, t_submit: float) -> None:
+    def __init__(
+        self, pane: int, info: ModelInfo | None, mode: str, t_submit: float, thinking_style: str = "none"
+    ) -> None:
         self.t_submit = t_submit
         self.result = RunResult(pane=pane, model=info.name if info else "", mode=mode)
+        self.result.thinking_style = thinking_style
+        self.parser = ReasoningParser(thinking_style)
+        self.last_pieces: list[Piece] = []  # what the latest event added, for a view to show
         self.result.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if info is not None:
             r = self.result
@@ -64,11 +76,17 @@ class RunRecorder:
     def done(self) -> bool:
         return self.result.status != "running"
 
-    def feed(self, event: Event) -> str:
-        """Record one event; return the text it adds to the pane ("" for most events)."""
+    def feed(self, event: Event) -> list[Piece]:
+        """Record one event; return the labelled text it adds to the pane (none for most events)."""
+        self.last_pieces = self._record(event)
+        return self.last_pieces
+
+    def _record(self, event: Event) -> list[Piece]:
         r = self.result
         if isinstance(event, Started):
             r.n_prompt_tokens, r.n_threads = event.n_prompt_tokens, event.n_threads
+            if event.prompt_opens_thinking:
+                self.parser = ReasoningParser(r.thinking_style, starts_in_thinking=True)
         elif isinstance(event, PromptDone):
             r.n_prompt_evaluated, r.prompt_eval_s = event.n_prompt_evaluated, event.prompt_eval_s
             if event.prompt_eval_s > 0 and event.n_prompt_evaluated > 0:
@@ -80,10 +98,20 @@ class RunRecorder:
             self._last_token_t = event.t
             r.n_generated += 1
             r.token_times_s.append(event.t - self.t_submit)
-            r.text += event.text
-            return event.text
+            before = self.parser.channel
+            pieces = self.parser.feed(event.text)
+            # A token that opened, continued or closed the thought is thinking; the rest is answer.
+            thinking = THINKING in (before, self.parser.channel) or any(p.channel == THINKING for p in pieces)
+            if thinking:
+                r.n_thinking_tokens += 1
+            else:
+                r.n_answer_tokens += 1
+            self._add(pieces, event.t)
+            return pieces
         elif isinstance(event, Finished):
-            r.text += event.text_tail
+            pieces = self.parser.feed(event.text_tail) + self.parser.flush()
+            self._add(pieces, event.t)
+            r.thinking_unclosed = self.parser.unclosed
             r.finish_reason = event.finish_reason
             r.status = "cancelled" if event.finish_reason == "cancelled" else "ok"
             r.total_s = event.t - self.t_submit
@@ -91,11 +119,21 @@ class RunRecorder:
                 r.decode_tps = (r.n_generated - 1) / (self._last_token_t - self._first_token_t)
             if event.engine_decode_s > 0 and r.n_generated >= 2:
                 r.engine_decode_tps = (r.n_generated - 1) / event.engine_decode_s
-            return event.text_tail
+            return pieces
         elif isinstance(event, Failed):
             r.status, r.error_kind, r.error = "failed", event.kind, event.message
             r.total_s = event.t - self.t_submit
-        return ""
+        return []
+
+    def _add(self, pieces: list[Piece], t: float) -> None:
+        r = self.result
+        for piece in pieces:
+            if piece.channel == ANSWER:
+                if r.ttfat_s is None and piece.text.strip():
+                    r.ttfat_s = t - self.t_submit
+                r.text += piece.text
+            else:
+                r.thinking += piece.text
 
     def fail(self, kind: str, message: str) -> RunResult:
         """Record a failure that happened before any event (e.g. the model did not load)."""

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from app.engines.client import EngineClient
 from app.engines.gguf_header import read_gguf_header
 from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, ModelSpec, now
+from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
 from app.runs import RunRecorder, RunResult
 
@@ -30,6 +31,7 @@ class Pane:
     info: ModelInfo | None = None
     fit: FitEstimate | None = None
     load_error: EngineError | None = None
+    thinking_style: str = "none"
 
     @property
     def label(self) -> str:
@@ -75,6 +77,8 @@ class Session:
         header = read_gguf_header(pane.spec.path)
         n_ctx = min(pane.spec.n_ctx, header.context_length or pane.spec.n_ctx)
         pane.fit = estimate_fit(header, n_ctx, pane.spec.n_gpu_layers, memory=self.memory)
+        template = pane.spec.chat_template or header.chat_template
+        pane.thinking_style = pane.spec.thinking or detect_style(template)
         if pane.fit.verdict == "too_big" and not force:
             raise EngineError(f"{pane.label} does not fit: {pane.fit.message()}", kind="does_not_fit")
         # Load with every core; live mode narrows it per request.
@@ -91,7 +95,9 @@ class Session:
         After the stream ends, `self.results` holds one RunResult per pane, in pane order.
         """
         request = replace(request, n_threads=request.n_threads or self.threads_per_pane())
-        self.recorders = [RunRecorder(i, p.info, self.mode, now()) for i, p in enumerate(self.panes)]
+        self.recorders = [
+            RunRecorder(i, p.info, self.mode, now(), p.thinking_style) for i, p in enumerate(self.panes)
+        ]
         for i, pane in enumerate(self.panes):
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")

@@ -193,7 +193,7 @@ class LlamaCppEngine:
             yield Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
             return
         try:
-            prompt_tokens = self._prompt_tokens(request)
+            prompt_tokens, opens_thinking = self._prompt_tokens(request)
         except Exception as exc:  # a broken or unsuitable chat template
             yield Failed(now(), "template", f"{spec.label}'s chat template failed: {exc}")
             return
@@ -211,7 +211,7 @@ class LlamaCppEngine:
         max_new = min(request.max_tokens, n_ctx - n_prompt)
         threads = request.n_threads or self._threads
         llm._ctx.set_n_threads(threads, threads)
-        yield Started(now(), n_prompt, threads)
+        yield Started(now(), n_prompt, threads, opens_thinking)
 
         ctx, vocab = llm._ctx.ctx, llm._model.vocab
         llama_cpp.llama_perf_context_reset(ctx)
@@ -270,12 +270,13 @@ class LlamaCppEngine:
         decode_s = perf.t_eval_ms / 1000.0
         yield Finished(now(), finish, n_gen, decode_s, tail)
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], bool]:
+        """The prompt's tokens, and whether the template left it inside an open <think>."""
         llm = self._llm
         if self._formatter is None:
             # No template anywhere: plain completion of the text, which is what such a model knows.
             text = "\n\n".join(m.content for m in request.messages)
-            return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False), False
         extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
         rendered = self._formatter(
             messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
@@ -286,7 +287,7 @@ class LlamaCppEngine:
         # server adds it, so both kinds see exactly one BOS.
         if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
-        return tokens
+        return tokens, rendered.rstrip().endswith("<think>")
 
     def _token_text(self, token: int) -> str:
         import llama_cpp

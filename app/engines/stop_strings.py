@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 
+def held_suffix_length(text: str, markers: tuple[str, ...]) -> int:
+    """How many characters at the end of `text` could be the start of one of `markers`.
+
+    Those must be held back from display until the next piece says whether the marker came.
+    """
+    best = 0
+    for marker in markers:
+        for n in range(min(len(marker) - 1, len(text)), best, -1):
+            if text.endswith(marker[:n]):
+                best = n
+                break
+    return best
+
+
 class StopMatcher:
     """Feed text pieces; get back what is safe to show, and whether a stop string was hit.
 
@@ -22,7 +36,7 @@ class StopMatcher:
         if hits:
             self._held = ""
             return text[: min(hits)], True
-        keep = self._longest_stop_prefix_suffix(text)
+        keep = held_suffix_length(text, self._stops)
         self._held = text[len(text) - keep :] if keep else ""
         return text[: len(text) - keep], False
 
@@ -31,11 +45,3 @@ class StopMatcher:
         held, self._held = self._held, ""
         return held
 
-    def _longest_stop_prefix_suffix(self, text: str) -> int:
-        best = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(text)), best, -1):
-                if text.endswith(stop[:n]):
-                    best = n
-                    break
-        return best

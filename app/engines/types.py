@@ -40,6 +40,7 @@ class ModelSpec:
     name: str = ""
     chat_template: str | None = None  # used when the GGUF carries none (or to override it)
     stop: tuple[str, ...] = ()  # extra stop strings the family needs beyond its EOG tokens
+    thinking: str | None = None  # "none", "think-tags", "think-tags-switch", "harmony"; None: detect
     n_ctx: int = 4096
     n_gpu_layers: int = 0  # -1: all layers
     n_threads: int | None = None  # None: every physical core
@@ -114,6 +115,7 @@ class Started:
     t: float
     n_prompt_tokens: int  # the rendered prompt, counted by the model's tokenizer
     n_threads: int
+    prompt_opens_thinking: bool = False  # the template ended the prompt with <think>: output starts mid-thought
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""Split a streamed answer into thinking and answer, for the formats real models use.
+
+- "think-tags": <think> … </think> then the answer (DeepSeek-R1 distills, Qwen3, SmolLM3). When the
+  chat template already opened <think> in the prompt, the output starts mid-thought.
+- "harmony": gpt-oss channels, <|channel|>analysis<|message|> … <|end|> then
+  <|start|>assistant<|channel|>final<|message|> … ; analysis and commentary are thinking.
+- "none": a model that never thinks; everything is answer.
+
+Markers can arrive split across tokens ("</th" + "ink>"): what could still become a marker is
+held back until the next piece settles it, so no half tag is ever shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.engines.stop_strings import held_suffix_length
+
+THINKING, ANSWER = "thinking", "answer"
+STYLES = ("none", "think-tags", "think-tags-switch", "harmony")
+
+_OPEN, _CLOSE = "<think>", "</think>"
+_HARMONY_CHANNEL, _HARMONY_MESSAGE = "<|channel|>", "<|message|>"
+_HARMONY_START = "<|start|>"
+_HARMONY_DROPPED = ("<|end|>", "<|return|>", "<|call|>")
+_HARMONY_ANSWER_CHANNELS = ("final",)
+
+
+@dataclass(frozen=True)
+class Piece:
+    channel: str  # THINKING or ANSWER
+    text: str
+
+
+class ReasoningParser:
+    """Feed text as it streams; get back labelled pieces. Call flush() at the end."""
+
+    def __init__(self, style: str = "think-tags", starts_in_thinking: bool = False) -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown thinking style {style!r}; known: {', '.join(STYLES)}")
+        self.style = "think-tags" if style == "think-tags-switch" else style
+        self.channel = THINKING if starts_in_thinking else ANSWER
+        self.saw_thinking = starts_in_thinking
+        self.closed_thinking = False
+        self._held = ""
+        self._at_start = not starts_in_thinking  # only a leading <think> opens thinking
+        self._after_close = False
+        self._harmony_header = ""  # the marker that opened a header ("<|start|>" or "<|channel|>")
+
+    @property
+    def unclosed(self) -> bool:
+        """Thinking started and never ended (the model ran out of tokens mid-thought)."""
+        return self.channel == THINKING and self.saw_thinking and not self.closed_thinking
+
+    def feed(self, text: str) -> list[Piece]:
+        if self.style == "none":
+            return [Piece(ANSWER, text)] if text else []
+        self._held += text
+        if self.style == "harmony":
+            return self._harmony(final=False)
+        return self._think_tags(final=False)
+
+    def flush(self) -> list[Piece]:
+        if self.style == "none":
+            return []
+        pieces = self._harmony(final=True) if self.style == "harmony" else self._think_tags(final=True)
+        self._held = ""
+        return pieces
+
+    # -- <think> tags ----------------------------------------------------------------------
+
+    def _think_tags(self, final: bool) -> list[Piece]:
+        out: list[Piece] = []
+        while self._held:
+            if self._at_start:
+                stripped = self._held.lstrip()
+                if not stripped and not final:
+                    return out  # only whitespace so far: wait to see whether <think> comes
+                if stripped.startswith(_OPEN):
+                    self._held = stripped[len(_OPEN) :]
+                    self.channel, self.saw_thinking, self._at_start = THINKING, True, False
+                    continue
+                if _OPEN.startswith(stripped) and not final:
+                    return out  # "<thi" so far
+                self._at_start = False
+            marker = _CLOSE if self.channel == THINKING else None
+            if marker is None:
+                if self._after_close:  # "</think>\n\n" separates; the newlines are not answer
+                    self._held = self._held.lstrip("\n")
+                    if not self._held:
+                        break
+                    self._after_close = False
+                out.append(Piece(ANSWER, self._held))
+                self._held = ""
+                break
+            index = self._held.find(marker)
+            if index >= 0:
+                self._emit(out, THINKING, self._held[:index])
+                self._held = self._held[index + len(marker) :]
+                self.channel, self.closed_thinking, self._after_close = ANSWER, True, True
+                continue
+            keep = 0 if final else held_suffix_length(self._held, (marker,))
+            self._emit(out, THINKING, self._held[: len(self._held) - keep])
+            self._held = self._held[len(self._held) - keep :]
+            break
+        return out
+
+    # -- harmony channels ------------------------------------------------------------------
+
+    def _harmony(self, final: bool) -> list[Piece]:
+        out: list[Piece] = []
+        markers = (_HARMONY_START, _HARMONY_CHANNEL, _HARMONY_MESSAGE, *_HARMONY_DROPPED)
+        while self._held:
+            if self._harmony_header:
+                # A header runs to <|message|>: "analysis", or "assistant<|channel|>final".
+                end = self._held.find(_HARMONY_MESSAGE)
+                if end < 0:
+                    if final:
+                        self._held = ""
+                    return out
+                header = self._harmony_header + self._held[:end]
+                if _HARMONY_CHANNEL in header:
+                    words = header.split(_HARMONY_CHANNEL)[-1].split()
+                    self._set_harmony_channel(words[0] if words else "")
+                self._held = self._held[end + len(_HARMONY_MESSAGE) :]
+                self._harmony_header = ""
+                continue
+            found = [(i, m) for m in markers if (i := self._held.find(m)) >= 0]
+            if found:
+                index, marker = min(found, key=lambda f: (f[0], -len(f[1])))
+                self._emit(out, self.channel, self._held[:index])
+                self._held = self._held[index + len(marker) :]
+                if marker in (_HARMONY_START, _HARMONY_CHANNEL):
+                    self._harmony_header = marker
+                continue
+            keep = 0 if final else held_suffix_length(self._held, markers)
+            self._emit(out, self.channel, self._held[: len(self._held) - keep])
+            self._held = self._held[len(self._held) - keep :]
+            break
+        return out
+
+    def _set_harmony_channel(self, name: str) -> None:
+        self.channel = ANSWER if name in _HARMONY_ANSWER_CHANNELS else THINKING
+        if self.channel == THINKING:
+            self.saw_thinking = True
+        elif self.saw_thinking:
+            self.closed_thinking = True
+
+    @staticmethod
+    def _emit(out: list[Piece], channel: str, text: str) -> None:
+        if text:
+            out.append(Piece(channel, text))
+
+
+def detect_style(chat_template: str | None) -> str:
+    """Guess a GGUF's thinking style from its chat template, for files not in the catalog."""
+    if not chat_template:
+        return "none"
+    if "<|channel|>" in chat_template:
+        return "harmony"
+    if "<think>" in chat_template:
+        return "think-tags-switch" if "enable_thinking" in chat_template else "think-tags"
+    return "none"

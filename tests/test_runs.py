@@ -1,0 +1,62 @@
+"""RunRecorder: figures from events, and the thinking/answer split counted per token."""
+
+import dataclasses
+
+from app.engines.types import Finished, GenerationRequest, PromptDone, Started, Token
+from app.runs import RunRecorder
+from app.session import Session
+
+
+def record(tokens, style="think-tags", opens_thinking=False, t0=100.0):
+    recorder = RunRecorder(0, None, "fair", t0, thinking_style=style)
+    recorder.feed(Started(t0 + 0.01, 20, 2, opens_thinking))
+    recorder.feed(PromptDone(t0 + 0.20, 20, 20, 0.19))
+    t = t0 + 0.20
+    for text in tokens:
+        recorder.feed(Token(t, text, 1))
+        t += 0.05
+    recorder.feed(Finished(t, "stop", len(tokens), 0.0))
+    return recorder.result
+
+
+def test_thinking_and_answer_tokens_are_counted_and_timed_apart():
+    r = record(["<think>", "\n", "2+3", "=5", "</think>", "\n\n", "The", " answer", " is 5."])
+    assert r.thinking == "\n2+3=5" and r.text == "The answer is 5."
+    assert r.n_thinking_tokens == 5 and r.n_answer_tokens == 4  # "\n\n" after the tag counts as answer
+    assert abs(r.ttft_s - 0.20) < 1e-9
+    assert abs(r.ttfat_s - (0.20 + 6 * 0.05)) < 1e-9  # "The", the first visible answer
+    assert not r.thinking_unclosed
+
+
+def test_output_that_starts_mid_thought():
+    r = record(["hmm", "...", "</think>", "42"], opens_thinking=True)
+    assert (r.thinking, r.text) == ("hmm...", "42")
+    assert (r.n_thinking_tokens, r.n_answer_tokens) == (3, 1)
+
+
+def test_never_closed_thought_has_no_answer_and_is_flagged():
+    r = record(["<think>", "still", " going"])
+    assert r.text == "" and r.ttfat_s is None and r.thinking_unclosed
+
+
+def test_a_model_that_does_not_think():
+    r = record(["Hello", " there"], style="none")
+    assert r.text == "Hello there" and r.n_answer_tokens == 2 and r.n_thinking_tokens == 0
+    assert abs(r.ttfat_s - r.ttft_s) < 1e-9
+
+
+def test_a_real_model_whose_template_opens_think_streams_thinking(smollm2_spec):
+    # SmolLM2 with a template that ends the prompt inside <think>, as DeepSeek-R1's newer one does.
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "<|im_start|>assistant\n<think>\n"
+    )
+    spec = dataclasses.replace(smollm2_spec, chat_template=template, thinking="think-tags")
+    with Session([spec]) as session:
+        session.load()
+        [result] = session.compare(GenerationRequest.from_prompt("Is 7 prime?", max_tokens=12))
+    assert result.status == "ok" and result.thinking_style == "think-tags"
+    assert result.n_thinking_tokens + result.n_answer_tokens == result.n_generated > 0
+    # Everything up to a </think> (if the tiny model writes one at all) is thinking, not answer.
+    assert result.thinking.strip() and result.n_thinking_tokens > 0
+    assert result.text == "" or result.n_answer_tokens > 0
