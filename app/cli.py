@@ -244,7 +244,7 @@ class _StreamPrinter:
 
 def format_table(results: list[RunResult]) -> str:
     headers = ["#", "model", "status", "prompt tok", "evaluated", "TTFT", "prompt tok/s",
-               "generated", "decode tok/s", "total", "finish"]
+               "generated", "thinking", "first answer", "decode tok/s", "total", "finish"]
     rows = [
         [
             str(r.pane + 1),
@@ -255,6 +255,8 @@ def format_table(results: list[RunResult]) -> str:
             _ms(r.ttft_s),
             _num(r.prompt_tps),
             str(r.n_generated),
+            str(r.n_thinking_tokens) if r.thinking_style != "none" else "—",
+            _ms(r.ttfat_s),
             _num(r.decode_tps),
             _secs(r.total_s),
             r.finish_reason or (r.error_kind or ""),
