@@ -37,6 +37,7 @@ INPUT_ERRORS = {
     "empty_prompt",
     "prompt_too_long",
     "bad_catalog",
+    "bad_request",
 }
 
 DEMO_PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
@@ -76,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--ctx", type=_positive, help="context size (default: 4096 or the model's, if smaller)")
     compare.add_argument("--threads", type=_positive, help="CPU cores to use (default: all physical cores)")
     compare.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU (-1: all)")
+    compare.add_argument("--think", dest="thinking", action="store_true", default=None,
+                         help="switch thinking on, for models with a switch (Qwen3, SmolLM3)")
+    compare.add_argument("--no-think", dest="thinking", action="store_false",
+                         help="switch thinking off, for models with a switch")
+    compare.add_argument("--thinking-budget", type=_non_negative, metavar="N",
+                         help="close the thought after N tokens and let the model answer")
     compare.add_argument("--temperature", type=float, default=Sampling.temperature)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
@@ -91,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
     return parser
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -115,6 +129,8 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         max_tokens=args.max_tokens,
         sampling=Sampling(temperature=args.temperature),
         seed=args.seed,
+        thinking=args.thinking,
+        thinking_budget=args.thinking_budget,
     )
     session = Session([], mode=args.mode, cores=args.threads)
     for name in args.models or list(DEFAULT_MODELS):

@@ -24,6 +24,8 @@ class RunResult:
     thinking: str = ""  # the reasoning before it, when the model thinks
     thinking_style: str = "none"
     thinking_unclosed: bool = False  # the run ended mid-thought (out of tokens, or cancelled)
+    thinking_budget: int | None = None  # the request's budget, if any
+    thinking_budget_hit: bool = False  # the budget, not the model, closed the thought
     # What ran, so a number is never read without its conditions.
     model_path: str = ""
     engine: str = ""
@@ -91,6 +93,11 @@ class RunRecorder:
             r.n_prompt_evaluated, r.prompt_eval_s = event.n_prompt_evaluated, event.prompt_eval_s
             if event.prompt_eval_s > 0 and event.n_prompt_evaluated > 0:
                 r.prompt_tps = event.n_prompt_evaluated / event.prompt_eval_s
+        elif isinstance(event, Token) and event.injected:
+            # The end-of-thinking message: shown and parsed, but the model did not generate it.
+            pieces = self.parser.feed(event.text)
+            self._add(pieces, event.t)
+            return pieces
         elif isinstance(event, Token):
             if self._first_token_t is None:
                 self._first_token_t = event.t
@@ -112,6 +119,7 @@ class RunRecorder:
             pieces = self.parser.feed(event.text_tail) + self.parser.flush()
             self._add(pieces, event.t)
             r.thinking_unclosed = self.parser.unclosed
+            r.thinking_budget_hit = event.thinking_budget_hit
             r.finish_reason = event.finish_reason
             r.status = "cancelled" if event.finish_reason == "cancelled" else "ok"
             r.total_s = event.t - self.t_submit

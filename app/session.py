@@ -98,6 +98,8 @@ class Session:
         self.recorders = [
             RunRecorder(i, p.info, self.mode, now(), p.thinking_style) for i, p in enumerate(self.panes)
         ]
+        for recorder in self.recorders:
+            recorder.result.thinking_budget = request.thinking_budget
         for i, pane in enumerate(self.panes):
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")

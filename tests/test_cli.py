@@ -128,6 +128,8 @@ def test_models_lists_the_catalog_with_fit_on_this_machine():
 def test_usage_errors_exit_2():
     assert fastslow("compare", "Hi", "--max-tokens", "0").returncode == 2
     assert fastslow("compare", "Hi", "--fair", "--live").returncode == 2
+    negative = fastslow("compare", "Hi", "--thinking-budget", "-1")
+    assert negative.returncode == 2 and "must be 0 or more" in negative.stderr
 
 
 def test_worker_killed_mid_run_exits_1_and_the_other_pane_finishes():

@@ -10,12 +10,14 @@ import codecs
 import ctypes
 import re
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterator
 
 import psutil
 
 from app.engines.gguf_header import read_gguf_header
 from app.engines.stop_strings import StopMatcher
+from app.engines.thinking_budget import DEFAULT_CLOSE_MESSAGE, ThinkingBudget
 from app.engines.types import (
     EngineError,
     Event,
@@ -209,20 +211,63 @@ class LlamaCppEngine:
             )
             return
         max_new = min(request.max_tokens, n_ctx - n_prompt)
+        try:
+            budget = ThinkingBudget(request.thinking_budget, opens_thinking)
+        except ValueError as exc:
+            yield Failed(now(), "bad_request", str(exc))
+            return
         threads = request.n_threads or self._threads
         llm._ctx.set_n_threads(threads, threads)
         yield Started(now(), n_prompt, threads, opens_thinking)
 
-        ctx, vocab = llm._ctx.ctx, llm._model.vocab
+        ctx = llm._ctx.ctx
         llama_cpp.llama_perf_context_reset(ctx)
         llm.set_seed(request.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher(spec.stop + request.stop)
-        s = request.sampling
-        n_gen, finish = 0, "length"
+        run = _Run(
+            n_prompt=n_prompt,
+            max_new=max_new,
+            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+            stops=StopMatcher(spec.stop + request.stop),
+            budget=budget,
+        )
+        sequence = list(prompt_tokens)
+        close_thought = budget.must_close_now()
         self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
+        try:
+            while True:
+                if close_thought:
+                    message = request.thinking_budget_message or DEFAULT_CLOSE_MESSAGE
+                    ids = llm.tokenize(message.encode("utf-8"), add_bos=False, special=True)
+                    for token in ids:  # shown, so the reader sees why the thought stopped
+                        text = _piece(llama_cpp, llm._model.vocab, token).decode("utf-8", "replace")
+                        yield Token(now(), text, token, injected=True)
+                    sequence += ids
+                finish = yield from self._decode(sequence, request, run)
+                close_thought = finish is None
+                if not close_thought:
+                    break
+        except RuntimeError as exc:
+            if not self._cancel.value:
+                yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
+                return
+            finish = "cancelled"  # llama_decode returned 2: the abort callback stopped it
+        tail = run.decoder.decode(b"", final=True)
+        tail = run.stops.feed(tail)[0] + run.stops.flush() if finish != "stop" else ""
+        perf = llama_cpp.llama_perf_context(ctx)
+        yield Finished(now(), finish, run.n_gen, perf.t_eval_ms / 1000.0, tail, budget.forced)
+
+    def _decode(self, sequence: list[int], request: GenerationRequest, run: "_Run"):
+        """One pass of llama.cpp's generate loop over `sequence` (extended as tokens come).
+
+        Returns the finish reason, or None when the thinking budget is spent and the thought must
+        be closed; the next pass then reuses the KV cache and evaluates only the closing message.
+        """
+        import llama_cpp
+
+        llm, s = self._llm, request.sampling
+        vocab, ctx = llm._model.vocab, llm._ctx.ctx
         tokens = llm.generate(
-            prompt_tokens,
+            sequence,
             temp=s.temperature,
             top_k=s.top_k,
             top_p=s.top_p,
@@ -232,7 +277,8 @@ class LlamaCppEngine:
         try:
             for token in tokens:
                 t = now()
-                if n_gen == 0:
+                if not run.prompt_done:
+                    run.prompt_done = True
                     # Between tokens the flag is checked here; a Python callback on every graph
                     # node would cost decode speed for nothing.
                     self._set_abort(False)
@@ -241,34 +287,25 @@ class LlamaCppEngine:
                     # llama.cpp reports as at least 1: trust it only when time was spent there.
                     single = perf.n_eval if perf.t_eval_ms > 0 else 0
                     yield PromptDone(
-                        t, n_prompt, perf.n_p_eval + single, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
+                        t, run.n_prompt, perf.n_p_eval + single, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
                     )
                 if self._cancel.value:
-                    finish = "cancelled"
-                    break
+                    return "cancelled"
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                n_gen += 1
-                shown, hit = stops.feed(decoder.decode(_piece(llama_cpp, vocab, token)))
+                    return "stop"
+                run.n_gen += 1
+                sequence.append(token)
+                shown, hit = run.stops.feed(run.decoder.decode(_piece(llama_cpp, vocab, token)))
                 yield Token(t, shown, token)
                 if hit:
-                    finish = "stop"
-                    break
-                if n_gen >= max_new:
-                    break
-        except RuntimeError as exc:
-            if not self._cancel.value:
-                yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
-                return
-            finish = "cancelled"  # llama_decode returned 2: the abort callback stopped it
+                    return "stop"
+                if run.n_gen >= run.max_new:
+                    return "length"
+                if run.budget.after_token(shown):
+                    return None
         finally:
             tokens.close()
-        tail = decoder.decode(b"", final=True)
-        tail = stops.feed(tail)[0] + stops.flush() if finish != "stop" else ""
-        perf = llama_cpp.llama_perf_context(ctx)
-        decode_s = perf.t_eval_ms / 1000.0
-        yield Finished(now(), finish, n_gen, decode_s, tail)
+        return "length"
 
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], bool]:
         """The prompt's tokens, and whether the template left it inside an open <think>."""
@@ -312,6 +349,19 @@ class LlamaCppEngine:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+@dataclass
+class _Run:
+    """What one request's passes share: counts, the text decoder, stop strings, the budget."""
+
+    n_prompt: int
+    max_new: int
+    decoder: codecs.IncrementalDecoder
+    stops: StopMatcher
+    budget: ThinkingBudget
+    n_gen: int = 0
+    prompt_done: bool = False
 
 
 def _piece(llama_cpp, vocab, token: int, special: bool = False) -> bytes:

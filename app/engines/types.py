@@ -99,7 +99,8 @@ class GenerationRequest:
     seed: int = 0
     stop: tuple[str, ...] = ()
     thinking: bool | None = None  # None: the model's default; passed to templates that switch it
-    thinking_budget: int | None = None
+    thinking_budget: int | None = None  # tokens of thought before it is closed for an answer
+    thinking_budget_message: str | None = None  # None: the default end-of-thinking message
     n_threads: int | None = None  # override the load-time thread count for this request
 
     @classmethod
@@ -131,6 +132,7 @@ class Token:
     t: float
     text: str  # may be "" while a multi-byte character is still incomplete
     token_id: int
+    injected: bool = False  # put in by the app (the end-of-thinking message), not generated
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Finished:
     n_generated: int
     engine_decode_s: float  # llama.cpp's timer for single-token decodes, to cross-check ours
     text_tail: str = ""  # text held back at the end (a partial character or stop-string prefix)
+    thinking_budget_hit: bool = False  # the budget, not the model, ended the thought
 
 
 @dataclass(frozen=True)
