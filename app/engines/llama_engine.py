@@ -318,6 +318,11 @@ class LlamaCppEngine:
         rendered = self._formatter(
             messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
         ).prompt
+        if request.thinking is False and self._spec.thinking == "think-tags":
+            # No switch in the template (DeepSeek-R1 distills): an empty thought, already closed,
+            # is how these models are told to answer directly.
+            opened = rendered.rstrip().endswith("<think>")
+            rendered = rendered.rstrip() + "\n\n</think>\n\n" if opened else rendered + "<think>\n\n</think>\n\n"
         tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
         bos = llm._model.token_bos()
         # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's

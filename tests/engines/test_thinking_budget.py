@@ -84,3 +84,10 @@ def test_negative_budget_fails_the_run_with_a_clear_message(thinking_smollm2):
     result = ask(thinking_smollm2, max_tokens=8, thinking_budget=-3)
     assert result.status == "failed" and result.error_kind == "bad_request"
     assert "0 or more tokens" in result.error
+
+
+def test_direct_mode_on_a_model_without_a_switch_prefills_an_empty_thought(thinking_smollm2):
+    result = ask(thinking_smollm2, max_tokens=10, thinking=False)
+    assert result.status == "ok"
+    assert result.n_thinking_tokens == 0 and result.thinking == ""
+    assert result.n_answer_tokens == result.n_generated > 0 and result.text.strip()
