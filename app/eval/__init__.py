@@ -1,0 +1,1 @@
+"""Evaluation: benchmark suites, answer extraction and scoring."""

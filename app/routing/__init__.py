@@ -1,0 +1,1 @@
+"""Routing: per question, answer directly or think — and always say why."""
