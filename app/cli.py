@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -22,6 +23,7 @@ from app.engines.types import (
     Token,
 )
 from app.hardware import estimate_fit, memory_state
+from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
 from app.session import Pane, Session
 
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `fastslow … | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except EngineError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.kind in INPUT_ERRORS else EXIT_RUN_FAILED
@@ -83,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="switch thinking off, for models with a switch")
     compare.add_argument("--thinking-budget", type=_non_negative, metavar="N",
                          help="close the thought after N tokens and let the model answer")
+    compare.add_argument("--auto", action="store_true",
+                         help="let the router decide thinking on/off and the budget (it says why)")
     compare.add_argument("--temperature", type=float, default=Sampling.temperature)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
@@ -92,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="compare the two bundled models on a sample question")
     demo.add_argument("--live", dest="mode", action="store_const", const="live", default="fair")
     demo.set_defaults(func=cmd_demo)
+
+    route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
+    route.add_argument("prompt")
+    route.add_argument("--json", action="store_true")
+    route.set_defaults(func=cmd_route)
 
     models = commands.add_parser("models", help="list catalog and local models, with fit on this machine")
     models.add_argument("--ctx", type=_positive, default=4096)
@@ -124,13 +136,20 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
         return EXIT_BAD_INPUT
     messages = ((Message("system", args.system),) if args.system else ()) + (Message("user", prompt),)
+    thinking, budget, decision = args.thinking, args.thinking_budget, None
+    if args.auto:
+        decision = decide(prompt)
+        thinking = decision.route == THINK
+        budget = decision.budget if budget is None else budget
+        if not args.json:
+            print(f"router: {_describe(decision)}", file=out)
     request = GenerationRequest(
         messages=messages,
         max_tokens=args.max_tokens,
         sampling=Sampling(temperature=args.temperature),
         seed=args.seed,
-        thinking=args.thinking,
-        thinking_budget=args.thinking_budget,
+        thinking=thinking,
+        thinking_budget=budget,
     )
     session = Session([], mode=args.mode, cores=args.threads)
     for name in args.models or list(DEFAULT_MODELS):
@@ -151,7 +170,9 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return EXIT_INTERRUPTED
         if args.json:
             for pane, result in zip(session.panes, results):
-                out.write(json.dumps(_record(pane, result)) + "\n")
+                record = _record(pane, result)
+                record["router"] = None if decision is None else vars(decision)
+                out.write(json.dumps(record) + "\n")
         else:
             printer.summary(results)
     return _exit_code(results)
@@ -161,6 +182,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"FastSlow demo: the two bundled models answer one question ({args.mode} mode).\n")
     compare_args = _parser().parse_args(["compare", DEMO_PROMPT, f"--{args.mode}"])
     return cmd_compare(compare_args)
+
+
+def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if not args.prompt.strip():
+        print("fastslow: the prompt is empty: give a question to route", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    decision = decide(args.prompt)
+    out.write((json.dumps(vars(decision)) if args.json else _describe(decision)) + "\n")
+    return EXIT_OK
+
+
+def _describe(decision) -> str:
+    what = f"think (budget {decision.budget} tokens)" if decision.route == THINK else "answer directly"
+    return f"{what}: {', '.join(decision.reasons)}; confidence {decision.confidence:.2f}"
 
 
 def _pane_for(name: str, args: argparse.Namespace) -> Pane:

@@ -158,3 +158,21 @@ def test_worker_killed_mid_run_exits_1_and_the_other_pane_finishes():
     dead, alive = (json.loads(line) for line in stdout.splitlines())
     assert dead["error_kind"] == "worker_died" and "SIGKILL" in dead["error"]
     assert alive["status"] == "ok" and alive["n_generated"] > 0
+
+
+def test_route_says_what_and_why():
+    math_question = fastslow("route", "Tom has 3 boxes of 12 pens and gives away 7. How many pens are left?")
+    assert math_question.returncode == 0
+    assert math_question.stdout.startswith("think (budget ") and "confidence" in math_question.stdout
+    lookup = fastslow("route", "What is the capital of France?", "--json")
+    decision = json.loads(lookup.stdout)
+    assert decision["route"] == "direct" and "a factual lookup" in decision["reasons"]
+    assert fastslow("route", " ").returncode == 2
+
+
+def test_auto_mode_applies_and_records_the_routers_decision():
+    out = fastslow("compare", "What is the capital of France?", "-m", "smollm2-135m", "--auto", "--json", *SHORT)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["router"]["route"] == "direct" and record["router"]["reasons"]
+    assert record["thinking_budget"] is None
