@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from app import __version__
@@ -22,6 +23,8 @@ from app.engines.types import (
     Started,
     Token,
 )
+from app.eval.harness import parse_policies, run_eval, summarise
+from app.eval.suites import load_suite, suite_path
 from app.hardware import estimate_fit, memory_state
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
@@ -40,6 +43,7 @@ INPUT_ERRORS = {
     "prompt_too_long",
     "bad_catalog",
     "bad_request",
+    "bad_suite",
 }
 
 DEMO_PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
@@ -99,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="compare the two bundled models on a sample question")
     demo.add_argument("--live", dest="mode", action="store_const", const="live", default="fair")
     demo.set_defaults(func=cmd_demo)
+
+    evaluate = commands.add_parser("eval", help="accuracy and cost of routing policies on a benchmark suite")
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
+    source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
+    evaluate.add_argument("--policies", default="direct,think,heuristic",
+                          help="comma-separated: direct, think, heuristic")
+    evaluate.add_argument("--limit", type=_positive, default=20, help="first N problems (default 20)")
+    evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
+    evaluate.add_argument("--max-tokens", type=_positive, default=256)
+    evaluate.add_argument("--thinking-budget", type=_non_negative, metavar="N")
+    evaluate.add_argument("--ctx", type=_positive)
+    evaluate.add_argument("--threads", type=_positive)
+    evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
+    evaluate.set_defaults(func=cmd_eval)
 
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
     route.add_argument("prompt")
@@ -182,6 +201,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"FastSlow demo: the two bundled models answer one question ({args.mode} mode).\n")
     compare_args = _parser().parse_args(["compare", DEMO_PROMPT, f"--{args.mode}"])
     return cmd_compare(compare_args)
+
+
+def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        policies = parse_policies(args.policies)
+    except ValueError as exc:
+        print(f"fastslow: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
+    spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
+    with Session([spec], mode="fair", cores=args.threads) as session:
+        session.load()
+        pane = session.panes[0]
+        if pane.load_error is not None:
+            raise pane.load_error
+        out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
+                  f"(thinking style: {pane.thinking_style})\n")
+        samples = run_eval(
+            session, problems, policies, args.max_tokens, args.thinking_budget,
+            on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
+                                          f"{s.predicted} (ref {s.reference})\n"),
+        )
+    summaries = summarise(samples)
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "samples.jsonl", "w", encoding="utf-8") as handle:
+        for sample in samples:
+            handle.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+    (folder / "summary.json").write_text(json.dumps([vars(s) for s in summaries], indent=2))
+    out.write("\n" + format_summary(summaries) + f"\n\nwrote {folder / 'samples.jsonl'} and {folder / 'summary.json'}\n")
+    return EXIT_OK
+
+
+def format_summary(summaries) -> str:
+    headers = ["policy", "n", "accuracy", "to thinking", "thinking tok", "answer tok", "latency", "TTFT", "failed", "unparsed"]
+    rows = [
+        [s.policy, str(s.n), f"{s.accuracy:.1%}", f"{s.think_share:.0%}", f"{s.mean_thinking_tokens:.1f}",
+         f"{s.mean_answer_tokens:.1f}", _secs(s.mean_latency_s), _ms(s.mean_ttft_s), str(s.failed), str(s.unparsed)]
+        for s in summaries
+    ]
+    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
 
 
 def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:

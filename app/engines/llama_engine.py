@@ -221,6 +221,8 @@ class LlamaCppEngine:
         yield Started(now(), n_prompt, threads, opens_thinking)
 
         ctx = llm._ctx.ctx
+        if not request.cache_prompt:
+            llm.reset()  # forget the previous request: this prompt is evaluated in full
         llama_cpp.llama_perf_context_reset(ctx)
         llm.set_seed(request.seed)
         run = _Run(

@@ -102,6 +102,7 @@ class GenerationRequest:
     thinking_budget: int | None = None  # tokens of thought before it is closed for an answer
     thinking_budget_message: str | None = None  # None: the default end-of-thinking message
     n_threads: int | None = None  # override the load-time thread count for this request
+    cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":

@@ -154,3 +154,11 @@ def test_multibyte_text_streams_without_broken_characters(smollm2_engine, conten
     events = run(smollm2_engine, GenerationRequest.from_prompt(content, max_tokens=24))
     text = "".join(t.text for t in tokens_of(events)) + events[-1].text_tail
     assert "\ufffd" not in text
+
+
+def test_cache_prompt_off_evaluates_the_whole_prompt_again(smollm2_engine):
+    request = GenerationRequest.from_prompt("Repeat after me: cache.", max_tokens=2)
+    run(smollm2_engine, request)
+    again = run(smollm2_engine, GenerationRequest.from_prompt("Repeat after me: cache.", max_tokens=2, cache_prompt=False))
+    done = next(e for e in again if isinstance(e, PromptDone))
+    assert done.n_prompt_evaluated == done.n_prompt_tokens

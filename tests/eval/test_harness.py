@@ -1,0 +1,68 @@
+"""`fastslow eval` end to end on the bundled model: the machinery, not the (tiny) score."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.eval.harness import Sample, parse_policies, plan, summarise
+
+
+def fastslow(*args):
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
+    out = fastslow("eval", "--limit", "2", "--policies", "direct,heuristic", "--max-tokens", "24",
+                   "--output", str(tmp_path), "-m", "smollm2-135m")
+    assert out.returncode == 0, out.stderr
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [(s["problem_id"], s["policy"]) for s in samples] == [
+        ("test_dev:1", "direct"), ("test_dev:1", "heuristic"), ("test_dev:2", "direct"), ("test_dev:2", "heuristic"),
+    ]
+    assert all(s["status"] == "ok" and s["n_answer_tokens"] > 0 for s in samples)
+    assert all(s["route"] == "think" for s in samples if s["policy"] == "heuristic")  # GSM8K is math
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [s["policy"] for s in summary] == ["direct", "heuristic"]
+    assert summary[1]["think_share"] == 1.0 and summary[0]["think_share"] == 0.0
+    assert "accuracy" in out.stdout and "to thinking" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--policies", "direct,oracle"], "unknown policy oracle"),
+        (["--policies", ","], "unknown policy (none given)"),
+        (["--suite", "mmlu"], "known suites are gsm8k"),
+    ],
+)
+def test_bad_eval_options_exit_2_with_a_clear_line(args, words):
+    out = fastslow("eval", *args)
+    assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_empty_and_malformed_suite_files_exit_2(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": \n')
+    assert "has no problems" in fastslow("eval", "--suite-file", str(empty)).stderr
+    out = fastslow("eval", "--suite-file", str(broken))
+    assert out.returncode == 2 and "broken.jsonl, line 2 is not valid JSON" in out.stderr
+
+
+def test_plan_per_policy():
+    assert plan("direct", "What is 2+2?", 64)[0] == "direct"
+    route, reasons, request = plan("think", "What is 2+2?", 64, budget=32)
+    assert route == "think" and request.thinking and request.thinking_budget == 32
+    assert not request.cache_prompt and request.sampling.temperature == 0.0
+    assert plan("heuristic", "Tom has 3 bags of 12 apples and eats 5. How many are left?", 64)[0] == "think"
+    assert parse_policies("direct, think") == ["direct", "think"]
+
+
+def test_summary_counts_unparsed_and_failed():
+    def sample(policy, predicted, correct, status="ok"):
+        return Sample("p", policy, "m", "direct", [], "1", predicted, correct, status, None, "none", 0, 5, False, 1.0, 0.1, "")
+    [s] = summarise([sample("direct", "1", True), sample("direct", None, False), sample("direct", None, False, "failed")])
+    assert (s.n, s.accuracy, s.failed, s.unparsed) == (3, 1 / 3, 1, 1)
