@@ -25,6 +25,7 @@ class RunResult:
     thinking_style: str = "none"
     thinking_unclosed: bool = False  # the run ended mid-thought (out of tokens, or cancelled)
     thinking_budget: int | None = None  # the request's budget, if any
+    strategy: str = "native"  # "native" thinking, or "scaffold" for a model that cannot think
     thinking_budget_hit: bool = False  # the budget, not the model, closed the thought
     # What ran, so a number is never read without its conditions.
     model_path: str = ""

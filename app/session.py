@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from app.engines.client import EngineClient
 from app.engines.gguf_header import read_gguf_header
 from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, ModelSpec, now
+from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
 from app.runs import RunRecorder, RunResult
@@ -55,6 +56,7 @@ class Session:
         self.panes = [Pane(spec) for spec in specs]
         self.memory = memory
         self.recorders: list[RunRecorder] = []
+        self.requests: list[GenerationRequest] = []  # what each pane was asked, after planning
 
     def threads_per_pane(self) -> int:
         if self.mode == "fair":
@@ -95,11 +97,13 @@ class Session:
         After the stream ends, `self.results` holds one RunResult per pane, in pane order.
         """
         request = replace(request, n_threads=request.n_threads or self.threads_per_pane())
-        self.recorders = [
-            RunRecorder(i, p.info, self.mode, now(), p.thinking_style) for i, p in enumerate(self.panes)
-        ]
-        for recorder in self.recorders:
-            recorder.result.thinking_budget = request.thinking_budget
+        self.requests = [self.pane_request(pane, request) for pane in self.panes]
+        self.recorders = []
+        for i, (pane, mine) in enumerate(zip(self.panes, self.requests)):
+            style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
+            recorder = RunRecorder(i, pane.info, self.mode, now(), style)
+            recorder.result.thinking_budget, recorder.result.strategy = mine.thinking_budget, mine.strategy
+            self.recorders.append(recorder)
         for i, pane in enumerate(self.panes):
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
@@ -109,24 +113,31 @@ class Session:
         runnable = [i for i, p in enumerate(self.panes) if p.client is not None]
         if self.mode == "fair":
             for i in runnable:
-                yield from self._run_one(i, request)
+                yield from self._run_one(i)
         else:
-            yield from self._run_together(runnable, request)
+            yield from self._run_together(runnable)
 
-    def _run_one(self, i: int, request: GenerationRequest):
+    @staticmethod
+    def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
+        """The plan for one pane: asked to think, a model that cannot is scaffolded instead."""
+        if request.thinking and pane.thinking_style == "none" and request.strategy == "native":
+            return thinking_request(request, pane.thinking_style)
+        return request
+
+    def _run_one(self, i: int):
         recorder = self.recorders[i]
         recorder.t_submit = now()
-        for event in self.panes[i].client.generate(request):
+        for event in self.panes[i].client.generate(self.requests[i]):
             recorder.feed(event)
             yield i, event, recorder
 
-    def _run_together(self, indices: list[int], request: GenerationRequest):
+    def _run_together(self, indices: list[int]):
         events: queue.Queue = queue.Queue()
         done = object()
 
         def pump(i: int) -> None:
             try:
-                for item in self._run_one(i, request):
+                for item in self._run_one(i):
                     events.put(item)
             finally:
                 events.put(done)

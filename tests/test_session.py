@@ -96,3 +96,15 @@ def test_a_model_that_does_not_fit_is_refused_with_figures(smollm2_spec):
         assert result.error_kind == "does_not_fit"
         assert "GiB" in result.error or "MiB" in result.error
         assert session.panes[0].client is None  # no worker was started
+
+
+def test_asked_to_think_a_model_that_cannot_is_scaffolded_and_labelled(smollm2_spec):
+    with Session([smollm2_spec]) as session:
+        session.load()
+        request = GenerationRequest.from_prompt("What is 6 times 7?", max_tokens=40, thinking=True,
+                                                sampling=Sampling(temperature=0.0))
+        [result] = session.compare(request)
+    assert result.status == "ok" and result.strategy == "scaffold" and result.thinking_style == "scaffold"
+    assert session.requests[0].messages[0].role == "system"
+    assert result.n_thinking_tokens + result.n_answer_tokens == result.n_generated
+    assert result.n_thinking_tokens > 0

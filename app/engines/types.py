@@ -103,6 +103,7 @@ class GenerationRequest:
     thinking_budget_message: str | None = None  # None: the default end-of-thinking message
     n_threads: int | None = None  # override the load-time thread count for this request
     cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
+    strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py); the engine ignores it
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":

@@ -27,6 +27,7 @@ class Sample:
     policy: str
     model: str
     route: str  # "direct" or "think"
+    strategy: str  # "native" thinking, or "scaffold" for a model that cannot think
     reasons: list[str]
     reference: str
     predicted: str | None  # None: no number could be read from the answer
@@ -109,6 +110,7 @@ def run_eval(
                 policy=policy,
                 model=result.model,
                 route=route,
+                strategy=result.strategy,
                 reasons=reasons,
                 reference=problem.answer,
                 predicted=predicted,

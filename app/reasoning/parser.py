@@ -4,6 +4,8 @@
   chat template already opened <think> in the prompt, the output starts mid-thought.
 - "harmony": gpt-oss channels, <|channel|>analysis<|message|> … <|end|> then
   <|start|>assistant<|channel|>final<|message|> … ; analysis and commentary are thinking.
+- "scaffold": a model that cannot think natively, prompted to reason first (reasoning/modes.py):
+  thinking until it writes "The answer is", which starts the answer.
 - "none": a model that never thinks; everything is answer.
 
 Markers can arrive split across tokens ("</th" + "ink>"): what could still become a marker is
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from app.engines.stop_strings import held_suffix_length
 
 THINKING, ANSWER = "thinking", "answer"
-STYLES = ("none", "think-tags", "think-tags-switch", "harmony")
+STYLES = ("none", "think-tags", "think-tags-switch", "harmony", "scaffold")
+SCAFFOLD_MARKERS = ("The answer is", "the answer is", "Final answer", "final answer", "Answer:")
 
 _OPEN, _CLOSE = "<think>", "</think>"
 _HARMONY_CHANNEL, _HARMONY_MESSAGE = "<|channel|>", "<|message|>"
@@ -39,6 +42,7 @@ class ReasoningParser:
         if style not in STYLES:
             raise ValueError(f"unknown thinking style {style!r}; known: {', '.join(STYLES)}")
         self.style = "think-tags" if style == "think-tags-switch" else style
+        starts_in_thinking = starts_in_thinking or style == "scaffold"
         self.channel = THINKING if starts_in_thinking else ANSWER
         self.saw_thinking = starts_in_thinking
         self.closed_thinking = False
@@ -56,16 +60,41 @@ class ReasoningParser:
         if self.style == "none":
             return [Piece(ANSWER, text)] if text else []
         self._held += text
-        if self.style == "harmony":
-            return self._harmony(final=False)
-        return self._think_tags(final=False)
+        return self._parse(final=False)
 
     def flush(self) -> list[Piece]:
         if self.style == "none":
             return []
-        pieces = self._harmony(final=True) if self.style == "harmony" else self._think_tags(final=True)
+        pieces = self._parse(final=True)
         self._held = ""
         return pieces
+
+    def _parse(self, final: bool) -> list[Piece]:
+        if self.style == "harmony":
+            return self._harmony(final)
+        if self.style == "scaffold":
+            return self._scaffold(final)
+        return self._think_tags(final)
+
+    # -- scaffolded reasoning ---------------------------------------------------------------
+
+    def _scaffold(self, final: bool) -> list[Piece]:
+        out: list[Piece] = []
+        if self.channel == ANSWER:
+            self._emit(out, ANSWER, self._held)
+            self._held = ""
+            return out
+        found = [i for m in SCAFFOLD_MARKERS if (i := self._held.find(m)) >= 0]
+        if found:
+            index = min(found)
+            self._emit(out, THINKING, self._held[:index])
+            self._emit(out, ANSWER, self._held[index:])  # "The answer is 5" reads as the answer
+            self.channel, self.closed_thinking, self._held = ANSWER, True, ""
+            return out
+        keep = 0 if final else held_suffix_length(self._held, SCAFFOLD_MARKERS)
+        self._emit(out, THINKING, self._held[: len(self._held) - keep])
+        self._held = self._held[len(self._held) - keep :]
+        return out
 
     # -- <think> tags ----------------------------------------------------------------------
 

@@ -21,8 +21,13 @@ def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
     assert [(s["problem_id"], s["policy"]) for s in samples] == [
         ("test_dev:1", "direct"), ("test_dev:1", "heuristic"), ("test_dev:2", "direct"), ("test_dev:2", "heuristic"),
     ]
-    assert all(s["status"] == "ok" and s["n_answer_tokens"] > 0 for s in samples)
-    assert all(s["route"] == "think" for s in samples if s["policy"] == "heuristic")  # GSM8K is math
+    assert all(s["status"] == "ok" and s["n_thinking_tokens"] + s["n_answer_tokens"] > 0 for s in samples)
+    direct = [s for s in samples if s["policy"] == "direct"]
+    routed = [s for s in samples if s["policy"] == "heuristic"]
+    assert all(s["n_thinking_tokens"] == 0 and s["strategy"] == "native" for s in direct)
+    # GSM8K is math: the router thinks, and SmolLM2, which cannot think natively, is scaffolded.
+    assert all(s["route"] == "think" and s["strategy"] == "scaffold" for s in routed)
+    assert all(s["n_thinking_tokens"] > 0 for s in routed)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [s["policy"] for s in summary] == ["direct", "heuristic"]
     assert summary[1]["think_share"] == 1.0 and summary[0]["think_share"] == 0.0
@@ -63,6 +68,7 @@ def test_plan_per_policy():
 
 def test_summary_counts_unparsed_and_failed():
     def sample(policy, predicted, correct, status="ok"):
-        return Sample("p", policy, "m", "direct", [], "1", predicted, correct, status, None, "none", 0, 5, False, 1.0, 0.1, "")
+        return Sample("p", policy, "m", "direct", "native", [], "1", predicted, correct, status, None, "none",
+                      0, 5, False, 1.0, 0.1, "")
     [s] = summarise([sample("direct", "1", True), sample("direct", None, False), sample("direct", None, False, "failed")])
     assert (s.n, s.accuracy, s.failed, s.unparsed) == (3, 1 / 3, 1, 1)

@@ -106,3 +106,19 @@ def test_unknown_style_is_refused_with_the_known_ones():
 )
 def test_style_detected_from_the_chat_template(template, style):
     assert detect_style(template) == style
+
+
+SCAFFOLD = "First 3 + 4 = 7. Then 7 * 2 = 14.\nThe answer is 14."
+
+
+@pytest.mark.parametrize("pieces", list(every_split(SCAFFOLD)))
+def test_scaffolded_reasoning_until_the_answer_sentence(pieces):
+    thinking, answer, parser = split("scaffold", pieces)
+    assert thinking == "First 3 + 4 = 7. Then 7 * 2 = 14.\n"
+    assert answer == "The answer is 14."
+    assert parser.closed_thinking
+
+
+def test_scaffold_that_never_states_an_answer_is_all_thinking():
+    thinking, answer, parser = split("scaffold", ["Let me think", " about it"])
+    assert (thinking, answer) == ("Let me think about it", "") and parser.unclosed

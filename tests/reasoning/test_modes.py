@@ -1,0 +1,22 @@
+"""Thinking requests: native where the model can, scaffolded where it cannot."""
+
+from app.engines.types import GenerationRequest, Message
+from app.reasoning.modes import SCAFFOLD_INSTRUCTION, thinking_request
+
+
+def test_native_thinking_uses_the_switch_and_keeps_the_budget():
+    request = thinking_request(GenerationRequest.from_prompt("2+2?", thinking_budget=64), "think-tags-switch")
+    assert request.thinking is True and request.thinking_budget == 64 and request.strategy == "native"
+
+
+def test_a_model_that_cannot_think_is_scaffolded():
+    request = thinking_request(GenerationRequest.from_prompt("2+2?", thinking_budget=64), "none")
+    assert request.strategy == "scaffold" and request.thinking is None and request.thinking_budget is None
+    assert request.messages[0] == Message("system", SCAFFOLD_INSTRUCTION)
+    assert request.messages[1] == Message("user", "2+2?")
+
+
+def test_scaffold_joins_an_existing_system_message():
+    original = GenerationRequest(messages=(Message("system", "Be brief."), Message("user", "2+2?")))
+    request = thinking_request(original, "none")
+    assert request.messages[0].content == f"Be brief.\n\n{SCAFFOLD_INSTRUCTION}" and len(request.messages) == 2
