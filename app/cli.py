@@ -109,11 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
     evaluate.add_argument("--policies", default="direct,think,heuristic",
-                          help="comma-separated: direct, think, heuristic")
+                          help="comma-separated: direct, think, heuristic, cascade, self-consistency")
     evaluate.add_argument("--limit", type=_positive, default=20, help="first N problems (default 20)")
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
     evaluate.add_argument("--max-tokens", type=_positive, default=256)
     evaluate.add_argument("--thinking-budget", type=_non_negative, metavar="N")
+    evaluate.add_argument("--k", type=_positive, default=4, help="samples for self-consistency (default 4)")
     evaluate.add_argument("--ctx", type=_positive)
     evaluate.add_argument("--threads", type=_positive)
     evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
@@ -223,6 +224,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session, problems, policies, args.max_tokens, args.thinking_budget,
             on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
                                           f"{s.predicted} (ref {s.reference})\n"),
+            k=args.k,
         )
     summaries = summarise(samples)
     folder = Path(args.output)

@@ -1,7 +1,8 @@
 """Run a suite through routing policies and measure what each buys and costs.
 
-A policy turns a question into a request: "direct" never thinks, "think" always does (with the
-budget), "heuristic" asks the router. Every sample is kept; the summary per policy is accuracy,
+A policy turns a question into requests: "direct" never thinks, "think" always does (with the
+budget), "heuristic" asks the router, "cascade" answers directly twice (sampled) and thinks only
+when the two disagree, "self-consistency" thinks k times (sampled) and takes the majority. Every sample is kept; the summary per policy is accuracy,
 share routed to thinking, tokens, latency and TTFT.
 """
 
@@ -14,10 +15,12 @@ from typing import Callable, Iterable
 from app.engines.types import GenerationRequest, Message, Sampling
 from app.eval.answers import extract_answer, is_correct
 from app.eval.suites import Problem
-from app.routing.heuristic import THINK, decide
+from app.reasoning.consistency import majority_vote
+from app.routing.heuristic import DIRECT, THINK, decide
 from app.session import Session
 
-POLICIES = ("direct", "think", "heuristic")
+POLICIES = ("direct", "think", "heuristic", "cascade", "self-consistency")
+SAMPLED_TEMPERATURE = 0.7
 INSTRUCTION = "\n\nSolve it step by step, then end with: The answer is <number>."
 
 
@@ -41,6 +44,7 @@ class Sample:
     latency_s: float | None
     ttft_s: float | None
     answer: str
+    n_generations: int = 1  # self-consistency and cascade run the model more than once
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,17 +81,21 @@ def plan(
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:
-        route, reasons = (THINK if policy == "think" else "direct"), [f"policy {policy}"]
-    thinking = route == THINK
-    request = GenerationRequest(
+        route, reasons = (DIRECT if policy in ("direct", "cascade") else THINK), [f"policy {policy}"]
+    return route, reasons, _request(question, max_tokens, route == THINK, budget)
+
+
+def _request(question: str, max_tokens: int, thinking: bool, budget: int | None, seed: int | None = None):
+    return GenerationRequest(
         messages=(Message("user", question + INSTRUCTION),),
         max_tokens=max_tokens,
-        sampling=Sampling(temperature=0.0),  # greedy: the comparison is between policies, not luck
+        # Greedy, so policies differ by what they ask, not by luck; sampled where votes need variety.
+        sampling=Sampling(temperature=0.0 if seed is None else SAMPLED_TEMPERATURE),
+        seed=seed or 0,
         thinking=thinking,
         thinking_budget=budget if thinking else None,
         cache_prompt=False,  # each sample pays its full prompt, whatever ran before it
     )
-    return route, reasons, request
 
 
 def run_eval(
@@ -97,38 +105,73 @@ def run_eval(
     max_tokens: int,
     budget: int | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    k: int = 4,
 ) -> list[Sample]:
     """Every problem through every policy on the session's first model."""
+    if k < 1:
+        raise ValueError(f"self-consistency needs k >= 1 samples, not {k}")
+
+    def ask(request: GenerationRequest):
+        return session.compare(request)[0]  # one pane: its answer
+
     samples = []
     for problem in problems:
         for policy in policies:
             route, reasons, request = plan(policy, problem.question, max_tokens, budget)
-            result = session.compare(request)[0]
-            predicted = extract_answer(result.text) if result.status == "ok" else None
-            sample = Sample(
-                problem_id=problem.id,
-                policy=policy,
-                model=result.model,
-                route=route,
-                strategy=result.strategy,
-                reasons=reasons,
-                reference=problem.answer,
-                predicted=predicted,
-                correct=is_correct(predicted, problem.answer),
-                status=result.status,
-                error=result.error,
-                thinking_style=result.thinking_style,
-                n_thinking_tokens=result.n_thinking_tokens,
-                n_answer_tokens=result.n_answer_tokens,
-                thinking_unclosed=result.thinking_unclosed,
-                latency_s=result.total_s,
-                ttft_s=result.ttft_s,
-                answer=result.text,
-            )
+            if policy == "self-consistency":
+                results = [ask(_request(problem.question, max_tokens, True, budget, seed)) for seed in range(k)]
+                vote = majority_vote([_answer(r) for r in results])
+                predicted = vote.answer
+                reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
+            elif policy == "cascade":
+                # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
+                results = [ask(_request(problem.question, max_tokens, False, None, seed)) for seed in (1, 2)]
+                first, second = (_answer(r) for r in results)
+                if first is not None and first == second:
+                    predicted, reasons = first, [f"two direct samples agree on {first}"]
+                else:
+                    results.append(ask(_request(problem.question, max_tokens, True, budget)))
+                    route, predicted = THINK, _answer(results[-1])
+                    reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
+            else:
+                results = [ask(request)]
+                predicted = _answer(results[0])
+            sample = _sample(problem, policy, route, reasons, predicted, results)
             samples.append(sample)
             if on_sample is not None:
                 on_sample(sample)
     return samples
+
+
+def _answer(result) -> str | None:
+    return extract_answer(result.text) if result.status == "ok" else None
+
+
+def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predicted, results) -> Sample:
+    """One policy's answer to one problem; tokens and time add up over all its generations."""
+    last = results[-1]
+    failed = [r for r in results if r.status != "ok"]
+    return Sample(
+        problem_id=problem.id,
+        policy=policy,
+        model=last.model,
+        route=route,
+        strategy=last.strategy,
+        reasons=reasons,
+        reference=problem.answer,
+        predicted=predicted,
+        correct=is_correct(predicted, problem.answer),
+        status=failed[0].status if failed else "ok",
+        error=failed[0].error if failed else None,
+        thinking_style=last.thinking_style,
+        n_thinking_tokens=sum(r.n_thinking_tokens for r in results),
+        n_answer_tokens=sum(r.n_answer_tokens for r in results),
+        thinking_unclosed=any(r.thinking_unclosed for r in results),
+        latency_s=sum(r.total_s or 0.0 for r in results),
+        ttft_s=results[0].ttft_s,
+        answer=last.text,
+        n_generations=len(results),
+    )
 
 
 def summarise(samples: list[Sample]) -> list[PolicySummary]:

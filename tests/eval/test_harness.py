@@ -72,3 +72,19 @@ def test_summary_counts_unparsed_and_failed():
                       0, 5, False, 1.0, 0.1, "")
     [s] = summarise([sample("direct", "1", True), sample("direct", None, False), sample("direct", None, False, "failed")])
     assert (s.n, s.accuracy, s.failed, s.unparsed) == (3, 1 / 3, 1, 1)
+
+
+def test_cascade_and_self_consistency_keep_every_generation(tmp_path):
+    out = fastslow("eval", "--limit", "1", "--policies", "cascade,self-consistency", "--k", "2",
+                   "--max-tokens", "16", "--output", str(tmp_path), "-m", "smollm2-135m")
+    assert out.returncode == 0, out.stderr
+    cascade, consistency = (json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines())
+    assert cascade["n_generations"] in (2, 3)
+    assert cascade["reasons"][0].startswith("two direct samples agree") == (cascade["n_generations"] == 2)
+    assert consistency["n_generations"] == 2 and consistency["route"] == "think"
+    assert "of 2 samples agree" in consistency["reasons"][0] or "no readable answer" in consistency["reasons"][0]
+
+
+def test_k_of_zero_is_refused():
+    out = fastslow("eval", "--k", "0")
+    assert out.returncode == 2 and "must be a positive number" in out.stderr
