@@ -24,6 +24,7 @@ from app.engines.types import (
     Token,
 )
 from app.eval.harness import parse_policies, run_eval, summarise
+from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import estimate_fit, memory_state
 from app.routing.heuristic import THINK, decide
@@ -233,7 +234,15 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for sample in samples:
             handle.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
     (folder / "summary.json").write_text(json.dumps([vars(s) for s in summaries], indent=2))
-    out.write("\n" + format_summary(summaries) + f"\n\nwrote {folder / 'samples.jsonl'} and {folder / 'summary.json'}\n")
+    written = [folder / "samples.jsonl", folder / "summary.json"]
+    try:
+        title = f"{pane.label} on {len(problems)} problems of {Path(args.suite_file or args.suite).stem}"
+        written.append(plot_tradeoff(summaries, folder / "tradeoff.png", title))
+    except RuntimeError as exc:  # matplotlib is optional: the numbers matter more than the picture
+        print(f"fastslow: no chart: {exc}", file=sys.stderr)
+    front = pareto_front([(s.policy, tokens_per_question(s), s.accuracy) for s in summaries])
+    out.write("\n" + format_summary(summaries) + f"\n\nPareto front (accuracy vs tokens): {', '.join(front)}\n")
+    out.write(f"wrote {', '.join(str(p) for p in written)}\n")
     return EXIT_OK
 
 

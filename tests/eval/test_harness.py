@@ -31,7 +31,8 @@ def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [s["policy"] for s in summary] == ["direct", "heuristic"]
     assert summary[1]["think_share"] == 1.0 and summary[0]["think_share"] == 0.0
-    assert "accuracy" in out.stdout and "to thinking" in out.stdout
+    assert "accuracy" in out.stdout and "to thinking" in out.stdout and "Pareto front" in out.stdout
+    assert (tmp_path / "tradeoff.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(
