@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--temperature", type=float, default=Sampling.temperature)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
+    compare.add_argument("--tdp", type=float, metavar="W",
+                         help="your CPU's TDP in watts, for the energy estimate when no power counter is readable")
     compare.add_argument("--json", action="store_true", help="print one JSON record per run instead of text")
     compare.set_defaults(func=cmd_compare)
 
@@ -172,7 +174,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         thinking=thinking,
         thinking_budget=budget,
     )
-    session = Session([], mode=args.mode, cores=args.threads)
+    session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp)
     for name in args.models or list(DEFAULT_MODELS):
         session.panes.append(_pane_for(name, args))
     with session:
@@ -371,7 +373,8 @@ class _StreamPrinter:
 
 def format_table(results: list[RunResult]) -> str:
     headers = ["#", "model", "status", "prompt tok", "evaluated", "TTFT", "prompt tok/s",
-               "generated", "thinking", "first answer", "decode tok/s", "total", "finish"]
+               "generated", "thinking", "first answer", "decode tok/s", "total", "energy", "J/tok", "avg W",
+               "finish"]
     rows = [
         [
             str(r.pane + 1),
@@ -386,6 +389,9 @@ def format_table(results: list[RunResult]) -> str:
             _ms(r.ttfat_s),
             _num(r.decode_tps),
             _secs(r.total_s),
+            "—" if r.energy_j is None else f"{r.energy_j:.1f} J{'*' if r.energy_approximate else ''}",
+            _num(r.j_per_token),
+            _num(r.avg_w),
             r.finish_reason or (r.error_kind or ""),
         ]
         for r in results
@@ -396,6 +402,14 @@ def format_table(results: list[RunResult]) -> str:
     for r in results:
         if r.status == "failed":
             lines.append(f"[{r.pane + 1}] {r.model}: {r.error}")
+    for source in dict.fromkeys(r.energy_source for r in results if r.energy_source):
+        details = next(r.energy_detail.get("details") or {} for r in results if r.energy_source == source)
+        said = "; ".join(d.get("measures", "") + (f" ({d['formula']})" if d.get("formula") else "") for d in details.values())
+        lines.append(f"energy: {source}" + (f" — {said}" if said else ""))
+    approximate = [r for r in results if r.energy_approximate]
+    if approximate:
+        notes = approximate[0].energy_detail.get("notes") or ["see energy_detail"]
+        lines.append(f"* approximate: {notes[0]}")
     return "\n".join(lines)
 
 

@@ -48,6 +48,19 @@ class RunResult:
     decode_tps: float | None = None  # (tokens after the first) / (time after the first)
     total_s: float | None = None
     engine_decode_tps: float | None = None  # llama.cpp's own timer, for cross-checking ours
+    # Energy: never a bare number — energy_source says where it came from (app/telemetry).
+    energy_j: float | None = None
+    energy_source: str = ""  # "measured:rapl", "estimated:tdp, shared by CPU time", ...
+    energy_approximate: bool = False  # e.g. a run too short for the sensor; notes in energy_detail
+    avg_w: float | None = None
+    peak_w: float | None = None
+    thinking_energy_j: float | None = None
+    answer_energy_j: float | None = None
+    j_per_token: float | None = None
+    j_per_thinking_token: float | None = None
+    j_per_answer_token: float | None = None
+    energy_detail: dict = field(default_factory=dict)  # breakdown by source, notes, TDP and formula
+    peak_rss_bytes: int | None = None  # the worker's high-water mark (its model load included)
     token_times_s: list[float] = field(default_factory=list)  # each token, from submit
     started_at: str = ""  # wall clock, ISO 8601, for the log
 

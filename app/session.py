@@ -19,6 +19,7 @@ from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
 from app.runs import RunRecorder, RunResult
+from app.telemetry import Detected, Sampler, detect_sources, split_phases
 
 MODES = ("fair", "live")
 
@@ -48,6 +49,8 @@ class Session:
         mode: str = "fair",
         cores: int | None = None,
         memory: MemoryState | None = None,  # for the fit check; None reads this machine's
+        tdp_w: float | None = None,  # the CPU's TDP for the energy estimate, when no counter is readable
+        sample_hz: float = 10.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -57,6 +60,9 @@ class Session:
         self.memory = memory
         self.recorders: list[RunRecorder] = []
         self.requests: list[GenerationRequest] = []  # what each pane was asked, after planning
+        self.tdp_w, self.sample_hz = tdp_w, sample_hz
+        self.power: Detected | None = None
+        self.sampler: Sampler | None = None
 
     def threads_per_pane(self) -> int:
         if self.mode == "fair":
@@ -74,6 +80,16 @@ class Session:
                 self._load_pane(pane, force)
             except EngineError as exc:
                 pane.load_error = exc
+        self._start_telemetry()
+
+    def _start_telemetry(self) -> None:
+        """Sample CPU, memory and power for the loaded workers from now until close()."""
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.power.close()
+        self.power = detect_sources(self.tdp_w)
+        self.sampler = Sampler(self.power.sources, 1.0 / self.sample_hz)
+        self.sampler.start([p.client.pid for p in self.panes if p.client is not None])
 
     def _load_pane(self, pane: Pane, force: bool) -> None:
         header = read_gguf_header(pane.spec.path)
@@ -116,6 +132,7 @@ class Session:
                 yield from self._run_one(i)
         else:
             yield from self._run_together(runnable)
+        self._attach_energy(runnable)
 
     @staticmethod
     def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
@@ -126,10 +143,36 @@ class Session:
 
     def _run_one(self, i: int):
         recorder = self.recorders[i]
+        if self.sampler is not None:
+            self.sampler.sample_now()  # bracket the run, so even a short one has readings
         recorder.t_submit = now()
         for event in self.panes[i].client.generate(self.requests[i]):
             recorder.feed(event)
             yield i, event, recorder
+        if self.sampler is not None:
+            self.sampler.sample_now()
+
+    def _attach_energy(self, runnable: list[int]) -> None:
+        """Energy over each run's window, split into thinking and answer; shared by CPU time in live mode."""
+        if self.sampler is None:
+            return
+        samples = self.sampler.samples
+        pids = {i: self.panes[i].client.pid for i in runnable if self.panes[i].client is not None}
+        for i in pids:
+            recorder, r = self.recorders[i], self.recorders[i].result
+            if r.total_s is None:
+                continue
+            t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
+            others = [pids[j] for j in pids if j != i] if self.mode == "live" else []
+            boundary = None
+            if r.n_thinking_tokens:  # a thought that never closed is thinking to the end
+                boundary = t0 + r.ttfat_s if r.ttfat_s is not None else t1
+            phases = split_phases(samples, t0, boundary, t1, r.n_thinking_tokens, r.n_answer_tokens, pids[i], others)
+            if phases is not None:
+                for key, value in phases.flat().items():
+                    setattr(r, key, value)
+            last = next((s.procs[pids[i]] for s in reversed(samples) if pids[i] in s.procs), None)
+            r.peak_rss_bytes = last.peak_rss if last else None
 
     def _run_together(self, indices: list[int]):
         events: queue.Queue = queue.Queue()
@@ -175,6 +218,10 @@ class Session:
                 pane.client.cancel()
 
     def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.power.close()
+            self.sampler = None
         for pane in self.panes:
             if pane.client is not None:
                 pane.client.close()

@@ -42,6 +42,10 @@ def test_fair_mode_runs_panes_one_after_another_with_all_cores(fair_session):
         assert_consistent(result)
         assert result.mode == "fair"
         assert result.n_threads == fair_session.cores
+        # Energy always comes with where it came from (estimated here: no RAPL/NVML on this VM).
+        assert result.energy_j > 0 and result.energy_source.startswith(("measured:", "estimated:"))
+        assert result.j_per_token == pytest.approx(result.energy_j / result.n_generated)
+        assert result.peak_rss_bytes > 50 * 2**20  # the worker holds the model
     first_end = results[0].total_s
     # Pane 2 was submitted only after pane 1 finished: its clock starts later.
     assert fair_session.recorders[1].t_submit >= fair_session.recorders[0].t_submit + first_end
@@ -55,6 +59,7 @@ def test_live_mode_runs_panes_at_once_with_cores_split(smollm2_spec, gemma_spec)
         for result in results:
             assert_consistent(result)
             assert result.mode == "live" and result.n_threads == 1
+            assert "shared by CPU time" in result.energy_source
         # Both were generating at the same time: their token windows overlap.
         starts = [rec.t_submit + r.token_times_s[0] for rec, r in zip(session.recorders, results)]
         ends = [rec.t_submit + r.token_times_s[-1] for rec, r in zip(session.recorders, results)]

@@ -1,0 +1,239 @@
+"""A background thread that samples CPU, memory, battery and power at a fixed rate (default 10 Hz).
+
+Timestamps are time.perf_counter(), the clock of every engine event (app.engines.types.now), so a
+run's window [submit, finish] can be laid straight over the samples.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from app.telemetry.sources import (
+    PowerSource,
+    Reading,
+    SourceUnavailable,
+    TdpEstimateSource,
+    busy_share,
+)
+
+# CPU time and power are read every tick: energy attribution rests on them. Slower-moving figures
+# are read less often and carried forward, which keeps the sampler under 1% of a core at 10 Hz.
+BATTERY_EVERY_S = 1.0  # battery state changes over minutes
+MEMORY_EVERY_S = 0.5  # system memory and each worker's RSS; the peak comes from the kernel's
+# high-water mark (VmHWM / peak working set), which only grows, so no peak is lost between reads.
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One worker process at one instant."""
+
+    cpu_s: float  # cumulative user + system CPU seconds: the base of CPU-time attribution
+    cpu_percent: float  # since the previous sample, of one core (200 = two cores busy)
+    rss: int  # read every MEMORY_EVERY_S, carried forward in between
+    peak_rss: int  # the OS's high-water mark where it keeps one (Linux, Windows), else the highest seen
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # perf_counter
+    cpu_percent: float  # system-wide busy share of all logical CPUs, 0-100, since the previous sample
+    mem_total: int  # system memory, read every MEMORY_EVERY_S
+    mem_available: int
+    battery_percent: float | None  # None: no battery
+    on_mains: bool | None  # None: unknown (no battery, or the OS does not say)
+    procs: dict[int, ProcSample] = field(default_factory=dict)
+    power: dict[str, Reading] = field(default_factory=dict)  # by source name
+
+
+class Sampler:
+    """Samples on a daemon thread; pids can be added and removed while it runs.
+
+    Use sample_now() at a run's start and end so that even a run shorter than the interval is
+    bracketed by samples. A power source that fails while running is dropped and listed in
+    `failures`; a worker that exits is dropped from the pids.
+    """
+
+    def __init__(self, sources: list[PowerSource] = (), interval_s: float = 0.1, max_samples: int = 36_000) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, not {interval_s}")
+        self.interval_s = interval_s
+        self.sources = list(sources)
+        self.failures: list[tuple[str, str]] = []
+        self._samples: collections.deque[Sample] = collections.deque(maxlen=max_samples)  # an hour at 10 Hz
+        self._procs: dict[int, psutil.Process] = {}
+        self._memory: dict[int, tuple[int, int]] = {}  # pid -> (rss, peak rss)
+        self._last_read: dict[object, float] = {}  # when each slow figure was last read
+        self._system_memory = (0, 0)
+        self._last_proc_cpu: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_cpu = psutil.cpu_times()
+        self._battery: tuple[float | None, bool | None] = (None, None)
+        self.own_cpu_s = 0.0  # CPU time the sampling thread itself has used, for the cost benchmark
+
+    # -- control ------------------------------------------------------------------------------
+
+    def start(self, pids: list[int] = ()) -> Sampler:
+        if self._thread is not None:
+            raise RuntimeError("the sampler is already running")
+        for pid in pids:
+            self.add_pid(pid)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="telemetry-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, after one last sample so the latest window is closed."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self.sample_now()
+
+    def add_pid(self, pid: int) -> None:
+        """Follow a worker; raises psutil.NoSuchProcess if it does not exist."""
+        process = psutil.Process(pid)
+        with self._lock:
+            self._procs[pid] = process
+
+    def remove_pid(self, pid: int) -> None:
+        with self._lock:
+            self._forget(pid)
+
+    def _forget(self, pid: int) -> None:
+        self._procs.pop(pid, None)
+        self._memory.pop(pid, None)
+        self._last_proc_cpu.pop(pid, None)
+        self._last_read.pop(("memory", pid), None)
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return list(self._procs)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """A snapshot, oldest first."""
+        with self._lock:
+            return list(self._samples)
+
+    def __enter__(self) -> Sampler:
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        started = time.thread_time()
+        deadline = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                self.sample_now()
+                # A fixed grid, so a slow tick does not shift every later one.
+                deadline += self.interval_s
+                delay = deadline - time.perf_counter()
+                if delay < 0:
+                    deadline, delay = time.perf_counter(), 0.0
+                self._stop.wait(delay)
+        finally:
+            self.own_cpu_s += time.thread_time() - started
+
+    def sample_now(self) -> Sample:
+        """Take one sample (from any thread), store it and return it."""
+        with self._lock:
+            t = time.perf_counter()
+            times = psutil.cpu_times()
+            busy = 100.0 * busy_share(self._last_cpu, times)
+            self._last_cpu = times
+            if self._due("memory", t, MEMORY_EVERY_S):
+                memory = psutil.virtual_memory()
+                self._system_memory = (memory.total, memory.available)
+            battery_percent, on_mains = self._battery_state(t)
+            sample = Sample(
+                t=t,
+                cpu_percent=busy,
+                mem_total=self._system_memory[0],
+                mem_available=self._system_memory[1],
+                battery_percent=battery_percent,
+                on_mains=on_mains,
+                procs=self._sample_procs(t),
+                power=self._read_sources(t, times),
+            )
+            self._samples.append(sample)
+            return sample
+
+    def _sample_procs(self, t: float) -> dict[int, ProcSample]:
+        procs: dict[int, ProcSample] = {}
+        for pid, process in list(self._procs.items()):
+            try:
+                times = process.cpu_times()
+                if self._due(("memory", pid), t, MEMORY_EVERY_S):  # a new pid is due at once
+                    rss = process.memory_info().rss
+                    peak = max(self._memory.get(pid, (0, 0))[1], rss, _os_peak_rss(process) or 0)
+                    self._memory[pid] = (rss, peak)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                # The worker ended (or crashed; AccessDenied is how macOS says so for some exits):
+                # nothing more to sample, and its pid may be reused by another process.
+                self._forget(pid)
+                continue
+            cpu_s = times.user + times.system
+            last_t, last_cpu = self._last_proc_cpu.get(pid, (t, cpu_s))
+            percent = 100.0 * (cpu_s - last_cpu) / (t - last_t) if t > last_t else 0.0
+            self._last_proc_cpu[pid] = (t, cpu_s)
+            rss, peak = self._memory[pid]
+            procs[pid] = ProcSample(cpu_s=cpu_s, cpu_percent=percent, rss=rss, peak_rss=peak)
+        return procs
+
+    def _read_sources(self, t: float, cpu_times) -> dict[str, Reading]:
+        readings: dict[str, Reading] = {}
+        for source in list(self.sources):
+            try:
+                if isinstance(source, TdpEstimateSource):  # reuse this tick's CPU times: a third of the cost
+                    readings[source.info.name] = source.read_from(t, cpu_times)
+                else:
+                    readings[source.info.name] = source.read()
+            except SourceUnavailable as exc:
+                self.sources.remove(source)
+                self.failures.append((source.info.name, str(exc)))
+        return readings
+
+    def _due(self, key: object, t: float, every_s: float) -> bool:
+        """True, and remembered, when the figure named key was last read every_s or more ago."""
+        if t - self._last_read.get(key, float("-inf")) < every_s:
+            return False
+        self._last_read[key] = t
+        return True
+
+    def _battery_state(self, t: float) -> tuple[float | None, bool | None]:
+        if self._due("battery", t, BATTERY_EVERY_S):
+            battery = psutil.sensors_battery()
+            percent = battery.percent if battery else None
+            on_mains = battery.power_plugged if battery else None
+            self._battery = (percent, on_mains)
+        return self._battery
+
+
+def _os_peak_rss(process: psutil.Process) -> int | None:
+    """The kernel's own RSS high-water mark, which catches peaks between samples."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{process.pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) * 1024  # reported in kB
+        except (OSError, ValueError):
+            return None
+    elif sys.platform == "win32":
+        return getattr(process.memory_info(), "peak_wset", None)
+    return None  # macOS keeps no per-process high-water mark for other processes
