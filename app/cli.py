@@ -29,6 +29,8 @@ from app.eval.suites import load_suite, suite_path
 from app.hardware import estimate_fit, memory_state
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
+from app.store import open_log
+from app.store.commands import add_log_commands
 from app.session import Pane, Session
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -101,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--tdp", type=float, metavar="W",
                          help="your CPU's TDP in watts, for the energy estimate when no power counter is readable")
     compare.add_argument("--json", action="store_true", help="print one JSON record per run instead of text")
+    compare.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
+    compare.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
     compare.set_defaults(func=cmd_compare)
 
     demo = commands.add_parser("demo", help="compare the two bundled models on a sample question")
@@ -127,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("prompt")
     route.add_argument("--json", action="store_true")
     route.set_defaults(func=cmd_route)
+
+    add_log_commands(commands)
 
     models = commands.add_parser("models", help="list catalog and local models, with fit on this machine")
     models.add_argument("--ctx", type=_positive, default=4096)
@@ -174,7 +180,10 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         thinking=thinking,
         thinking_budget=budget,
     )
-    session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp)
+    log, log_error = (None, None) if args.no_log else open_log(args.db)
+    if log_error is not None:
+        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
     for name in args.models or list(DEFAULT_MODELS):
         session.panes.append(_pane_for(name, args))
     with session:
@@ -198,6 +207,10 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 out.write(json.dumps(record) + "\n")
         else:
             printer.summary(results)
+    if session.log_error is not None:
+        print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)
+    if log is not None:
+        log.close()
     return _exit_code(results)
 
 

@@ -19,6 +19,7 @@ from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
 from app.runs import RunRecorder, RunResult
+from app.store import MemoryLog, SessionLog, StoreError
 from app.telemetry import Detected, Sampler, detect_sources, split_phases
 
 MODES = ("fair", "live")
@@ -51,6 +52,7 @@ class Session:
         memory: MemoryState | None = None,  # for the fit check; None reads this machine's
         tdp_w: float | None = None,  # the CPU's TDP for the energy estimate, when no counter is readable
         sample_hz: float = 10.0,
+        log: SessionLog | MemoryLog | None = None,  # where runs are written as they start and end
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -63,6 +65,10 @@ class Session:
         self.tdp_w, self.sample_hz = tdp_w, sample_hz
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
+        self.log = log
+        self.log_error: StoreError | None = None  # set when the log failed; results stay in memory
+        self._log_session: int | None = None
+        self._run_ids: dict[int, int] = {}
 
     def threads_per_pane(self) -> int:
         if self.mode == "fair":
@@ -120,11 +126,13 @@ class Session:
             recorder = RunRecorder(i, pane.info, self.mode, now(), style)
             recorder.result.thinking_budget, recorder.result.strategy = mine.thinking_budget, mine.strategy
             self.recorders.append(recorder)
+        self._log_start(request)
         for i, pane in enumerate(self.panes):
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
                 self.recorders[i].result.model = pane.label
                 self.recorders[i].fail(error.kind, str(error))
+                self._log_finish(i)
                 yield i, None, self.recorders[i]
         runnable = [i for i, p in enumerate(self.panes) if p.client is not None]
         if self.mode == "fair":
@@ -133,6 +141,8 @@ class Session:
         else:
             yield from self._run_together(runnable)
         self._attach_energy(runnable)
+        for i in runnable:
+            self._log_finish(i)  # after the energy is known: the row is completed once, in full
 
     @staticmethod
     def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
@@ -216,6 +226,33 @@ class Session:
         for pane in self.panes:
             if pane.client is not None:
                 pane.client.cancel()
+
+    # -- the session log: a run row at the start (status running), completed at the end ----
+
+    def _log_start(self, request: GenerationRequest) -> None:
+        def write():
+            if self._log_session is None:
+                self._log_session = self.log.start_session(mode=self.mode)
+            prompt_id = self.log.add_prompt(self._log_session, request)
+            for i, pane in enumerate(self.panes):
+                self._run_ids[i] = self.log.start_run(
+                    prompt_id, pane=i, info=pane.info, request=self.requests[i], mode=self.mode
+                )
+
+        self._log_call(write)
+
+    def _log_finish(self, i: int) -> None:
+        if i in self._run_ids:
+            self._log_call(lambda: self.log.finish_run(self._run_ids[i], self.recorders[i].result))
+
+    def _log_call(self, write) -> None:
+        """A log that fails (locked, full, read-only…) is set aside; the comparison goes on."""
+        if self.log is None:
+            return
+        try:
+            write()
+        except StoreError as exc:
+            self.log_error, self.log = exc, None
 
     def close(self) -> None:
         if self.sampler is not None:

@@ -92,3 +92,16 @@ def bench_threads():
     from app.hardware import physical_cores
 
     return physical_cores()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_log_in_a_temporary_folder(tmp_path_factory):
+    """Every `fastslow compare` the tests run (and its subprocesses) logs here, not in the user's data."""
+    path = tmp_path_factory.mktemp("log") / "fastslow.db"
+    previous = os.environ.get("FASTSLOW_DB")
+    os.environ["FASTSLOW_DB"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("FASTSLOW_DB", None)
+    else:
+        os.environ["FASTSLOW_DB"] = previous

@@ -176,3 +176,27 @@ def test_auto_mode_applies_and_records_the_routers_decision():
     record = json.loads(out.stdout)
     assert record["router"]["route"] == "direct" and record["router"]["reasons"]
     assert record["thinking_budget"] is None
+
+
+def test_compare_writes_every_run_to_the_session_log(tmp_path):
+    db = tmp_path / "log.db"
+    out = fastslow("compare", "Say hi.", "--db", str(db), *SHORT)
+    assert out.returncode == 0, out.stderr
+    listing = fastslow("log", "list", "--db", str(db))
+    assert listing.returncode == 0, listing.stderr
+    assert "smollm2-135m" in listing.stdout and "gemma3-270m" in listing.stdout
+    exported = tmp_path / "runs.jsonl"
+    assert fastslow("log", "export", "--db", str(db), "--format", "jsonl", "--output", str(exported)).returncode == 0
+    runs = [json.loads(line)["run"] for line in exported.read_text().splitlines()]
+    assert sorted(r["model"] for r in runs) == ["gemma3-270m", "smollm2-135m"]
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    assert all(r["n_generated"] == 6 and r["energy_source"] and r["mode"] == "fair" for r in runs)
+
+
+def test_an_unusable_log_warns_and_the_comparison_still_runs(tmp_path):
+    folder = tmp_path / "not-a-file.db"
+    folder.mkdir()
+    out = fastslow("compare", "Say hi.", "-m", "smollm2-135m", "--db", str(folder), "--json", *SHORT)
+    assert out.returncode == 0
+    assert "runs are kept in memory only" in out.stderr
+    assert json.loads(out.stdout)["status"] == "ok"

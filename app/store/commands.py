@@ -1,0 +1,100 @@
+"""`fastslow log ...`: list, show, export and import the session log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from app.store.export import FORMATS, export, import_jsonl
+from app.store.log import SessionLog, StoreError
+
+EXIT_OK, EXIT_ERROR = 0, 2
+
+
+def add_log_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `log list|show|export|import` to the app's subcommands; each handler returns 0 or 2."""
+    log = subparsers.add_parser("log", help="the session log: list, show, export, import runs")
+    commands = log.add_subparsers(dest="log_command", required=True)
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--db", metavar="PATH", help="the log file (default: $FASTSLOW_DB or the data folder)")
+        sub.set_defaults(func=lambda args: _guard(handler, args))
+        return sub
+
+    listing = command("list", "recent runs, newest first", cmd_list)
+    listing.add_argument("--session", type=int, metavar="ID")
+    listing.add_argument("--limit", type=int, default=20)
+    show = command("show", "one run in full", cmd_show)
+    show.add_argument("run_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="the complete record, as exported")
+    exporting = command("export", "write runs as JSONL, CSV, an HTML report or a SQLite copy", cmd_export)
+    exporting.add_argument("--session", type=int, metavar="ID", help="only this session (html: default latest)")
+    exporting.add_argument("--format", required=True, choices=FORMATS)
+    exporting.add_argument("--output", required=True, metavar="PATH", help="the file to write ('-': stdout)")
+    exporting.add_argument("--keep-home-paths", action="store_true",
+                           help="keep the home folder in paths (default: write it as ~)")
+    importing = command("import", "add the runs of a JSONL export", cmd_import)
+    importing.add_argument("file", metavar="FILE")
+    return log
+
+
+def _guard(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """One line on stderr and exit status 2 for any store failure; never a traceback."""
+    try:
+        return handler(args)
+    except StoreError as exc:
+        print(f"fastslow: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    with SessionLog.open(args.db) as log:
+        runs = log.list_runs(session_id=args.session, limit=args.limit)
+    for r in runs:
+        tps = "—" if r.decode_tps is None else f"{r.decode_tps:.1f} tok/s"
+        prompt = r.prompt.replace("\n", " ")
+        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        out.write(f"{r.id:>5}  s{r.session_id:<4} {r.created_at[:19]}  {r.model:<24} {r.status:<11} "
+                  f"{r.n_generated:>5} tok  {tps:>12}  {prompt}\n")
+    if not runs:
+        out.write("no runs in the log yet\n")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    with SessionLog.open(args.db) as log:
+        record = log.run_record(args.run_id)
+    if args.json:
+        out.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    run = record["run"]
+    out.write(f"run {run['id']} · session {record['session']['id']} · {run['model']} · {run['status']}\n")
+    out.write(f"\nprompt:\n{record['prompt']['text']}\n")
+    if run["thinking"]:
+        out.write(f"\nthinking:\n{run['thinking']}\n")
+    out.write(f"\nanswer:\n{run['text'] or run.get('error') or ''}\n\n")
+    for key in ("backend", "quantization", "mode", "n_generated", "ttft_s", "decode_tps", "total_s",
+                "energy_j", "energy_source"):
+        out.write(f"{key:>14}: {run.get(key)}\n")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with SessionLog.open(args.db) as log:
+        n = export(log, args.format, args.output, session_id=args.session, keep_home_paths=args.keep_home_paths)
+    if args.output != "-":
+        print(f"wrote {n} run{'s' if n != 1 else ''} to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with SessionLog.open(args.db) as log:
+        imported, skipped = import_jsonl(log, args.file)
+    print(f"imported {imported} run(s); {skipped} already in the log", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,189 @@
+"""Exports of the session log: JSONL (complete), CSV (flat metrics), an HTML report, a SQLite copy;
+and the import of a JSONL export.
+
+Exports replace the user's home directory with `~` unless asked not to, so a file can be shared
+without telling the world one's user name or folder layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from app.store.log import SessionLog, StoreError, store_error
+
+FORMATS = ("jsonl", "csv", "html", "sqlite")
+
+CSV_COLUMNS = [
+    "id", "session_id", "prompt_id", "created_at", "finished_at", "pane", "model", "engine", "backend",
+    "quantization", "n_threads", "n_gpu_layers", "mode", "route", "route_budget", "route_confidence",
+    "thinking_style", "thinking_budget", "thinking_budget_hit", "thinking_unclosed", "status",
+    "finish_reason", "error_kind", "n_prompt_tokens", "n_prompt_evaluated", "n_generated",
+    "n_thinking_tokens", "n_answer_tokens", "ttft_s", "ttfat_s", "prompt_eval_s", "prompt_tps",
+    "decode_tps", "total_s", "engine_decode_tps", "energy_j", "energy_source", "model_path", "prompt",
+]
+
+
+# -- home paths --------------------------------------------------------------------------------
+
+
+def home_scrubber(home: str | None = None) -> Callable[[str], str]:
+    """A function that writes the home folder as `~` (whole path components only)."""
+    home = str(Path.home()) if home is None else home
+    if len(home.rstrip("/\\")) < 2:  # a home of "/" would turn every path into ~
+        return lambda text: text
+    # The home itself, and its JSON-escaped spelling (Windows backslashes are doubled in JSON).
+    spellings = sorted({home, json.dumps(home, ensure_ascii=False)[1:-1]}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(s) for s in spellings) + r"(?![\w.-])")
+    return lambda text: pattern.sub("~", text) if text else text
+
+
+def _scrub_values(row: dict, scrub: Callable[[str], str]) -> dict:
+    return {k: scrub(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
+# -- writers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _text_output(path: str | os.PathLike) -> Iterator[IO[str]]:
+    """The file to write, or standard output for "-"; OS errors become StoreErrors."""
+    if str(path) == "-":
+        yield sys.stdout
+        return
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            yield out
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}", kind="io") from exc
+
+
+def write_jsonl(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
+                keep_home_paths: bool = False) -> int:
+    """One complete run record per line; returns how many runs were written."""
+    scrub = (lambda text: text) if keep_home_paths else home_scrubber()
+    n = 0
+    with _text_output(path) as out:
+        for record in log.records(session_id):
+            # Scrub the serialised line: one regex pass, however deep the record.
+            out.write(scrub(json.dumps(record, ensure_ascii=False)) + "\n")
+            n += 1
+    return n
+
+
+def write_csv(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
+              keep_home_paths: bool = False) -> int:
+    """Flat metrics, one run per row, for spreadsheets and pandas; returns the row count."""
+    scrub = (lambda text: text) if keep_home_paths else home_scrubber()
+    n = 0
+    with _text_output(path) as out:
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for record in log.records(session_id):
+            row = {**record["run"], "session_id": record["session"]["id"],
+                   "prompt_id": record["prompt"]["id"], "prompt": record["prompt"]["text"]}
+            writer.writerow(_scrub_values(row, scrub))
+            n += 1
+    return n
+
+
+def write_html(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
+               keep_home_paths: bool = False) -> int:
+    """A self-contained report of one session (the latest when none is given); returns run count."""
+    from app.store.report import render_session  # the one module that knows HTML
+
+    session_id = session_id if session_id is not None else log.latest_session_id()
+    if session_id is None:
+        raise StoreError(f"the session log {log.path} has no sessions to report", kind="not_found")
+    records = list(log.records(session_id))
+    if not records and session_id not in {s.id for s in log.sessions()}:
+        raise StoreError(f"there is no session {session_id} in the session log {log.path}", kind="not_found")
+    scrub = (lambda text: text) if keep_home_paths else home_scrubber()
+    page = render_session(session_id, records, scrub)
+    with _text_output(path) as out:
+        out.write(page)
+    return len(records)
+
+
+def copy_sqlite(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
+                keep_home_paths: bool = False) -> int:
+    """A standalone copy of the database (VACUUM INTO), optionally of one session; returns runs."""
+    target = str(path)
+    if os.path.exists(target):
+        raise StoreError(f"{target} already exists; choose a new file name for the copy", kind="io")
+    log.vacuum_into(target)
+    scrub = None if keep_home_paths else home_scrubber()
+    try:
+        conn = sqlite3.connect(target)
+        try:
+            _trim_copy(conn, session_id, scrub)
+            return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise store_error(exc, target) from exc
+
+
+def _trim_copy(conn: sqlite3.Connection, session_id: int | None, scrub: Callable[[str], str] | None) -> None:
+    conn.execute("PRAGMA foreign_keys=ON")  # deleting a session cascades to its prompts, runs...
+    with conn:
+        if session_id is not None:
+            conn.execute("DELETE FROM sessions WHERE id != ?", [session_id])
+        if scrub is not None:
+            conn.create_function("scrub", 1, scrub, deterministic=True)
+            for table, column in _text_columns(conn):
+                conn.execute(f'UPDATE "{table}" SET "{column}" = scrub("{column}") '
+                             f'WHERE "{column}" != scrub("{column}")')
+    conn.execute("VACUUM")  # deleted and overwritten values must not linger in free pages
+
+
+def _text_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "AND name NOT LIKE 'sqlite_%'")]
+    return [(t, c[1]) for t in tables for c in conn.execute(f'PRAGMA table_info("{t}")') if c[2] == "TEXT"]
+
+
+WRITERS: dict[str, Callable[..., int]] = {
+    "jsonl": write_jsonl, "csv": write_csv, "html": write_html, "sqlite": copy_sqlite,
+}
+
+
+def export(log: SessionLog, fmt: str, path: str | os.PathLike, session_id: int | None = None,
+           keep_home_paths: bool = False) -> int:
+    """Write `fmt` (one of FORMATS) to path; returns how many runs it holds."""
+    if fmt not in WRITERS:
+        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    return WRITERS[fmt](log, path, session_id=session_id, keep_home_paths=keep_home_paths)
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def import_jsonl(log: SessionLog, path: str | os.PathLike) -> tuple[int, int]:
+    """Add the runs of a JSONL export to log, all or nothing; returns (imported, skipped)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", kind="bad_import") from exc
+    records = []
+    for n, line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{path} line {n} is not JSON ({exc.msg})", kind="bad_import") from exc
+    try:
+        return log.import_records(records)
+    except StoreError as exc:
+        if exc.kind == "bad_import" and exc.index is not None:
+            line_no = lines[exc.index - 1][0]
+            raise StoreError(f"{path} line {line_no}: {exc.message}", kind="bad_import") from exc
+        raise
