@@ -79,6 +79,7 @@ class RunRecorder:
         self.result.thinking_style = thinking_style
         self.parser = ReasoningParser(thinking_style)
         self.last_pieces: list[Piece] = []  # what the latest event added, for a view to show
+        self.channels: list[str] = []  # each generated token's channel, beside result.token_times_s
         self.result.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if info is not None:
             r = self.result
@@ -127,6 +128,7 @@ class RunRecorder:
                 r.n_thinking_tokens += 1
             else:
                 r.n_answer_tokens += 1
+            self.channels.append(THINKING if thinking else ANSWER)
             self._add(pieces, event.t)
             return pieces
         elif isinstance(event, Finished):

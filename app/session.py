@@ -243,7 +243,8 @@ class Session:
 
     def _log_finish(self, i: int) -> None:
         if i in self._run_ids:
-            self._log_call(lambda: self.log.finish_run(self._run_ids[i], self.recorders[i].result))
+            recorder = self.recorders[i]
+            self._log_call(lambda: self.log.finish_run(self._run_ids[i], recorder.result, recorder.channels))
 
     def _log_call(self, write) -> None:
         """A log that fails (locked, full, read-only…) is set aside; the comparison goes on."""

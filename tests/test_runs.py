@@ -7,6 +7,14 @@ from app.runs import RunRecorder
 from app.session import Session
 
 
+def test_each_token_keeps_its_channel_for_the_log():
+    recorder = RunRecorder(0, None, "fair", 0.0, thinking_style="think-tags")
+    for i, text in enumerate(["<think>", "a", "</think>", "b"]):
+        recorder.feed(Token(0.1 * (i + 1), text, 1))
+    assert recorder.channels == ["thinking", "thinking", "thinking", "answer"]
+    assert len(recorder.channels) == len(recorder.result.token_times_s)
+
+
 def record(tokens, style="think-tags", opens_thinking=False, t0=100.0):
     recorder = RunRecorder(0, None, "fair", t0, thinking_style=style)
     recorder.feed(Started(t0 + 0.01, 20, 2, opens_thinking))
