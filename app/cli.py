@@ -268,9 +268,14 @@ def format_summary(summaries) -> str:
          f"{s.mean_answer_tokens:.1f}", _secs(s.mean_latency_s), _ms(s.mean_ttft_s), str(s.failed), str(s.unparsed)]
         for s in summaries
     ]
-    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
+    return _columns(headers, rows)
+
+
+def _columns(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table: each column as wide as its widest cell, two spaces between."""
+    widths = [max([len(h), *(len(row[c]) for row in rows)]) for c, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
 
 
@@ -409,9 +414,7 @@ def format_table(results: list[RunResult]) -> str:
         ]
         for r in results
     ]
-    widths = [max(len(h), *(len(row[c]) for row in rows)) for c, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    lines = [_columns(headers, rows)]
     for r in results:
         if r.status == "failed":
             lines.append(f"[{r.pane + 1}] {r.model}: {r.error}")
@@ -457,10 +460,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     headers = ["model", "params", "quant", "size", "thinking", "where", "fit"]
     table = [[row[h] if h != "size" else _gib(row["size_bytes"]) for h in headers] for row in rows]
     table = [[str(v) if v is not None else "—" for v in line] for line in table]
-    widths = [max(len(h), *(len(line[c]) for line in table)) for c, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "\n")
-    for line in table:
-        out.write("  ".join(v.ljust(w) for v, w in zip(line, widths)) + "\n")
+    out.write(_columns(headers, table) + "\n")
     out.write(f"\nfit at {args.ctx:,} context; {_gib(memory.ram_available)} RAM available.\n")
     return EXIT_OK
 
