@@ -108,7 +108,7 @@ class Session:
         # Load with every core; live mode narrows it per request.
         spec = replace(pane.spec, n_threads=pane.spec.n_threads or self.cores)
         client = EngineClient()
-        pane.info = client.load(spec)
+        pane.info = client.load(spec, header)
         pane.client = client
 
     # -- running ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import signal
 from multiprocessing.connection import wait
 from typing import Iterator
 
-from app.engines.gguf_header import read_gguf_header
+from app.engines.gguf_header import GGUFInfo, read_gguf_header
 from app.engines.types import (
     EngineError,
     Event,
@@ -61,8 +61,10 @@ class EngineClient:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def load(self, spec: ModelSpec) -> ModelInfo:
-        read_gguf_header(spec.path)  # raises GGUFError with a clear message
+    def load(self, spec: ModelSpec, header: GGUFInfo | None = None) -> ModelInfo:
+        """Start the worker and load `spec`; `header` is the file's, when the caller already read it."""
+        if header is None:
+            read_gguf_header(spec.path)  # raises GGUFError with a clear message
         self.label = spec.label
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._process = self._ctx.Process(
