@@ -7,7 +7,9 @@ stamped with now() the moment it happens, and the token counts are the model's o
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
+import os
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -55,6 +57,43 @@ def _capture_llama_log(llama_cpp) -> None:
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
+def _extra_buffer_types_safe() -> bool:
+    """Whether llama.cpp may use its CPU "extra buffer types" (AMX, weight repacking).
+
+    On CPUs with Intel AMX (Sapphire Rapids and newer) the AMX buffer type of the llama.cpp in
+    llama-cpp-python 0.3.36 crashes the first decode with SIGSEGV (seen on a Xeon with amx_int8,
+    on a Q4_1 model, which only AMX repacks), so it is switched off there.
+    FASTSLOW_LLAMA_EXTRA_BUFTS=1 or 0 overrides the check.
+    """
+    forced = os.environ.get("FASTSLOW_LLAMA_EXTRA_BUFTS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return "amx_int8" not in flags.split() and "amx_tile" not in flags.split()
+
+
+@contextlib.contextmanager
+def _model_params(llama_cpp, use_extra_bufts: bool):
+    """Llama() takes no argument for use_extra_bufts: adjust the defaults it starts from, for one load."""
+    module = llama_cpp.llama.llama_cpp
+    original = module.llama_model_default_params
+
+    def defaults():
+        params = original()
+        params.use_extra_bufts = use_extra_bufts
+        return params
+
+    module.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
+
+
 def available_backends() -> tuple[str, ...]:
     """The backends compiled into this llama.cpp build, e.g. ("CPU",) or ("CUDA", "CPU")."""
     import llama_cpp
@@ -95,15 +134,16 @@ class LlamaCppEngine:
         self._threads = spec.n_threads or psutil.cpu_count(logical=False) or 1
         started = now()
         try:
-            llm = llama_cpp.Llama(
-                model_path=spec.path,
-                n_ctx=n_ctx,
-                n_batch=spec.n_batch,
-                n_threads=self._threads,
-                n_threads_batch=self._threads,
-                n_gpu_layers=spec.n_gpu_layers,
-                verbose=False,
-            )
+            with _model_params(llama_cpp, _extra_buffer_types_safe()):
+                llm = llama_cpp.Llama(
+                    model_path=spec.path,
+                    n_ctx=n_ctx,
+                    n_batch=spec.n_batch,
+                    n_threads=self._threads,
+                    n_threads_batch=self._threads,
+                    n_gpu_layers=spec.n_gpu_layers,
+                    verbose=False,
+                )
         except Exception as exc:  # llama.cpp reports the cause through its log, not the exception
             raise EngineError(
                 f"llama.cpp could not load {spec.path}: {self._last_log_error() or exc}",

@@ -162,3 +162,16 @@ def test_cache_prompt_off_evaluates_the_whole_prompt_again(smollm2_engine):
     again = run(smollm2_engine, GenerationRequest.from_prompt("Repeat after me: cache.", max_tokens=2, cache_prompt=False))
     done = next(e for e in again if isinstance(e, PromptDone))
     assert done.n_prompt_evaluated == done.n_prompt_tokens
+
+
+def test_extra_buffer_types_are_off_on_amx_cpus_and_the_environment_decides_first(monkeypatch):
+    from app.engines.llama_engine import _extra_buffer_types_safe
+
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    monkeypatch.delenv("FASTSLOW_LLAMA_EXTRA_BUFTS", raising=False)
+    assert _extra_buffer_types_safe() == ("amx_int8" not in flags and "amx_tile" not in flags)
+    monkeypatch.setenv("FASTSLOW_LLAMA_EXTRA_BUFTS", "1")
+    assert _extra_buffer_types_safe() is True
+    monkeypatch.setenv("FASTSLOW_LLAMA_EXTRA_BUFTS", "0")
+    assert _extra_buffer_types_safe() is False
