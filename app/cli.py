@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app import __version__
-from app.catalog import DEFAULT_MODELS, load_catalog, local_gguf_files, locate, resolve
-from app.engines.gguf_header import read_gguf_header
+from app.catalog import DEFAULT_MODELS, resolve
 from app.engines.types import (
     EngineError,
     Failed,
@@ -26,7 +25,8 @@ from app.engines.types import (
 from app.eval.harness import parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
-from app.hardware import estimate_fit, memory_state
+from app.hardware import memory_state
+from app.models_overview import gib, overview
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
 from app.store import open_log
@@ -195,7 +195,10 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
                 print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
         try:
-            results = session.compare(request, on_event=printer.on_event if printer else None)
+            results = session.compare(
+                request, on_event=printer.on_event if printer else None,
+                decisions=None if decision is None else [decision] * len(session.panes),
+            )
         except KeyboardInterrupt:
             session.cancel()
             print("\nfastslow: interrupted", file=sys.stderr)
@@ -447,62 +450,17 @@ def _num(value: float | None) -> str:
 def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     memory = memory_state()
-    rows = []
-    for entry in load_catalog():
-        path = locate(entry)
-        rows.append(_model_row(entry.id, path, args.ctx, memory, entry=entry))
-    for path in local_gguf_files():
-        rows.append(_model_row(path.stem, path, args.ctx, memory))
+    rows = overview(args.ctx, memory)
     if args.json:
         for row in rows:
             out.write(json.dumps(row) + "\n")
         return EXIT_OK
     headers = ["model", "params", "quant", "size", "thinking", "where", "fit"]
-    table = [[row[h] if h != "size" else _gib(row["size_bytes"]) for h in headers] for row in rows]
+    table = [[row[h] if h != "size" else gib(row["size_bytes"]) for h in headers] for row in rows]
     table = [[str(v) if v is not None else "—" for v in line] for line in table]
     out.write(_columns(headers, table) + "\n")
-    out.write(f"\nfit at {args.ctx:,} context; {_gib(memory.ram_available)} RAM available.\n")
+    out.write(f"\nfit at {args.ctx:,} context; {gib(memory.ram_available)} RAM available.\n")
     return EXIT_OK
-
-
-def _model_row(name, path, n_ctx, memory, entry=None) -> dict:
-    row = {
-        "model": name,
-        "params": entry.params if entry else None,
-        "quant": entry.quantization if entry else None,
-        "size_bytes": entry.size_bytes if entry else None,
-        "thinking": entry.thinking if entry else None,
-        "where": "not downloaded" if path is None else ("bundled" if entry and entry.is_bundled else str(path)),
-        "path": None if path is None else str(path),
-        "fit": None,
-    }
-    if path is None:
-        return row
-    try:
-        header = read_gguf_header(path)
-    except EngineError as exc:
-        row["fit"] = f"unreadable: {exc}"
-        return row
-    fit = estimate_fit(header, min(n_ctx, header.context_length or n_ctx), memory=memory)
-    row.update(
-        params=row["params"] or _params(header.n_params),
-        quant=header.quantization,
-        size_bytes=header.file_size,
-        fit=f"{fit.verdict} ({_gib(fit.total_bytes)})",
-        architecture=header.architecture,
-        context_length=header.context_length,
-    )
-    return row
-
-
-def _params(n: int) -> str:
-    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
-
-
-def _gib(n: int | None) -> str:
-    if n is None:
-        return "—"
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from app.engines.client import EngineClient
 from app.engines.gguf_header import read_gguf_header
@@ -60,8 +60,9 @@ class Session:
         self.cores = cores or physical_cores()
         self.panes = [Pane(spec) for spec in specs]
         self.memory = memory
-        self.recorders: list[RunRecorder] = []
+        self.recorders: dict[int, RunRecorder] = {}  # by pane index, for the panes of the latest run
         self.requests: list[GenerationRequest] = []  # what each pane was asked, after planning
+        self.decisions: list[Any] = []  # the router's decision per pane, where it was asked
         self.tdp_w, self.sample_hz = tdp_w, sample_hz
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
@@ -70,10 +71,11 @@ class Session:
         self._log_session: int | None = None
         self._run_ids: dict[int, int] = {}
 
-    def threads_per_pane(self) -> int:
+    def threads_per_pane(self, running: int | None = None) -> int:
+        """Fair: every core for each pane in turn; live: the cores split between the panes running."""
         if self.mode == "fair":
             return self.cores
-        return max(1, self.cores // max(1, len(self.panes)))
+        return max(1, self.cores // max(1, running or len(self.panes)))
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -97,6 +99,28 @@ class Session:
         self.sampler = Sampler(self.power.sources, 1.0 / self.sample_hz)
         self.sampler.start([p.client.pid for p in self.panes if p.client is not None])
 
+    def load_pane(self, index: int, spec: ModelSpec, force: bool = False) -> Pane:
+        """Put another model in one pane (the app's model picker); the other panes stay loaded.
+
+        Raises EngineError when it cannot load; the pane is then empty, with the error kept.
+        """
+        old = self.panes[index]
+        if old.client is not None:
+            if self.sampler is not None:
+                self.sampler.remove_pid(old.client.pid)
+            old.client.close()
+        pane = self.panes[index] = Pane(spec)
+        try:
+            self._load_pane(pane, force)
+        except EngineError as exc:
+            pane.load_error = exc
+            raise
+        if self.sampler is None:
+            self._start_telemetry()
+        else:
+            self.sampler.add_pid(pane.client.pid)
+        return pane
+
     def _load_pane(self, pane: Pane, force: bool) -> None:
         header = read_gguf_header(pane.spec.path)
         n_ctx = min(pane.spec.n_ctx, header.context_length or pane.spec.n_ctx)
@@ -113,28 +137,44 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------
 
-    def stream(self, request: GenerationRequest) -> Iterator[tuple[int, Event | None, RunRecorder]]:
+    def stream(
+        self,
+        request: GenerationRequest | Sequence[GenerationRequest],
+        decisions: Sequence[Any] | None = None,
+        only: Sequence[int] | None = None,
+    ) -> Iterator[tuple[int, Event | None, RunRecorder]]:
         """Yield (pane index, event, its recorder) as events arrive; failed loads yield event None.
 
+        request: one for every pane, or one per pane (each pane's own mode, budget and sampling).
+        decisions: the router's Decision per pane (None where it was not asked), stored with the run.
+        only: the panes to run (the app's per-pane Run button); default every pane.
         After the stream ends, `self.results` holds one RunResult per pane, in pane order.
         """
-        request = replace(request, n_threads=request.n_threads or self.threads_per_pane())
-        self.requests = [self.pane_request(pane, request) for pane in self.panes]
-        self.recorders = []
-        for i, (pane, mine) in enumerate(zip(self.panes, self.requests)):
+        asked = [request] * len(self.panes) if isinstance(request, GenerationRequest) else list(request)
+        if len(asked) != len(self.panes):
+            raise ValueError(f"{len(asked)} requests for {len(self.panes)} panes")
+        chosen = sorted(set(range(len(self.panes)) if only is None else only))
+        asked = [replace(r, n_threads=r.n_threads or self.threads_per_pane(len(chosen))) for r in asked]
+        self.requests = [self.pane_request(pane, r) for pane, r in zip(self.panes, asked)]
+        self.decisions = list(decisions) if decisions is not None else [None] * len(self.panes)
+        request = asked[0]
+        self.recorders = {}
+        for i in chosen:
+            pane, mine = self.panes[i], self.requests[i]
             style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
             recorder = RunRecorder(i, pane.info, self.mode, now(), style)
             recorder.result.thinking_budget, recorder.result.strategy = mine.thinking_budget, mine.strategy
-            self.recorders.append(recorder)
+            self.recorders[i] = recorder
         self._log_start(request)
-        for i, pane in enumerate(self.panes):
+        for i in chosen:
+            pane = self.panes[i]
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
                 self.recorders[i].result.model = pane.label
                 self.recorders[i].fail(error.kind, str(error))
                 self._log_finish(i)
                 yield i, None, self.recorders[i]
-        runnable = [i for i, p in enumerate(self.panes) if p.client is not None]
+        runnable = [i for i in chosen if self.panes[i].client is not None]
         if self.mode == "fair":
             for i in runnable:
                 yield from self._run_one(i)
@@ -210,17 +250,18 @@ class Session:
 
     def compare(
         self,
-        request: GenerationRequest,
+        request: GenerationRequest | Sequence[GenerationRequest],
         on_event: Callable[[int, Event | None, RunRecorder], None] | None = None,
+        decisions: Sequence[Any] | None = None,
     ) -> list[RunResult]:
-        for i, event, recorder in self.stream(request):
+        for i, event, recorder in self.stream(request, decisions):
             if on_event is not None:
                 on_event(i, event, recorder)
         return self.results
 
     @property
     def results(self) -> list[RunResult]:
-        return [r.result for r in self.recorders]
+        return [r.result for r in self.recorders.values()]
 
     def cancel(self) -> None:
         for pane in self.panes:
@@ -234,9 +275,11 @@ class Session:
             if self._log_session is None:
                 self._log_session = self.log.start_session(mode=self.mode)
             prompt_id = self.log.add_prompt(self._log_session, request)
-            for i, pane in enumerate(self.panes):
+            for i in self.recorders:
+                pane = self.panes[i]
                 self._run_ids[i] = self.log.start_run(
-                    prompt_id, pane=i, info=pane.info, request=self.requests[i], mode=self.mode
+                    prompt_id, pane=i, info=pane.info, request=self.requests[i], mode=self.mode,
+                    decision=self.decisions[i],
                 )
 
         self._log_call(write)

@@ -61,8 +61,8 @@ def test_live_mode_runs_panes_at_once_with_cores_split(smollm2_spec, gemma_spec)
             assert result.mode == "live" and result.n_threads == 1
             assert "shared by CPU time" in result.energy_source
         # Both were generating at the same time: their token windows overlap.
-        starts = [rec.t_submit + r.token_times_s[0] for rec, r in zip(session.recorders, results)]
-        ends = [rec.t_submit + r.token_times_s[-1] for rec, r in zip(session.recorders, results)]
+        starts = [rec.t_submit + r.token_times_s[0] for rec, r in zip(session.recorders.values(), results)]
+        ends = [rec.t_submit + r.token_times_s[-1] for rec, r in zip(session.recorders.values(), results)]
         assert max(starts) < min(ends)
 
 

@@ -5,6 +5,7 @@ from app.telemetry.energy import (
     EnergyFigure,
     PhaseEnergy,
     energy_for_window,
+    power_series,
     split_phases,
 )
 from app.telemetry.sampler import ProcSample, Sample, Sampler
@@ -36,5 +37,6 @@ __all__ = [
     "TdpEstimateSource",
     "detect_sources",
     "energy_for_window",
+    "power_series",
     "split_phases",
 ]

@@ -281,3 +281,34 @@ def _cpu_seconds(samples: list[Sample], pid: int, t0: float, t1: float) -> float
         return None
     ts, cs = [t for t, _ in points], [c for _, c in points]
     return max(_interp(ts, cs, t1) - _interp(ts, cs, t0), 0.0)
+
+
+# -- a power curve for charts ---------------------------------------------------------------------
+
+
+def power_series(samples: Sequence[Sample]) -> tuple[list[float], list[float], str]:
+    """(times, watts, label): total power per sample interval, summed the way energy is summed.
+
+    Counter sources become the average power between consecutive reads; power-only sources are
+    taken as read. A chart of this curve and the energy figures of runs agree with each other.
+    """
+    series = _series(list(samples))
+    chosen = _summable([readings[0].info for readings in series.values()])
+    if not chosen:
+        return [], [], ""
+    curves: list[tuple[list[float], list[float]]] = []
+    for info in chosen:
+        readings = series[info.name]
+        if all(r.joules is not None for r in readings):
+            ts = [(a.t + b.t) / 2 for a, b in pairwise(readings) if b.t > a.t]
+            ws = [max((b.joules - a.joules) / (b.t - a.t), 0.0) for a, b in pairwise(readings) if b.t > a.t]
+        else:
+            ts = [r.t for r in readings if r.watts is not None]
+            ws = [r.watts for r in readings if r.watts is not None]
+        if ts:
+            curves.append((ts, ws))
+    if not curves:
+        return [], [], ""
+    times = sorted({t for ts, _ in curves for t in ts})
+    watts = [sum(_power_at(ts, ws, t) for ts, ws in curves) for t in times]
+    return times, watts, " + ".join(sorted({info.label for info in chosen}))

@@ -1,0 +1,388 @@
+"""Fetch a catalog model's GGUF from Hugging Face (progress, cancel, resume, checksum); tidy up.
+
+Qt-free: the GUI's model manager runs download_model() in a worker thread. The file lands in the
+standard hub cache, where catalog.locate() finds it.
+
+Why not hf_hub_download alone: since 1.x it writes to a process-unique temporary file that it
+deletes on any failure (huggingface_hub PR #4228), so a cancelled 5 GB download restarts from zero.
+Here huggingface_hub's own http_get (its session, auth, proxies, retries) appends to
+blobs/<sha256>.incomplete, which survives a cancel or a dropped network, and the next call asks for
+the rest with a Range header. The checked blob is then handed to hf_hub_download, which finds it in
+place and only links it into snapshots/ and refs/, as it always does.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import inspect
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from app import catalog
+from app.catalog import CatalogEntry
+from app.engines.gguf_header import read_gguf_header
+from app.engines.types import EngineError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_BLOCK = 1 << 20
+
+
+class DownloadError(EngineError):
+    """A download (or import) that could not finish; `kind` says why, the message what to do."""
+
+
+class DownloadCancelled(DownloadError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(
+            f"Download of {model_id} was cancelled; start it again to resume where it stopped.",
+            kind="cancelled",
+        )
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    model_id: str
+    downloaded_bytes: int  # including what an earlier, interrupted call already fetched
+    total_bytes: int | None
+    bytes_per_s: float  # bytes fetched by this call over its time so far
+    done: bool = False
+
+
+class _Reporter:
+    """Counts one download's bytes, reports them, and stops the transfer once `cancel` is set."""
+
+    def __init__(self, model_id: str, total: int | None, callback, cancel) -> None:
+        self.model_id, self.total, self.callback, self.cancel = model_id, total, callback, cancel
+        self.downloaded = self._fresh = 0
+        self._start = time.monotonic()
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise DownloadCancelled(self.model_id)
+
+    def advance(self, n: int) -> None:
+        self.check_cancel()  # raised before the chunk is written, so the partial file stays whole
+        self.downloaded += n
+        self._fresh += n
+        self.report()
+
+    def report(self, done: bool = False) -> None:
+        if self.callback is not None:
+            elapsed = time.monotonic() - self._start
+            rate = self._fresh / elapsed if elapsed > 0 else 0.0
+            self.callback(DownloadProgress(self.model_id, self.downloaded, self.total, rate, done))
+
+
+def _bar_class(reporter: _Reporter) -> type:
+    """A tqdm that huggingface_hub drives: it draws nothing and forwards every update."""
+    from tqdm import tqdm
+
+    class _Bar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            super().__init__(*args, **{**kwargs, "disable": True})  # the GUI draws the bar
+            reporter.downloaded = kwargs.get("initial") or 0  # where a resumed transfer starts
+
+        def update(self, n: float | None = 1) -> bool | None:
+            reporter.advance(int(n or 0))
+            return None
+
+    return _Bar
+
+
+def _progress_hook(func: Callable, reporter: _Reporter, initial: int = 0) -> dict[str, Any]:
+    params = inspect.signature(func).parameters
+    if "tqdm_class" in params:  # recent huggingface_hub
+        return {"tqdm_class": _bar_class(reporter)}
+    if "_tqdm_bar" in params:  # older http_get: the only hook it has
+        return {"_tqdm_bar": _bar_class(reporter)(total=reporter.total, initial=initial)}
+    return {}
+
+
+def download_model(
+    entry: CatalogEntry,
+    progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    models_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    endpoint: str | None = None,
+) -> Path:
+    """Fetch `entry`'s GGUF into the hub cache and return its path; resumes an interrupted download.
+
+    Blocking: run it in a worker thread, one call per model at a time; `progress` is called from
+    that thread. Setting `cancel` raises DownloadCancelled within one chunk (huggingface_hub reads
+    10 MB at a time). A model already here (cache or models/) returns at once.
+    """
+    if entry.hf_repo is None or entry.hf_file is None:
+        raise DownloadError(
+            f"Model {entry.id} ships in the Python package {entry.package}, not on Hugging Face; "
+            f"install it with `{entry.install_command}`.",
+            kind="not_a_hub_model",
+        )
+    hub = _hub()
+    cache = catalog.hf_cache_dir() if cache_dir is None else Path(cache_dir)
+    folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
+    reporter = _Reporter(entry.id, entry.size_bytes, progress, cancel)
+
+    found = _already_here(hub, entry, folder, cache)
+    if found is None:
+        reporter.check_cancel()
+        with _errors_explained(entry):
+            found = _fetch(hub, entry, cache, endpoint, reporter)
+    reporter.downloaded = reporter.total = found.stat().st_size
+    reporter.report(done=True)
+    return found
+
+
+def _fetch(
+    hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None, rep: _Reporter
+) -> Path:
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    meta = hub.get_hf_file_metadata(hub.hf_hub_url(entry.hf_repo, entry.hf_file, endpoint=endpoint))
+    if not meta.etag or not meta.commit_hash:
+        raise DownloadError(
+            f"Hugging Face did not describe {entry.hf_repo}/{entry.hf_file} (no ETag or commit); "
+            "check HF_ENDPOINT or any proxy, and try again later.",
+            kind="hub_error",
+        )
+    rep.total = meta.size or entry.size_bytes
+    blobs = cache / ("models--" + entry.hf_repo.replace("/", "--")) / "blobs"
+    blob, partial = blobs / meta.etag, blobs / f"{meta.etag}.incomplete"
+    if not blob.is_file():
+        blobs.mkdir(parents=True, exist_ok=True)
+        have = partial.stat().st_size if partial.is_file() else 0
+        if meta.size is None or have < meta.size:
+            bigger = "or point HF_HUB_CACHE at a bigger disk"
+            _check_space(blobs, rep.total - have, entry.id, bigger)
+            with open(partial, "ab") as f:
+                http_get(
+                    meta.location, f, resume_size=have, headers=build_hf_headers(),
+                    expected_size=meta.size, **_progress_hook(http_get, rep, initial=have),
+                )
+        _verify(partial, meta.etag, entry, rep)
+        os.replace(partial, blob)
+    # Finds the blob in place and only links it into snapshots/ and writes refs/main. Should main
+    # have moved to a changed file since the HEAD above, it downloads that one, still reporting.
+    path = hub.hf_hub_download(
+        entry.hf_repo, entry.hf_file, cache_dir=cache, endpoint=endpoint,
+        **_progress_hook(hub.hf_hub_download, rep),
+    )
+    return Path(path)
+
+
+def _verify(path: Path, etag: str, entry: CatalogEntry, rep: _Reporter) -> None:
+    """Compare with the LFS SHA-256 the Hub publishes as the ETag; a bad file is deleted."""
+    if not _SHA256.fullmatch(etag):
+        return  # not an LFS file: http_get has already checked the size
+    if _sha256(path, rep) != etag:
+        path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"The download of {entry.id} is damaged (its SHA-256 does not match Hugging Face's); "
+            "the bad file was deleted, so download it again.",
+            kind="bad_checksum",
+        )
+
+
+def _sha256(path: Path, rep: _Reporter | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_BLOCK):
+            if rep is not None:
+                rep.check_cancel()  # hashing gigabytes takes seconds; stay cancellable
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_space(folder: Path, needed: int, label: str, alternative: str = "") -> None:
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DownloadError(
+            f"Not enough disk space for {label}: it needs {_size(needed)} more but {folder} has "
+            f"{_size(free)} free; free some space {alternative}".rstrip() + ".",
+            kind="disk_full",
+        )
+
+
+def _already_here(hub: Any, entry: CatalogEntry, folder: Path, cache: Path) -> Path | None:
+    dropped = folder / entry.hf_file
+    if dropped.is_file():
+        return dropped
+    found = hub.try_to_load_from_cache(entry.hf_repo, entry.hf_file, cache_dir=cache)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise DownloadError(
+            "Downloading models needs the huggingface_hub package; "
+            "install it with `pip install 'fastslow[hub]'`.",
+            kind="no_hub_library",
+        ) from None
+    return huggingface_hub
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of whichever HTTP library this huggingface_hub uses (requests, httpx...)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                          ("requests", ("ConnectionError", "Timeout"))):
+        loaded = sys.modules.get(module)  # only a library already in use can have raised
+        errors += [getattr(loaded, n) for n in names if hasattr(loaded, n)]
+    return tuple(errors)
+
+
+@contextmanager
+def _errors_explained(entry: CatalogEntry) -> Iterator[None]:
+    """Turn huggingface_hub's and the OS's exceptions into one DownloadError sentence each."""
+    from huggingface_hub import utils as hf  # where the error classes live in every version
+
+    where = f"{entry.hf_repo}/{entry.hf_file}"
+    try:
+        yield
+    except DownloadError:
+        raise
+    except hf.OfflineModeIsEnabled:
+        raise DownloadError(
+            f"Cannot download {entry.id}: Hugging Face offline mode is on (HF_HUB_OFFLINE); "
+            "unset it and try again.",
+            kind="no_network",
+        ) from None
+    except hf.LocalEntryNotFoundError:  # hf_hub_download's "could not reach the Hub"
+        raise _no_network(entry) from None
+    except hf.GatedRepoError:
+        raise DownloadError(
+            f"{entry.hf_repo} is gated: accept its terms on its Hugging Face page, log in with "
+            "`hf auth login`, and try again.",
+            kind="gated",
+        ) from None
+    except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError, hf.EntryNotFoundError):
+        raise _not_found(entry, where) from None
+    except hf.HfHubHTTPError as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status == 404:
+            raise _not_found(entry, where) from None
+        raise DownloadError(
+            f"Hugging Face answered {status} for {where}; try again later.", kind="hub_error"
+        ) from None
+    except _network_errors():
+        raise _no_network(entry) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DownloadError(
+                f"The disk filled up while downloading {entry.id}; free some space and try again "
+                "(it resumes where it stopped).",
+                kind="disk_full",
+            ) from None
+        raise
+
+
+def _no_network(entry: CatalogEntry) -> DownloadError:
+    return DownloadError(
+        f"Cannot reach Hugging Face to download {entry.id}; check the internet connection (or "
+        "proxy) and try again, and it resumes where it stopped.",
+        kind="no_network",
+    )
+
+
+def _not_found(entry: CatalogEntry, where: str) -> DownloadError:
+    return DownloadError(
+        f"Hugging Face has no file {where} (or the repository is gone or private); "
+        f"fix hf_repo/hf_file of {entry.id} in models/catalog.toml.",
+        kind="not_found",
+    )
+
+
+def delete_model(
+    entry: CatalogEntry, *, models_dir: Path | None = None, cache_dir: Path | None = None
+) -> int:
+    """Remove a hub model's file from the hub cache and from models/; return the bytes freed."""
+    if entry.hf_repo is None or entry.hf_file is None:
+        raise DownloadError(
+            f"Model {entry.id} comes from the Python package {entry.package}; "
+            f"remove it with `pip uninstall {entry.package}`.",
+            kind="not_a_hub_model",
+        )
+    freed = 0
+    dropped = (catalog.MODELS_DIR if models_dir is None else Path(models_dir)) / entry.hf_file
+    if dropped.is_file():
+        freed += dropped.stat().st_size
+        dropped.unlink()
+
+    repo = (catalog.hf_cache_dir() if cache_dir is None else Path(cache_dir)) / (
+        "models--" + entry.hf_repo.replace("/", "--")
+    )
+    snapshots = repo / "snapshots"
+    revisions = list(snapshots.iterdir()) if snapshots.is_dir() else []
+    pointers = [r / entry.hf_file for r in revisions if os.path.lexists(r / entry.hf_file)]
+    blobs = {p.resolve() for p in pointers if p.is_symlink()}
+    for pointer in pointers:
+        if not pointer.is_symlink():  # a copy, where the filesystem has no symlinks (Windows)
+            freed += pointer.stat().st_size
+        pointer.unlink()
+    # Keep a blob that another file of the repo (another snapshot) still links to.
+    in_use = {p.resolve() for p in snapshots.rglob("*") if p.is_symlink()} if revisions else set()
+    for blob in blobs - in_use:
+        if blob.is_file():
+            freed += blob.stat().st_size
+            blob.unlink()
+    # Nothing else of this repo left: drop its folder too (refs, partial downloads in blobs/).
+    if repo.is_dir() and not any(p.is_file() for p in snapshots.rglob("*")):
+        freed += sum(p.stat().st_size for p in (repo / "blobs").glob("*") if p.is_file())
+        shutil.rmtree(repo)
+    return freed
+
+
+def import_gguf(path: str | os.PathLike, models_dir: Path | None = None) -> Path:
+    """Check a local GGUF file and copy it into models/, where the app lists it; return the copy."""
+    source = Path(path).expanduser()
+    read_gguf_header(source)  # GGUFError, with its own clear message, for anything unusable
+    folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
+    target = folder / (source.name if source.suffix.lower() == ".gguf" else source.stem + ".gguf")
+    if target.exists():
+        if os.path.samefile(source, target) or _same_content(source, target):
+            return target
+        raise DownloadError(
+            f"{folder} already has a different model named {target.name}; rename "
+            f"{source.name} or remove the other file first.",
+            kind="file_exists",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_space(folder, source.stat().st_size, source.name)
+    # Copy under a name the app ignores, so an interrupted copy never looks like a model.
+    temporary = target.with_name(target.name + ".importing")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise DownloadError(
+                f"The disk filled up while copying {source.name} into {folder}; "
+                "free some space and try again.",
+                kind="disk_full",
+            ) from None
+        raise
+    return target
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 100_000_000 else f"{n / 1e6:.1f} MB"

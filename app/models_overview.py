@@ -1,0 +1,80 @@
+"""Every model this app knows about, with where it is and whether it fits this machine.
+
+One list for `fastslow models` and the app's model manager: catalog entries (here or not yet
+downloaded) and the GGUF files the user dropped into models/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.catalog import CatalogEntry, load_catalog, local_gguf_files, locate
+from app.engines.gguf_header import read_gguf_header
+from app.engines.types import EngineError
+from app.hardware import MemoryState, estimate_fit
+
+UNPACKED_OVERHEAD = 1.2  # a model in memory needs ~20% beyond its file (KV cache, buffers) at modest contexts
+
+
+def overview(n_ctx: int, memory: MemoryState, models_dir: Path | None = None) -> list[dict]:
+    rows = []
+    for entry in load_catalog():
+        try:
+            path = locate(entry, models_dir)
+        except EngineError:
+            path = None
+        rows.append(model_row(entry.id, path, n_ctx, memory, entry=entry))
+    rows += [model_row(path.stem, path, n_ctx, memory) for path in local_gguf_files(models_dir)]
+    return rows
+
+
+def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, entry: CatalogEntry | None = None) -> dict:
+    """One model: the catalog's figures, replaced by the file's own once the file is here."""
+    row = {
+        "model": name,
+        "name": entry.name if entry else name,
+        "params": entry.params if entry else None,
+        "quant": entry.quantization if entry else None,
+        "size_bytes": entry.size_bytes if entry else None,
+        "thinking": entry.thinking if entry else None,
+        "license": entry.license if entry else None,
+        "source": ("bundled" if entry.is_bundled else f"hf:{entry.hf_repo}") if entry else "local file",
+        "where": "not downloaded" if path is None else ("bundled" if entry and entry.is_bundled else str(path)),
+        "path": None if path is None else str(path),
+        "fit": None,
+        "fit_detail": None,
+    }
+    if path is None:
+        if entry is not None:  # not here yet: judge by the download's size
+            need = int(entry.size_bytes * UNPACKED_OVERHEAD)
+            verdict = "fits" if need < 0.8 * memory.ram_available else ("tight" if need < memory.ram_available else "too_big")
+            row["fit"] = f"{verdict}? (~{gib(need)})"
+            row["fit_detail"] = (f"estimated from the download size: ~{gib(need)} needed, "
+                                 f"{gib(memory.ram_available)} RAM available")
+        return row
+    try:
+        header = read_gguf_header(path)
+    except EngineError as exc:
+        row["fit"] = f"unreadable: {exc}"
+        return row
+    fit = estimate_fit(header, min(n_ctx, header.context_length or n_ctx), memory=memory)
+    row.update(
+        params=row["params"] or params_text(header.n_params),
+        quant=header.quantization,
+        size_bytes=header.file_size,
+        fit=f"{fit.verdict} ({gib(fit.total_bytes)})",
+        fit_detail=fit.message(),
+        architecture=header.architecture,
+        context_length=header.context_length,
+    )
+    return row
+
+
+def params_text(n: int) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def gib(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

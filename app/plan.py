@@ -1,0 +1,76 @@
+"""A pane's plan: its mode (Direct, Thinking with a budget, Auto) and sampling, turned into a request.
+
+prompt + PanePlan -> (GenerationRequest, router Decision or None). The app makes one per pane; the
+session then adapts it to the pane's model (a model that cannot think is scaffolded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.engines.types import GenerationRequest, Message, Sampling
+from app.routing.heuristic import DIRECT, THINK, Decision, decide
+
+DIRECT_MODE, THINKING_MODE, AUTO_MODE = "direct", "thinking", "auto"
+PLAN_MODES = (DIRECT_MODE, THINKING_MODE, AUTO_MODE)
+
+
+@dataclass(frozen=True)
+class PanePlan:
+    mode: str = DIRECT_MODE
+    thinking_budget: int | None = None  # Thinking: close the thought after this many tokens; None: no limit
+    temperature: float = 0.7
+    max_tokens: int = 512
+    seed: int = 0
+    override: str | None = None  # Auto only: DIRECT or THINK overrides the router's route
+
+    def __post_init__(self) -> None:
+        if self.mode not in PLAN_MODES:
+            raise ValueError(f"mode must be one of {', '.join(PLAN_MODES)}, not {self.mode!r}")
+        if self.thinking_budget is not None and self.thinking_budget < 0:
+            raise ValueError(f"the thinking budget must be 0 or more, not {self.thinking_budget}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max tokens must be 1 or more, not {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ValueError(f"the temperature must be between 0 and 5, not {self.temperature}")
+        if self.override not in (None, DIRECT, THINK):
+            raise ValueError(f"override must be {DIRECT!r} or {THINK!r}, not {self.override!r}")
+
+
+def plan_request(prompt: str, plan: PanePlan, system: str | None = None) -> tuple[GenerationRequest, Decision | None]:
+    """The request for one pane, and the router's decision when the pane is on Auto."""
+    if not prompt.strip():
+        raise ValueError("the prompt is empty: type a question first")
+    decision = decide(prompt) if plan.mode == AUTO_MODE else None
+    if plan.mode == THINKING_MODE:
+        thinking, budget = True, plan.thinking_budget
+    elif plan.mode == DIRECT_MODE:
+        thinking, budget = False, None
+    else:
+        route = plan.override or decision.route
+        thinking = route == THINK
+        budget = (plan.thinking_budget if plan.thinking_budget is not None else decision.budget) if thinking else None
+    messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
+    request = GenerationRequest(
+        messages=messages,
+        max_tokens=plan.max_tokens,
+        sampling=Sampling(temperature=plan.temperature),
+        seed=plan.seed,
+        thinking=thinking,
+        thinking_budget=budget,
+    )
+    return request, decision
+
+
+def describe_decision(decision: Decision, override: str | None = None) -> str:
+    """One line for the router banner: 'Thinking: arithmetic, multi-step wording · confidence 0.82'."""
+    route = "Thinking" if decision.route == THINK else "Direct"
+    budget = f" (budget {decision.budget} tokens)" if decision.budget is not None else ""
+    line = f"{route}{budget}: {', '.join(decision.reasons)} · confidence {decision.confidence:.2f}"
+    if override and override != decision.route:
+        line += f" — overridden: {'Thinking' if override == THINK else 'Direct'}"
+    return line
+
+
+__all__ = ["AUTO_MODE", "DIRECT", "DIRECT_MODE", "PLAN_MODES", "PanePlan", "THINK", "THINKING_MODE",
+           "describe_decision", "plan_request"]

@@ -1,0 +1,258 @@
+"""The model manager: every catalog and local model, whether it fits here, download, import, delete.
+
+Downloads, imports and the fit check run off the GUI thread; errors become one clear sentence.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import thread_worker
+
+from app.catalog import MODELS_DIR, load_catalog
+from app.downloads import delete_model, download_model, import_gguf
+from app.engines.types import EngineError
+from app.hardware import memory_state
+from app.models_overview import gib, overview
+
+COLUMNS = ("Model", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")
+
+
+class ModelManager(QWidget):
+    models_changed = Signal()  # a model was downloaded, imported or deleted
+
+    def __init__(self, n_ctx: int = 4096, models_dir: Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.n_ctx = n_ctx
+        self.models_dir = models_dir or MODELS_DIR
+        self.rows: list[dict] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button = QPushButton("Cancel download")
+        self.cancel_button.clicked.connect(self.cancel_downloads)
+        self.cancel_button.setEnabled(False)
+        self.import_button = QPushButton("Import a GGUF file…")
+        self.import_button.clicked.connect(lambda: self.import_file())
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(lambda: self.delete_selected())
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for widget in (self.download_button, self.cancel_button, self.import_button, self.delete_button, refresh):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.detail)
+        self._cancel = threading.Event()
+        self._workers: list = []
+        self._loaded = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name): fill the table the first time it is seen
+        if not self._loaded:
+            self.refresh()
+        super().showEvent(event)
+
+    # -- the table ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        self._loaded = True
+        self.message.setText("Reading the models and checking what fits…")
+        worker = _overview_worker(self.n_ctx, self.models_dir)
+        worker.returned.connect(self._show_rows)
+        worker.errored.connect(lambda exc: self.message.setText(f"Could not list the models: {exc}"))
+        self._keep(worker)
+
+    def _show_rows(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.table.setRowCount(len(rows))
+        for n, row in enumerate(rows):
+            where = row["where"] if row["where"] in ("bundled", "not downloaded") else "downloaded"
+            values = (row["name"], row["params"], row["quant"], gib(row["size_bytes"]), row["thinking"],
+                      row["license"], row["fit"], where)
+            for col, value in enumerate(values):
+                item = QTableWidgetItem("—" if value is None else str(value))
+                if col == 6 and row.get("fit_detail"):
+                    item.setToolTip(row["fit_detail"])
+                self.table.setItem(n, col, item)
+        self.table.resizeColumnsToContents()
+        memory = memory_state()
+        self.message.setText(f"{len(rows)} models · fit judged at {self.n_ctx:,} context · "
+                             f"{gib(memory.ram_available)} RAM available")
+
+    def selected_row(self) -> dict | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.rows[rows[0].row()] if rows else None
+
+    def _on_selection(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        self.detail.setText(f"<b>{row['name']}</b> · {row['source']} · {row.get('fit_detail') or ''}"
+                            + (f"<br>{row['path']}" if row["path"] else ""))
+        self.download_button.setEnabled(row["where"] == "not downloaded")
+        self.delete_button.setEnabled(row["where"] not in ("bundled", "not downloaded"))
+
+    def _entry(self, row: dict):
+        return next((e for e in load_catalog() if e.id == row["model"]), None)
+
+    def _keep(self, worker) -> None:
+        """Hold a reference until the worker ends, so Qt does not lose it mid-task."""
+        self._workers.append(worker)
+        worker.finished.connect(lambda: self._workers.remove(worker) if worker in self._workers else None)
+        worker.start()
+
+    # -- download, import, delete ---------------------------------------------------------------
+
+    def download_selected(self) -> bool:
+        row = self.selected_row()
+        entry = self._entry(row) if row else None
+        if entry is None or row["where"] != "not downloaded":
+            self.message.setText("Select a catalog model that is not downloaded yet.")
+            return False
+        self._cancel.clear()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setEnabled(True)
+        self.download_button.setEnabled(False)
+        self.message.setText(f"Downloading {entry.name} from {entry.hf_repo}…")
+        worker = _download_worker(entry, self._cancel)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda path: self._download_done(f"Downloaded and verified: {path}"))
+        worker.errored.connect(lambda exc: self._download_done(_error_text(exc), error=True))
+        self._keep(worker)
+        return True
+
+    def _on_progress(self, progress) -> None:
+        if progress.total_bytes:
+            self.progress.setValue(int(100 * progress.downloaded_bytes / progress.total_bytes))
+            rate = f" · {progress.bytes_per_s / 2**20:.1f} MiB/s" if progress.bytes_per_s else ""
+            self.progress.setFormat(f"%p% · {gib(progress.downloaded_bytes)} of {gib(progress.total_bytes)}{rate}")
+
+    def _download_done(self, text: str, error: bool = False) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setEnabled(False)
+        self.message.setText(text)
+        if error:
+            self.message.setStyleSheet("color: #b00020")
+        else:
+            self.message.setStyleSheet("")
+            self.models_changed.emit()
+        self.refresh()
+
+    def cancel_downloads(self) -> None:
+        self._cancel.set()
+
+    def import_file(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", "", "GGUF models (*.gguf)")
+            if not path:
+                return False
+        worker = _import_worker(path, self.models_dir)
+        worker.returned.connect(lambda dest: self._import_done(f"Imported {Path(path).name} into {dest.parent}"))
+        worker.errored.connect(lambda exc: self._import_done(_error_text(exc), error=True))
+        self._keep(worker)
+        return True
+
+    def _import_done(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #b00020" if error else "")
+        if not error:
+            self.models_changed.emit()
+            self.refresh()
+
+    def delete_selected(self, confirm: bool = True) -> bool:
+        row = self.selected_row()
+        if row is None or row["where"] in ("bundled", "not downloaded"):
+            self.message.setText("Select a downloaded or imported model to delete (bundled models come with the app).")
+            return False
+        if confirm and QMessageBox.question(self, "Delete model", f"Delete {row['name']} ({gib(row['size_bytes'])})?") != QMessageBox.Yes:
+            return False
+        try:
+            entry = self._entry(row)
+            if entry is not None:
+                freed = delete_model(entry, models_dir=self.models_dir)
+            else:
+                freed = Path(row["path"]).stat().st_size
+                Path(row["path"]).unlink()
+        except (EngineError, OSError) as exc:
+            self.message.setText(_error_text(exc))
+            return False
+        self.message.setText(f"Deleted {row['name']}: {gib(freed)} freed")
+        self.models_changed.emit()
+        self.refresh()
+        return True
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+
+
+@thread_worker(start_thread=False)
+def _overview_worker(n_ctx: int, models_dir: Path) -> list[dict]:
+    return overview(n_ctx, memory_state(), models_dir)
+
+
+@thread_worker(start_thread=False)
+def _download_worker(entry, cancel: threading.Event):
+    updates: list = []
+    # Progress arrives on the download thread; it is handed to the GUI through this generator.
+    result = {}
+
+    def on_progress(progress) -> None:
+        updates.append(progress)
+
+    thread = threading.Thread(target=lambda: result.update(path=_capture(download_model, entry, on_progress, cancel)))
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if updates:
+            yield updates[-1]
+            updates.clear()
+    outcome = result["path"]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _capture(fn, *args):
+    try:
+        return fn(*args)
+    except BaseException as exc:  # handed back to the worker, which raises it on its own thread
+        return exc
+
+
+@thread_worker(start_thread=False)
+def _import_worker(path: str, models_dir: Path):
+    return import_gguf(path, models_dir)

@@ -1,0 +1,311 @@
+"""One comparison pane: model picker, mode, sampling, the streamed thought and answer, live stats.
+
+Layout and display only. Text arrives through append(); it is painted on the pane's own timer
+(REPAINT_MS), so a burst of tokens costs one repaint, not one per token.
+"""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.live import LiveStats
+from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan
+from app.reasoning.parser import THINKING, Piece
+
+REPAINT_MS = 50
+MODE_LABELS = {DIRECT_MODE: "Direct", THINKING_MODE: "Thinking", AUTO_MODE: "Auto"}
+OVERRIDES = {"Follow the router": None, "Force direct": DIRECT, "Force thinking": THINK}
+STAT_NAMES = ("TTFT", "First answer", "Tokens/s now", "Tokens/s avg", "Thinking", "Answer",
+              "Elapsed", "Watts", "Energy", "Numbers")
+
+
+_CODE = re.compile(r"```[\s\S]*?(?:```|$)|`[^`\n]*`")
+
+
+def markdown_source(text: str) -> str:
+    """The model's text as Markdown with raw HTML switched off: "<answer>" is shown, not swallowed
+    as a tag. Code spans and blocks are left alone (they show < literally already)."""
+    out, last = [], 0
+    for match in _CODE.finditer(text):
+        out.append(text[last:match.start()].replace("<", "\\<"))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(text[last:].replace("<", "\\<"))
+    return "".join(out)
+
+
+def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f} {unit}".rstrip()
+
+
+class PaneView(QFrame):
+    model_chosen = Signal(int, str)  # pane, model key (catalog id or path)
+    run_clicked = Signal(int)
+    cancel_clicked = Signal(int)
+
+    def __init__(self, index: int, title: str, plan: PanePlan, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.setObjectName(f"pane{index}")
+        self.setFrameShape(QFrame.StyledPanel)
+        self._answer = ""
+        self._thinking_dirty = self._answer_dirty = False
+        self._thinking_open = True
+        self._thinking_label = ""
+
+        self.title = QLabel(f"<b>{title}</b>")
+        self.model = QComboBox()
+        self.model.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(16)
+        self.model.setToolTip("The model this pane runs")
+        self.model.activated.connect(lambda _=None: self.model_chosen.emit(self.index, self.model.currentData() or ""))
+        self.mode = QComboBox()
+        for key, label in MODE_LABELS.items():
+            self.mode.addItem(label, key)
+        self.mode.setToolTip("Direct: no thinking. Thinking: reason first, within the budget. Auto: the router decides")
+        self.budget = QSpinBox()
+        self.budget.setRange(-1, 32768)
+        self.budget.setSpecialValueText("no limit")
+        self.budget.setSingleStep(64)
+        self.budget.setPrefix("budget ")
+        self.budget.setToolTip("Thinking tokens before the thought is closed and the model must answer")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setPrefix("temp ")
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 32768)
+        self.max_tokens.setPrefix("max ")
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self._on_run_button)
+        self.set_plan(plan)
+        self.mode.currentIndexChanged.connect(self._on_mode_changed)
+
+        controls = QHBoxLayout()
+        for widget in (self.title, self.model, self.mode, self.budget, self.temperature, self.max_tokens):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        controls.addWidget(self.run_button)
+
+        # The router's decision, shown before the run in Auto mode, with an override.
+        self.route_label = QLabel()
+        self.route_label.setWordWrap(True)
+        self.route_label.setObjectName("routeBanner")
+        self.override = QComboBox()
+        for label, value in OVERRIDES.items():
+            self.override.addItem(label, value)
+        self.router_row = QWidget()
+        router = QHBoxLayout(self.router_row)
+        router.setContentsMargins(0, 0, 0, 0)
+        router.addWidget(self.route_label, 1)
+        router.addWidget(self.override)
+
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setObjectName("paneStatus")
+
+        self.thinking_toggle = QToolButton()
+        self.thinking_toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.thinking_toggle.setCheckable(True)
+        self.thinking_toggle.setChecked(True)
+        self.thinking_toggle.setArrowType(Qt.DownArrow)
+        self.thinking_toggle.setStyleSheet("QToolButton { border: none; color: #666; }")
+        self.thinking_toggle.toggled.connect(self._on_thinking_toggled)
+        self.thinking_view = QPlainTextEdit()
+        self.thinking_view.setReadOnly(True)
+        self.thinking_view.setMaximumHeight(160)
+        self.thinking_view.setStyleSheet("QPlainTextEdit { color: #666; background: #f6f6f6; }")
+        self.answer_view = QTextBrowser()
+        self.answer_view.setOpenExternalLinks(True)
+        self.answer_view.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+
+        self.stats: dict[str, QLabel] = {}
+        grid = QGridLayout()
+        for n, name in enumerate(STAT_NAMES):
+            value = QLabel("—")
+            value.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            self.stats[name] = value
+            grid.addWidget(QLabel(f"<span style='color:#777'>{name}</span>"), (n // 5) * 2, n % 5)
+            grid.addWidget(value, (n // 5) * 2 + 1, n % 5)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.router_row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.thinking_toggle)
+        layout.addWidget(self.thinking_view)
+        layout.addWidget(self.answer_view, 1)
+        layout.addLayout(grid)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REPAINT_MS)
+        self._timer.timeout.connect(self.repaint_text)
+        self._timer.start()
+        self.clear()
+        self._on_mode_changed()
+
+    # -- the plan -----------------------------------------------------------------------------
+
+    def set_plan(self, plan: PanePlan) -> None:
+        self.mode.setCurrentIndex(self.mode.findData(plan.mode))
+        self.budget.setValue(-1 if plan.thinking_budget is None else plan.thinking_budget)
+        self.temperature.setValue(plan.temperature)
+        self.max_tokens.setValue(plan.max_tokens)
+
+    def plan(self, seed: int = 0) -> PanePlan:
+        budget = self.budget.value()
+        return PanePlan(
+            mode=self.mode.currentData(),
+            thinking_budget=None if budget < 0 else budget,
+            temperature=round(self.temperature.value(), 2),
+            max_tokens=self.max_tokens.value(),
+            seed=seed,
+            override=self.override.currentData() if self.mode.currentData() == AUTO_MODE else None,
+        )
+
+    def _on_mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        self.budget.setEnabled(mode != DIRECT_MODE)
+        self.router_row.setVisible(mode == AUTO_MODE)
+
+    def show_decision(self, text: str) -> None:
+        self.route_label.setText(f"<b>Router:</b> {text}")
+
+    # -- models -------------------------------------------------------------------------------
+
+    def set_models(self, choices: list[tuple[str, str]], current: str | None) -> None:
+        """choices: (label, key) pairs; key is what model_chosen carries."""
+        self.model.blockSignals(True)
+        self.model.clear()
+        for label, key in choices:
+            self.model.addItem(label, key)
+        found = self.model.findData(current) if current else -1
+        self.model.setCurrentIndex(max(found, 0))
+        self.model.blockSignals(False)
+
+    def set_running(self, running: bool, busy: bool) -> None:
+        self.run_button.setText("Cancel" if running else "Run")
+        self.run_button.setEnabled(running or not busy)
+        for widget in (self.model, self.mode, self.budget, self.temperature, self.max_tokens, self.override):
+            widget.setEnabled(not busy)
+        if not busy:
+            self._on_mode_changed()
+
+    def _on_run_button(self) -> None:
+        if self.run_button.text() == "Cancel":
+            self.cancel_clicked.emit(self.index)
+        else:
+            self.run_clicked.emit(self.index)
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#555"
+        self.status.setText(f"<span style='color:{color}'>{text}</span>" if text else "")
+        self.status.setVisible(bool(text))
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self._answer = ""
+        self.thinking_view.clear()
+        self.answer_view.clear()
+        self.thinking_toggle.setVisible(False)
+        self.thinking_view.setVisible(False)
+        self._thinking_dirty = self._answer_dirty = False
+        self._pending_thinking: list[str] = []
+        for label in self.stats.values():
+            label.setText("—")
+
+    def append(self, pieces: tuple[Piece, ...]) -> None:
+        """Queue text for the next repaint."""
+        for piece in pieces:
+            if piece.channel == THINKING:
+                self._pending_thinking.append(piece.text)
+                self._thinking_dirty = True
+            else:
+                self._answer += piece.text
+                self._answer_dirty = True
+
+    def show_text(self, thinking: str, answer: str) -> None:
+        """Show a finished run's text at once (a run reopened from the history)."""
+        self.clear()
+        self._pending_thinking = [thinking] if thinking else []
+        self._thinking_dirty = bool(thinking)
+        self._answer, self._answer_dirty = answer, True
+        self.repaint_text()
+
+    @property
+    def answer_text(self) -> str:
+        return self._answer
+
+    @property
+    def thinking_text(self) -> str:
+        return self.thinking_view.toPlainText()
+
+    def repaint_text(self) -> None:
+        if self._thinking_dirty:
+            if not self.thinking_toggle.isVisible():
+                self.thinking_toggle.setVisible(True)
+                self.thinking_view.setVisible(self.thinking_toggle.isChecked())
+            cursor = self.thinking_view.textCursor()
+            cursor.movePosition(QTextCursor.End)
+            cursor.insertText("".join(self._pending_thinking))
+            self._pending_thinking.clear()
+            self.thinking_view.ensureCursorVisible()
+            self._thinking_dirty = False
+        if self._answer_dirty:
+            # Markdown re-rendered per repaint (not per token): code blocks and lists appear as they form.
+            bar = self.answer_view.verticalScrollBar()
+            at_end = bar.value() >= bar.maximum() - 4
+            self.answer_view.setMarkdown(markdown_source(self._answer))
+            if at_end:
+                bar.setValue(bar.maximum())
+            self._answer_dirty = False
+
+    def _on_thinking_toggled(self, open_: bool) -> None:
+        self.thinking_toggle.setArrowType(Qt.DownArrow if open_ else Qt.RightArrow)
+        self.thinking_view.setVisible(open_ and self.thinking_toggle.isVisible())
+
+    # -- stats --------------------------------------------------------------------------------
+
+    def show_stats(self, stats: LiveStats, mode: str) -> None:
+        s = self.stats
+        s["TTFT"].setText(_fmt(stats.ttft_s, "s"))
+        s["First answer"].setText(_fmt(stats.ttfat_s, "s"))
+        s["Tokens/s now"].setText(_fmt(stats.tps_now, "", 1))
+        s["Tokens/s avg"].setText(_fmt(stats.tps_avg, "", 1))
+        s["Thinking"].setText(f"{stats.n_thinking} tok")
+        s["Answer"].setText(f"{stats.n_answer} tok")
+        s["Elapsed"].setText(_fmt(stats.elapsed_s, "s", 1))
+        s["Watts"].setText(_fmt(stats.watts_now, "W", 1))
+        kind = stats.energy_source.split(":", 1)[0] if stats.energy_source else ""
+        s["Energy"].setText(_fmt(stats.joules, "J", 1) + (f" <i>{kind}</i>" if kind else ""))
+        s["Energy"].setToolTip(stats.energy_source)
+        s["Numbers"].setText(f"{mode} mode")
+        s["Numbers"].setToolTip(
+            "fair: panes run one after another with every core (clean numbers); "
+            "live: at once with the cores split (slower each, energy shared by CPU time)"
+        )
+        if stats.n_thinking:
+            if stats.ttfat_s is None and stats.status == "running":
+                self.thinking_toggle.setText(f"Thinking… {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens")
+            else:
+                self.thinking_toggle.setText(f"Thought for {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens")

@@ -1,0 +1,434 @@
+"""The main window: prompt, panes side by side, live charts, trade-off, history, models, settings.
+
+A thin layer over SessionController: it turns what the user set into plans and requests, and
+shows what comes back. Every long task (loading, generating, exporting) runs off the GUI thread.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.catalog import load_catalog, local_gguf_files, locate, resolve
+from app.engines.types import EngineError, ModelSpec, now
+from app.live import live_stats
+from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request
+from app.routing.heuristic import decide
+from app.runs import RunRecorder
+from app.session import Pane, Session
+from app.settings import Settings
+from app.store import MemoryLog, SessionLog
+from app.store.export import FORMATS
+from app.ui.charts import LiveCharts, TradeoffChart
+from app.ui.controller import PaneUpdate, SessionController
+from app.ui.history import HistoryView, start_export
+from app.ui.models import ModelManager
+from app.ui.pane import PaneView
+from app.ui.settings_dialog import SettingsDialog
+
+STATS_MS = 100  # live stats: ten times a second
+CHARTS_MS = 500  # charts: twice a second while running
+PANE_TITLES = ("Fast", "Thinking", "Pane 3", "Pane 4")
+DEFAULT_PLANS = (
+    PanePlan(mode=DIRECT_MODE, temperature=0.0),
+    PanePlan(mode=THINKING_MODE, thinking_budget=256, temperature=0.0),
+)
+EXPORT_FILTERS = {"jsonl": "JSON Lines (*.jsonl)", "csv": "CSV (*.csv)", "html": "HTML report (*.html)",
+                  "sqlite": "SQLite database (*.db)"}
+
+
+def model_choices(models_dir=None) -> list[tuple[str, str]]:
+    """(label, key) for every model on this machine: catalog models that are here, then local files."""
+    choices = []
+    for entry in load_catalog():
+        try:
+            here = locate(entry, models_dir) is not None
+        except EngineError:
+            here = False
+        if here:
+            choices.append((f"{entry.name} ({entry.quantization})", entry.id))
+    choices += [(path.name, str(path)) for path in local_gguf_files(models_dir)]
+    return choices
+
+
+class MainWindow(QMainWindow):
+    run_done = Signal()  # after a run's results are shown (tests wait on it)
+    models_ready = Signal()  # after a load of models has finished (each pane loaded or showing why not)
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: SessionLog | MemoryLog,
+        notices: list[str] = (),
+        settings_path=None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("FastSlow — fast and thinking, side by side")
+        self.resize(1400, 920)
+        self.settings = settings
+        self.settings_path = settings_path
+        self.session = Session([], mode=settings.mode, cores=settings.n_threads,
+                               tdp_w=settings.tdp_w, sample_hz=settings.sample_hz, log=log)
+        self.controller = SessionController(self.session, self)
+        self.finished_runs: list[tuple[int, str, RunRecorder, str]] = []  # (pane, label, recorder, kind)
+        self._running_panes: set[int] = set()
+        self._seed = 0
+
+        # -- top: the prompt and the comparison controls ---------------------------------
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("QLabel#notice { background: #fff4ce; padding: 6px; border-radius: 4px; }")
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Ask something… (Ctrl+Enter runs every pane, Esc cancels)")
+        self.prompt.setMaximumHeight(110)
+        self.prompt.textChanged.connect(lambda: self._route_timer.start())
+        self.mode = QComboBox()
+        self.mode.addItem("Fair: one pane after another, all cores each", "fair")
+        self.mode.addItem("Live: panes at once, cores split", "live")
+        self.mode.setCurrentIndex(self.mode.findData(settings.mode))
+        self.mode.setToolTip("Fair gives clean numbers; live lets you watch them race. Every number says which.")
+        self.run_all_button = QPushButton("Run all  (Ctrl+Enter)")
+        self.run_all_button.clicked.connect(self.run_all)
+        self.cancel_button = QPushButton("Cancel  (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Comparison:"))
+        bar.addWidget(self.mode)
+        bar.addStretch(1)
+        bar.addWidget(self.run_all_button)
+        bar.addWidget(self.cancel_button)
+
+        # -- panes and charts --------------------------------------------------------------
+        n_panes = max(2, len(settings.pane_models))
+        self.panes: list[PaneView] = []
+        panes_row = QSplitter(Qt.Horizontal)
+        for i in range(n_panes):
+            plan = DEFAULT_PLANS[i] if i < len(DEFAULT_PLANS) else DEFAULT_PLANS[0]
+            pane = PaneView(i, PANE_TITLES[i % len(PANE_TITLES)], plan)
+            pane.max_tokens.setValue(settings.max_tokens)
+            pane.model_chosen.connect(self._on_model_chosen)
+            pane.run_clicked.connect(lambda i: self.run_all(only=[i]))
+            pane.cancel_clicked.connect(lambda _i: self.cancel())
+            pane.mode.currentIndexChanged.connect(lambda _=None: self._update_route())
+            pane.override.currentIndexChanged.connect(lambda _=None: self._update_route())
+            panes_row.addWidget(pane)
+            self.panes.append(pane)
+            self.session.panes.append(_empty_pane())
+        self.charts = LiveCharts()
+        compare_split = QSplitter(Qt.Vertical)
+        compare_split.addWidget(panes_row)
+        compare_split.addWidget(self.charts)
+        compare_split.setSizes([600, 260])
+        compare = QWidget()
+        compare_layout = QVBoxLayout(compare)
+        compare_layout.addWidget(self.notice)
+        compare_layout.addWidget(self.prompt)
+        compare_layout.addLayout(bar)
+        compare_layout.addWidget(compare_split, 1)
+
+        self.tradeoff = TradeoffChart()
+        self.history = HistoryView(log)
+        self.history.reopen_requested.connect(self.reopen)
+        self.models = ModelManager(n_ctx=settings.n_ctx)
+        self.models.models_changed.connect(self.refresh_model_choices)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(compare, "Compare")
+        self.tabs.addTab(self.tradeoff, "Trade-off")
+        self.tabs.addTab(self.history, "History")
+        self.tabs.addTab(self.models, "Models")
+        self.tabs.currentChanged.connect(self._on_tab)
+        self.setCentralWidget(self.tabs)
+        self._make_menus()
+        self.statusBar().showMessage("Loading models…")
+
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.run_all)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.run_all)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.cancel)
+
+        self._route_timer = QTimer(self, singleShot=True, interval=250)
+        self._route_timer.timeout.connect(self._update_route)
+        self._stats_timer = QTimer(self, interval=STATS_MS)
+        self._stats_timer.timeout.connect(self._refresh_stats)
+        self._charts_timer = QTimer(self, interval=CHARTS_MS)
+        self._charts_timer.timeout.connect(self._refresh_charts)
+        self._export_worker = None
+
+        c = self.controller
+        c.pane_loading.connect(lambda i, label: self.panes[i].set_status(f"Loading {label}…"))
+        c.pane_loaded.connect(self._on_pane_loaded)
+        c.pane_load_failed.connect(lambda i, msg: self.panes[i].set_status(msg, error=True))
+        c.updates.connect(self._on_updates)
+        c.run_finished.connect(self._on_run_finished)
+        c.run_failed.connect(self._on_run_failed)
+        c.busy_changed.connect(self._on_busy)
+        c.loads_done.connect(self.models_ready.emit)
+
+        self.show_notices(list(notices))
+        self.refresh_model_choices()
+        self._update_route()
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def load_default_models(self) -> None:
+        """Load each pane's model from the settings (the bundled pair on a first start)."""
+        specs = {}
+        for i, key in enumerate(self.settings.pane_models[: len(self.panes)]):
+            spec = self._spec_for(i, key)
+            if spec is not None:
+                specs[i] = spec
+        if not self.controller.load_models(specs):
+            self.statusBar().showMessage("Busy: try again when the run ends")
+
+    def _spec_for(self, index: int, key: str) -> ModelSpec | None:
+        s = self.settings
+        try:
+            return resolve(key, n_ctx=s.n_ctx, n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads)
+        except EngineError as exc:
+            self.panes[index].set_status(str(exc), error=True)
+            return None
+
+    def refresh_model_choices(self) -> None:
+        choices = model_choices()
+        for i, pane in enumerate(self.panes):
+            current = self.settings.pane_models[i] if i < len(self.settings.pane_models) else None
+            pane.set_models(choices, current)
+
+    def _on_model_chosen(self, index: int, key: str) -> None:
+        spec = self._spec_for(index, key)
+        if spec is None:
+            return
+        models = list(self.settings.pane_models)
+        while len(models) <= index:
+            models.append(key)
+        models[index] = key
+        self.settings.pane_models = models
+        self.controller.load_models({index: spec})
+
+    def _on_pane_loaded(self, index: int, pane) -> None:
+        view = self.panes[index]
+        info = pane.info
+        fit = f" · {pane.fit.message()}" if pane.fit is not None and pane.fit.verdict != "fits" else ""
+        view.set_status(
+            f"{info.name} · {info.quantization} · {info.backend_used} · thinking: {pane.thinking_style} · "
+            f"loaded in {info.load_s:.1f} s{fit}"
+        )
+        self.statusBar().showMessage(f"{info.name} ready")
+
+    def show_notices(self, notices: list[str]) -> None:
+        self.notice.setText("<br>".join(notices))
+        self.notice.setVisible(bool(notices))
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run_all(self, only: list[int] | None = None) -> bool:
+        prompt = self.prompt.toPlainText()
+        if not prompt.strip():
+            self.show_notices(["Type a question first: the prompt is empty."])
+            return False
+        if self.controller.busy:
+            self.statusBar().showMessage("Still busy: wait for the models to load or the run to end")
+            return False
+        chosen = list(range(len(self.panes))) if only is None else list(only)
+        requests, decisions = [], []
+        try:
+            for pane in self.panes:
+                request, decision = plan_request(prompt, pane.plan(seed=self._seed))
+                requests.append(request)
+                decisions.append(decision)
+        except ValueError as exc:
+            self.show_notices([str(exc)])
+            return False
+        self.show_notices([])
+        self.session.mode = self.mode.currentData()
+        for i in chosen:
+            self.panes[i].clear()
+        self._running_panes = set(chosen)
+        self._stats_timer.start()
+        self._charts_timer.start()
+        if not self.controller.run(requests, decisions, only=chosen):
+            self._stats_timer.stop()
+            self._charts_timer.stop()
+            self._running_panes = set()
+            return False
+        return True
+
+    def cancel(self) -> None:
+        if self.controller.busy:
+            self.controller.cancel()
+            self.statusBar().showMessage("Cancelling…")
+
+    def _on_updates(self, batch: list[PaneUpdate]) -> None:
+        for update in batch:
+            pane = self.panes[update.pane]
+            if update.event is None:  # the pane's model is not loaded
+                recorder = self.session.recorders.get(update.pane)
+                if recorder is not None:
+                    pane.set_status(recorder.result.error or "not loaded", error=True)
+            elif update.pieces:
+                pane.append(update.pieces)
+
+    def _refresh_stats(self) -> None:
+        sampler = self.session.sampler
+        samples = sampler.samples if sampler is not None else []
+        pids = {i: p.client.pid for i, p in enumerate(self.session.panes) if p.client is not None}
+        t = now()
+        for i, recorder in list(self.session.recorders.items()):
+            if i not in self._running_panes:
+                continue
+            others = [pid for j, pid in pids.items() if j != i and j in self._running_panes] if self.session.mode == "live" else []
+            stats = live_stats(recorder, t, samples, pids.get(i), others)
+            self.panes[i].show_stats(stats, recorder.result.mode)
+
+    def _all_runs(self) -> list[tuple[int, str, RunRecorder]]:
+        runs = [(pane, label, rec) for pane, label, rec, _kind in self.finished_runs]
+        if self.controller.busy:
+            runs += [(i, self._pane_label(i), rec) for i, rec in self.session.recorders.items()
+                     if i in self._running_panes and rec.t_submit and rec.result.token_times_s]
+        return runs
+
+    def _pane_label(self, i: int) -> str:
+        return PANE_TITLES[i % len(PANE_TITLES)]
+
+    def _refresh_charts(self) -> None:
+        sampler = self.session.sampler
+        self.charts.update_charts(self._all_runs(), sampler.samples if sampler else [], now())
+
+    def _on_run_finished(self, results) -> None:
+        self._stats_timer.stop()
+        self._charts_timer.stop()
+        for view in self.panes:
+            view.repaint_text()
+        self._refresh_stats()
+        for i, recorder in self.session.recorders.items():
+            r = recorder.result
+            view = self.panes[i]
+            if r.status == "failed":
+                view.set_status(r.error or "failed", error=True)
+            elif r.status == "cancelled":
+                view.set_status("Cancelled: what it wrote so far is kept, and logged as cancelled.")
+            kind = f"{self._pane_label(i)} · {'thinking' if r.n_thinking_tokens or r.strategy == 'scaffold' else 'direct'}"
+            self.finished_runs.append((i, self._pane_label(i), recorder, kind))
+        self._refresh_charts()
+        self.tradeoff.set_runs([(kind, rec.result) for _p, _l, rec, kind in self.finished_runs])
+        self._seed += 1
+        if self.session.log_error is not None:
+            self.show_notices([f"The session log failed ({self.session.log_error}); runs are kept in memory only."])
+        self.statusBar().showMessage("Done")
+        self.run_done.emit()
+
+    def _on_run_failed(self, message: str) -> None:
+        self._stats_timer.stop()
+        self._charts_timer.stop()
+        self.show_notices([f"The run stopped: {message}"])
+        self.run_done.emit()
+
+    def _on_busy(self, busy: bool) -> None:
+        running = busy and bool(self._running_panes)
+        self.run_all_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(running)
+        for i, pane in enumerate(self.panes):
+            pane.set_running(running and i in self._running_panes, busy)
+        if not busy:
+            self._running_panes = set()
+
+    # -- the router banner ----------------------------------------------------------------------
+
+    def _update_route(self) -> None:
+        prompt = self.prompt.toPlainText()
+        decision = decide(prompt) if prompt.strip() else None
+        for pane in self.panes:
+            if pane.mode.currentData() != AUTO_MODE:
+                continue
+            if decision is None:
+                pane.show_decision("type a question to see what the router decides, and why")
+            else:
+                pane.show_decision(describe_decision(decision, pane.override.currentData()))
+
+    # -- history ------------------------------------------------------------------------------
+
+    def reopen(self, records: list[dict]) -> None:
+        """Show a past prompt and its runs in the panes (read-only until the next run)."""
+        if not records:
+            return
+        self.prompt.setPlainText(records[0].get("prompt", {}).get("text", "") or "")
+        for record in records:
+            run = record.get("run", {})
+            pane = run.get("pane") or 0
+            if 0 <= pane < len(self.panes):
+                self.panes[pane].show_text(run.get("thinking") or "", run.get("text") or "")
+                self.panes[pane].set_status(
+                    f"From the history: {run.get('model') or '?'}, {run.get('status')}, {run.get('mode')} mode, "
+                    f"{run.get('created_at', '')[:19]}"
+                )
+        self.tabs.setCurrentIndex(0)
+
+    # -- menus, export, settings ---------------------------------------------------------------
+
+    def _make_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        export_menu = file_menu.addMenu("Export this session")
+        for fmt in FORMATS:
+            action = QAction(EXPORT_FILTERS[fmt].split(" (")[0], self)
+            action.triggered.connect(lambda _=False, f=fmt: self.export_session(f))
+            export_menu.addAction(action)
+        file_menu.addSeparator()
+        quit_action = QAction("Quit", self, shortcut=QKeySequence.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        settings_action = QAction("Settings…", self, shortcut=QKeySequence.Preferences)
+        settings_action.triggered.connect(self.open_settings)
+        self.menuBar().addMenu("&Edit").addAction(settings_action)
+
+    def export_session(self, fmt: str, path: str | None = None) -> bool:
+        """Export the current session (asks where, unless path is given); runs off the GUI thread."""
+        log, session_id = self.session.log, self.session._log_session
+        if log is None or session_id is None:
+            QMessageBox.information(self, "Nothing to export", "Run a comparison first: this session has no runs yet.")
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export session", f"fastslow-session-{session_id}.{fmt if fmt != 'sqlite' else 'db'}", EXPORT_FILTERS[fmt])
+            if not path:
+                return False
+        self._export_worker = start_export(self, log, fmt, path, session_id, self.statusBar().showMessage)
+        return True
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self.settings_path, self)
+        if dialog.exec():
+            self.settings = dialog.saved
+            self.statusBar().showMessage("Settings saved; model settings apply when a model is next loaded")
+
+    def _on_tab(self, index: int) -> None:
+        if self.tabs.widget(index) is self.history:
+            self.history.refresh()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Closing mid-run cancels the runs and stops every worker process before the window goes."""
+        self._stats_timer.stop()
+        self._charts_timer.stop()
+        self.models.cancel_downloads()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+
+def _empty_pane() -> Pane:
+    pane = Pane(ModelSpec(path=""))
+    pane.load_error = EngineError("no model is loaded in this pane yet", kind="not_loaded")
+    return pane
+

@@ -1,0 +1,99 @@
+"""Live figures of a running run, and the tokens/s curve the charts draw."""
+
+import pytest
+
+from app.engines.types import Finished, PromptDone, Started, Token
+from app.live import live_stats, tokens_per_second_curve
+from app.runs import RunRecorder
+from app.telemetry import Sample, power_series
+from app.telemetry.sources import Reading, SourceInfo
+
+T0 = 100.0
+RAPL = SourceInfo("rapl:package-0", "measured:rapl", "cpu", "CPU package", "µJ", 0.001)
+NVML_W = SourceInfo("nvml:0", "measured:nvml", "gpu", "GPU board power", "mW", 0.1)
+TDP = SourceInfo("tdp", "estimated:tdp", "cpu", "estimate", "W", 0.1)
+
+
+def _thinking_run(n_thinking=4, n_answer=3, step=0.1, finish=True) -> RunRecorder:
+    recorder = RunRecorder(0, None, "fair", T0, thinking_style="think-tags")
+    recorder.feed(Started(T0 + 0.01, 12, 2))
+    recorder.feed(PromptDone(T0 + 0.2, 12, 12, 0.19))
+    t = T0 + 0.2
+    texts = ["<think>", "hmm"] + ["x"] * (n_thinking - 3) + ["</think>"] + ["ans"] * n_answer
+    for text in texts:
+        t += step
+        recorder.feed(Token(t, text, 1))
+    if finish:
+        recorder.feed(Finished(t + 0.01, "stop", len(texts), 0.5))
+    return recorder
+
+
+def _counter_samples(watts: float, t0: float, t1: float, dt: float = 0.1) -> list[Sample]:
+    samples, t = [], t0
+    while t <= t1 + 1e-9:
+        reading = Reading(RAPL, t, joules=watts * (t - t0))
+        samples.append(Sample(t, 50.0, 1, 1, None, None, {}, {RAPL.name: reading}))
+        t += dt
+    return samples
+
+
+def test_while_running_the_figures_grow_with_the_clock():
+    recorder = _thinking_run(finish=False)
+    stats = live_stats(recorder, T0 + 2.0)
+    assert stats.status == "running"
+    assert stats.elapsed_s == pytest.approx(2.0)
+    assert stats.ttft_s == pytest.approx(0.3)
+    assert (stats.n_thinking, stats.n_answer) == (4, 3)
+    assert stats.ttfat_s == pytest.approx(0.3 + 4 * 0.1)  # the first answer token after four thinking ones
+    assert stats.thinking_s == pytest.approx(0.4)
+    assert stats.tps_avg == pytest.approx(10.0)
+    assert stats.tps_now == 0.0  # nothing in the last second: it has stalled
+    assert live_stats(recorder, T0 + 1.0).tps_now == pytest.approx(7 / 0.7)  # 7 tokens since the first, 0.7 s ago
+    assert stats.joules is None and stats.energy_source == ""  # no samples: no energy, never a made-up one
+
+
+def test_once_finished_the_clock_stops_and_tps_now_goes_away():
+    recorder = _thinking_run()
+    later = live_stats(recorder, T0 + 60)
+    assert later.elapsed_s == pytest.approx(recorder.result.total_s)
+    assert later.tps_now is None
+
+
+def test_energy_so_far_comes_from_the_samples_with_its_source():
+    recorder = _thinking_run(finish=False)
+    samples = _counter_samples(20.0, T0 - 0.5, T0 + 1.5)
+    stats = live_stats(recorder, T0 + 1.5, samples)
+    assert stats.joules == pytest.approx(30.0, rel=1e-6)  # 20 W for 1.5 s
+    assert stats.watts_now == pytest.approx(20.0, rel=1e-6)
+    assert stats.energy_source == "measured:rapl"
+
+
+def test_a_finished_run_shows_its_attributed_energy():
+    recorder = _thinking_run()
+    r = recorder.result
+    r.energy_j, r.avg_w, r.energy_source = 7.5, 9.0, "estimated:tdp"
+    stats = live_stats(recorder, T0 + 5, _counter_samples(20.0, T0, T0 + 2))
+    assert (stats.joules, stats.watts_now, stats.energy_source) == (7.5, 9.0, "estimated:tdp")
+
+
+def test_the_tokens_per_second_curve_counts_each_bin():
+    xs, ys = tokens_per_second_curve([1.0, 1.1, 1.2, 1.3, 1.6, 2.9], bin_s=0.5)
+    assert xs == pytest.approx([1.25, 1.75, 2.25, 2.75])
+    assert ys == pytest.approx([8.0, 2.0, 0.0, 2.0])
+    assert tokens_per_second_curve([]) == ([], [])
+
+
+def test_the_power_curve_sums_cpu_and_gpu_and_prefers_measured_cpu():
+    samples = []
+    for n in range(5):
+        t = T0 + n * 0.5
+        samples.append(Sample(t, 10.0, 1, 1, None, None, {}, {
+            RAPL.name: Reading(RAPL, t, joules=12.0 * n * 0.5),  # a 12 W counter
+            NVML_W.name: Reading(NVML_W, t, watts=30.0),  # a power-only GPU
+            TDP.name: Reading(TDP, t, watts=99.0),  # an estimate for the CPU that RAPL measures: left out
+        }))
+    ts, watts, label = power_series(samples)
+    assert label == "measured:nvml + measured:rapl"
+    assert all(w == pytest.approx(42.0) for w in watts)
+    assert ts[0] == pytest.approx(T0) and ts[-1] == pytest.approx(T0 + 2.0)
+    assert power_series([]) == ([], [], "")

@@ -1,0 +1,62 @@
+"""A pane's plan becomes its request: Direct switches thinking off, Thinking sets the budget, Auto asks the router."""
+
+import pytest
+
+from app.plan import PanePlan, describe_decision, plan_request
+from app.routing.heuristic import decide
+
+MATH = "Tom has 3 boxes with 12 apples each. He gives away 7 apples, then buys twice as many. How many apples now?"
+CHAT = "hello there"
+
+
+def test_direct_switches_thinking_off():
+    request, decision = plan_request(MATH, PanePlan(mode="direct", max_tokens=64, temperature=0.2, seed=3))
+    assert decision is None
+    assert request.thinking is False and request.thinking_budget is None
+    assert (request.max_tokens, request.sampling.temperature, request.seed) == (64, 0.2, 3)
+    assert request.messages[-1].content == MATH
+
+
+def test_thinking_carries_the_budget():
+    request, _ = plan_request(MATH, PanePlan(mode="thinking", thinking_budget=128))
+    assert request.thinking is True and request.thinking_budget == 128
+
+
+def test_auto_follows_the_router_and_keeps_its_decision():
+    request, decision = plan_request(MATH, PanePlan(mode="auto"))
+    assert decision == decide(MATH) and decision.route == "think"
+    assert request.thinking is True and request.thinking_budget == decision.budget
+    request, decision = plan_request(CHAT, PanePlan(mode="auto"))
+    assert decision.route == "direct" and request.thinking is False
+
+
+def test_auto_can_be_overridden_and_the_banner_says_so():
+    request, decision = plan_request(MATH, PanePlan(mode="auto", override="direct"))
+    assert decision.route == "think" and request.thinking is False
+    assert "overridden: Direct" in describe_decision(decision, "direct")
+    assert describe_decision(decision).startswith("Thinking (budget")
+
+
+def test_a_system_message_goes_first():
+    request, _ = plan_request(MATH, PanePlan(), system="Be brief.")
+    assert [m.role for m in request.messages] == ["system", "user"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"mode": "slow"}, "mode must be one of"),
+        ({"thinking_budget": -1}, "0 or more"),
+        ({"max_tokens": 0}, "1 or more"),
+        ({"temperature": 9.0}, "between 0 and 5"),
+        ({"override": "maybe"}, "override must be"),
+    ],
+)
+def test_bad_plans_are_refused_with_a_reason(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        PanePlan(**kwargs)
+
+
+def test_an_empty_prompt_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        plan_request("   ", PanePlan())

@@ -1,0 +1,161 @@
+"""The main window, driven as a user would: type, run, cancel, switch modes, reopen, export."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psutil
+from PySide6.QtCore import Qt
+
+from app.store import SessionLog
+from tests.ui.conftest import RUN_TIMEOUT_MS
+
+MATH = "Tom has 3 boxes with 12 apples each. He gives away 7 apples. How many apples are left?"
+
+
+def _run(qtbot, window, key=True):
+    with qtbot.waitSignal(window.run_done, timeout=RUN_TIMEOUT_MS):
+        if key:
+            qtbot.keyClick(window.prompt, Qt.Key_Return, Qt.ControlModifier)
+        else:
+            assert window.run_all()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=5000)
+
+
+def test_typing_a_prompt_and_ctrl_enter_runs_both_panes_live_stats_and_a_stored_run(qtbot, window, ui_log):
+    qtbot.keyClicks(window.prompt, "What is the capital of France?")
+    _run(qtbot, window)
+    fast, thinking = window.panes
+    assert fast.answer_text.strip(), "the fast pane shows its answer"
+    assert thinking.answer_text.strip() or thinking.thinking_text.strip()
+    for pane in window.panes:
+        assert pane.stats["TTFT"].text().endswith(" s")
+        assert pane.stats["Tokens/s avg"].text() != "—"
+        assert pane.stats["Energy"].text().endswith(("estimated</i>", "measured</i>"))
+        assert pane.stats["Numbers"].text() == "fair mode"
+    # The thinking pane (a model that cannot think natively) was scaffolded; its thought is shown folded.
+    assert window.session.results[1].strategy == "scaffold"
+    assert thinking.thinking_toggle.text().startswith("Thought for ")
+    runs = ui_log.list_runs()
+    assert [r.status for r in runs] == ["ok", "ok"]
+    assert {r.prompt for r in runs} == {"What is the capital of France?"}
+    assert window.tradeoff.points == 2
+    assert len(window.charts._tps_curves) == 2
+    assert fast.run_button.isEnabled() and window.run_all_button.isEnabled()
+
+
+def test_escape_cancels_the_run_and_keeps_what_was_written(qtbot, make_window, ui_settings, ui_log):
+    ui_settings.max_tokens = 2000
+    window = make_window(ui_settings)
+    window.prompt.setPlainText("Write a long story about a lighthouse keeper.")
+    with qtbot.waitSignal(window.run_done, timeout=RUN_TIMEOUT_MS):
+        assert window.run_all()
+        qtbot.waitUntil(lambda: window.panes[0].answer_text.strip() != "", timeout=60_000)
+        assert window.cancel_button.isEnabled()
+        qtbot.keyClick(window.prompt, Qt.Key_Escape)
+    statuses = [r.status for r in window.session.results]
+    assert statuses[0] == "cancelled"
+    assert "Cancelled" in window.panes[0].status.text()
+    assert ui_log.list_runs()[-1].status == "cancelled"  # pane 0's row, the oldest of the two
+
+
+def test_auto_mode_shows_the_router_decision_before_the_run_and_can_be_overridden(qtbot, window, ui_log):
+    pane = window.panes[1]
+    pane.mode.setCurrentIndex(pane.mode.findData("auto"))
+    window.prompt.setPlainText(MATH)
+    qtbot.waitUntil(lambda: "Thinking" in pane.route_label.text(), timeout=3000)
+    assert "confidence" in pane.route_label.text() and pane.router_row.isVisible()
+    pane.override.setCurrentIndex(pane.override.findData("direct"))
+    qtbot.waitUntil(lambda: "overridden: Direct" in pane.route_label.text(), timeout=3000)
+    _run(qtbot, window, key=False)
+    record = ui_log.run_record(ui_log.list_runs()[0].id)  # newest first: pane 1
+    assert record["run"]["pane"] == 1
+    assert record["run"]["route"] == "think"  # the router's decision is stored with its reasons…
+    assert record["run"]["route_reasons"]
+    assert record["run"]["params"]["thinking"] is False  # …and the override is what ran
+    assert window.session.results[1].strategy == "native"
+
+
+def test_live_mode_runs_the_panes_at_once_and_says_so(qtbot, window):
+    window.mode.setCurrentIndex(window.mode.findData("live"))
+    window.prompt.setPlainText("Name three colours.")
+    _run(qtbot, window, key=False)
+    a, b = window.session.recorders[0], window.session.recorders[1]
+    assert {r.result.mode for r in (a, b)} == {"live"}
+    first_end = a.t_submit + a.result.total_s
+    assert b.t_submit < first_end  # they overlapped
+    assert window.panes[0].stats["Numbers"].text() == "live mode"
+    assert "shared by CPU time" in window.session.results[0].energy_source
+
+
+def test_one_pane_can_run_alone(qtbot, window, ui_log):
+    window.prompt.setPlainText("Say hello.")
+    with qtbot.waitSignal(window.run_done, timeout=RUN_TIMEOUT_MS):
+        window.panes[0].run_button.click()
+    assert list(window.session.recorders) == [0]
+    assert [r.pane for r in ui_log.list_runs()] == [0]
+
+
+def test_an_empty_prompt_is_refused_with_a_message(qtbot, window, ui_log):
+    assert window.run_all() is False
+    assert window.notice.isVisible() and "empty" in window.notice.text()
+    assert ui_log.list_runs() == []
+
+
+def test_a_model_file_that_is_not_gguf_shows_why_in_its_pane_and_the_other_pane_still_runs(
+    qtbot, window, tmp_path
+):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"this is not a model" * 100)
+    with qtbot.waitSignal(window.models_ready, timeout=RUN_TIMEOUT_MS):
+        window._on_model_chosen(1, str(bad))
+    assert "GGUF" in window.panes[1].status.text()
+    window.prompt.setPlainText("Say hello.")
+    _run(qtbot, window, key=False)
+    results = window.session.results
+    assert results[0].status == "ok" and results[1].status == "failed"
+
+
+def test_history_reopens_a_past_prompt_into_the_panes(qtbot, window):
+    window.prompt.setPlainText("What is 2 + 2?")
+    _run(qtbot, window, key=False)
+    answers = [p.answer_text for p in window.panes]
+    window.prompt.clear()
+    for pane in window.panes:
+        pane.clear()
+    window.tabs.setCurrentWidget(window.history)
+    assert window.history.table.rowCount() == 2
+    window.history.table.selectRow(0)
+    assert window.history.reopen_selected()
+    assert window.prompt.toPlainText() == "What is 2 + 2?"
+    assert [p.answer_text for p in window.panes] == answers
+    assert "From the history" in window.panes[0].status.text()
+
+
+def test_export_from_the_menu_writes_the_session_off_the_gui_thread(qtbot, window, tmp_path):
+    window.prompt.setPlainText("Say hello.")
+    _run(qtbot, window, key=False)
+    path = tmp_path / "session.jsonl"
+    assert window.export_session("jsonl", str(path))
+    qtbot.waitUntil(lambda: "Exported 2 runs" in window.statusBar().currentMessage(), timeout=10_000)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["run"]["pane"] for r in lines] == [0, 1]
+
+
+def test_closing_the_window_mid_generation_stops_every_worker(qtbot, make_window, ui_settings, ui_log):
+    ui_settings.max_tokens = 4000
+    window = make_window(ui_settings)
+    pids = [p.client.pid for p in window.session.panes]
+    window.mode.setCurrentIndex(window.mode.findData("live"))
+    window.prompt.setPlainText("Write a very long essay about rivers.")
+    assert window.run_all()
+    qtbot.waitUntil(lambda: window.panes[0].answer_text.strip() != "", timeout=60_000)
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 10
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    with SessionLog.open(ui_log.path) as reopened:  # closing the window closed the app's connection
+        assert {r.status for r in reopened.list_runs()} == {"cancelled"}  # completed as cancelled, not running
+        assert reopened.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
