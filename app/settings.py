@@ -30,7 +30,10 @@ class Settings:
     data_dir: str | None = None  # where the session log lives; None: the platform's data folder
     mode: str = "fair"  # fair: panes one after another; live: at once
     max_tokens: int = 512
-    pane_models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    # The fast pane answers directly and the thinking pane reasons first, on the same bundled model by
+    # default: the difference is then the thinking alone. (Gemma 3 270M, also bundled, is a base model
+    # that does not follow the chat format; it measures speed, not answers.)
+    pane_models: list[str] = field(default_factory=lambda: [DEFAULT_MODELS[0], DEFAULT_MODELS[0]])
 
     def problems(self) -> list[str]:
         """What is wrong with these values, in words; empty when they can be used."""

@@ -7,11 +7,11 @@ import pytest
 from app.settings import Settings, load_settings, save_settings
 
 
-def test_a_first_start_has_defaults_with_the_bundled_pair(tmp_path):
+def test_a_first_start_has_defaults_with_the_bundled_model_in_both_panes(tmp_path):
     loaded = load_settings(tmp_path / "settings.json")
     assert loaded.problem is None
     assert loaded.settings == Settings()
-    assert loaded.settings.pane_models == ["smollm2-135m", "gemma3-270m"]
+    assert loaded.settings.pane_models == ["smollm2-135m", "smollm2-135m"]
 
 
 def test_saved_settings_read_back(tmp_path):

@@ -100,11 +100,18 @@ class PaneView(QFrame):
         self.set_plan(plan)
         self.mode.currentIndexChanged.connect(self._on_mode_changed)
 
-        controls = QHBoxLayout()
-        for widget in (self.title, self.model, self.mode, self.budget, self.temperature, self.max_tokens):
-            controls.addWidget(widget)
-        controls.addStretch(1)
-        controls.addWidget(self.run_button)
+        # Two rows, so that two panes fit side by side on a laptop screen.
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addWidget(self.model, 1)
+        top.addWidget(self.run_button)
+        settings = QHBoxLayout()
+        for widget in (self.mode, self.budget, self.temperature, self.max_tokens):
+            settings.addWidget(widget)
+        settings.addStretch(1)
+        controls = QVBoxLayout()
+        controls.addLayout(top)
+        controls.addLayout(settings)
 
         # The router's decision, shown before the run in Auto mode, with an override.
         self.route_label = QLabel()

@@ -224,10 +224,8 @@ class MainWindow(QMainWindow):
         view = self.panes[index]
         info = pane.info
         fit = f" · {pane.fit.message()}" if pane.fit is not None and pane.fit.verdict != "fits" else ""
-        view.set_status(
-            f"{info.name} · {info.quantization} · {info.backend_used} · thinking: {pane.thinking_style} · "
-            f"loaded in {info.load_s:.1f} s{fit}"
-        )
+        style = "no native thinking (Thinking mode scaffolds it)" if pane.thinking_style == "none" else f"thinking: {pane.thinking_style}"
+        view.set_status(f"{info.name} · {info.quantization} · {info.backend_used} · {style} · loaded in {info.load_s:.1f} s{fit}")
         self.statusBar().showMessage(f"{info.name} ready")
 
     def show_notices(self, notices: list[str]) -> None:
