@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.live import tokens_per_second_curve
 from app.runs import RunRecorder, RunResult
@@ -25,42 +25,86 @@ def pane_color(index: int) -> str:
 
 
 class LiveCharts(QWidget):
-    """Three time charts side by side, sharing an x axis."""
+    """Three time charts side by side, sharing an x axis, each its own view.
+
+    Painting is what costs: separate views let a refresh repaint one chart at a time
+    (update_charts(part=...)), and axes that grow in steps keep their cached drawing between
+    refreshes. Together they keep the event loop's stalls short while both panes stream
+    (tests/perf/test_ui_stall.py); auto-ranging all three at once cost ~100 ms per refresh.
+    """
+
+    PARTS = ("tps", "power", "energy")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        pg.setConfigOptions(antialias=True, background="w", foreground="k")
-        self.plots = pg.GraphicsLayoutWidget()
-        self.tps = self.plots.addPlot(row=0, col=0, title="Tokens per second")
-        self.power = self.plots.addPlot(row=0, col=1, title="Power (W), each run's window shaded")
-        self.energy = self.plots.addPlot(row=0, col=2, title="Cumulative energy (J)")
-        for plot in (self.tps, self.power, self.energy):
+        pg.setConfigOptions(antialias=False, background="w", foreground="k")
+        self.views = {
+            "tps": pg.PlotWidget(title="Tokens per second"),
+            "power": pg.PlotWidget(title="Power (W), each run's window shaded"),
+            "energy": pg.PlotWidget(title="Cumulative energy (J)"),
+        }
+        self.tps, self.power, self.energy = (self.views[k].getPlotItem() for k in self.PARTS)
+        row = QHBoxLayout()
+        for view in self.views.values():
+            view.setMinimumHeight(220)
+            row.addWidget(view)
+            plot = view.getPlotItem()
             plot.setLabel("bottom", "time", units="s")
-            plot.showGrid(x=True, y=True, alpha=0.2)
-        for plot in (self.power, self.energy):
-            plot.setXLink(self.tps)
-        self.plots.setMinimumHeight(220)
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.disableAutoRange()
         self.tps.addLegend(offset=(-10, 10))
         self.source_label = QLabel()
         self.source_label.setObjectName("powerSource")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plots)
+        layout.addLayout(row)
         layout.addWidget(self.source_label)
         self._tps_curves: dict[int, pg.PlotDataItem] = {}
-        self._power_curve = self.power.plot(pen=pg.mkPen("#444", width=1.5))
-        self._energy_curve = self.energy.plot(pen=pg.mkPen("#444", width=1.5))
+        self._power_curve = self.power.plot(pen=pg.mkPen("#444", width=1))
+        self._energy_curve = self.energy.plot(pen=pg.mkPen("#444", width=1))
         self._regions: list[pg.LinearRegionItem] = []
+        self._limits: dict[tuple[str, str], float] = {}
         self.origin: float | None = None  # perf_counter of x = 0
 
-    def update_charts(self, runs: Sequence[tuple[int, str, RunRecorder]], samples: Sequence[Sample], t_now: float) -> None:
-        """runs: (pane, label, recorder) of every run so far this session; samples: the sampler's."""
+    def update_charts(
+        self,
+        runs: Sequence[tuple[int, str, RunRecorder]],
+        samples: Sequence[Sample],
+        t_now: float,
+        part: str | None = None,
+    ) -> None:
+        """runs: (pane, label, recorder) of every run so far this session; samples: the sampler's.
+
+        part: only this chart ("tps", "power" or "energy"); None: all three.
+        """
         if self.origin is None:
             self.origin = samples[0].t if samples else t_now
         origin = self.origin
-        for region in self._regions:
-            self.power.removeItem(region)
-        self._regions = []
+        windows = [
+            (pane, rec.t_submit - origin,
+             (rec.t_submit + rec.result.total_s if rec.result.total_s is not None else t_now) - origin)
+            for pane, _label, rec in runs
+        ]
+        x_hi = max([t_now - origin] + [x1 for _p, _x0, x1 in windows])
+        if part in (None, "tps"):
+            self._draw_tps(runs, origin)
+        if part in (None, "power", "energy"):
+            ts, watts, label = power_series(samples)
+            xs = [t - origin for t in ts]
+            if part in (None, "power"):
+                self._power_curve.setData(xs, watts)
+                self._shade(windows)
+                self._grow("power", "y", max(watts, default=0.0))
+                self.source_label.setText(f"Power: {label}" if label else "Power: no source")
+            if part in (None, "energy"):
+                joules = _cumulative(xs, watts)
+                self._energy_curve.setData(xs, joules)
+                self._grow("energy", "y", max(joules, default=0.0))
+        for name in self.PARTS if part is None else (part,):
+            self._grow(name, "x", x_hi)
+
+    def _draw_tps(self, runs, origin: float) -> None:
         by_pane: dict[int, tuple[list[float], list[float]]] = {}
         for pane, label, recorder in runs:
             xs, ys = tokens_per_second_curve(recorder.result.token_times_s)
@@ -75,24 +119,45 @@ class LiveCharts(QWidget):
                 self._tps_curves[pane] = self.tps.plot(
                     pen=pg.mkPen(pane_color(pane), width=2), name=label, connect="finite"
                 )
-            end = recorder.t_submit + recorder.result.total_s if recorder.result.total_s is not None else t_now
-            region = pg.LinearRegionItem(values=(x0, end - origin), movable=False,
-                                         brush=pg.mkBrush(pg.mkColor(pane_color(pane)).lighter(170)))
+        for pane, (xs, ys) in by_pane.items():
+            self._tps_curves[pane].setData(xs, ys, connect="finite")
+        self._grow("tps", "y", max((y for _xs, ys in by_pane.values() for y in ys if y == y), default=0.0))
+
+    def _grow(self, part: str, axis: str, needed: float) -> None:
+        """Widen an axis to 1.5x what is needed once the data reach its end; never shrink it mid-session."""
+        key = (part, axis)
+        if needed <= self._limits.get(key, 0.0):
+            return
+        limit = self._limits[key] = max(needed * 1.5, 1.0)
+        plot = self.views[part].getPlotItem()
+        if axis == "x":
+            plot.setXRange(0, limit, padding=0)
+        else:
+            plot.setYRange(0, limit, padding=0)
+
+    def _shade(self, windows: list[tuple[int, float, float]]) -> None:
+        """One shaded region per run window; existing regions are moved, not rebuilt."""
+        while len(self._regions) < len(windows):
+            region = pg.LinearRegionItem(movable=False)
             region.setZValue(-10)
             self.power.addItem(region)
             self._regions.append(region)
-        for pane, (xs, ys) in by_pane.items():
-            self._tps_curves[pane].setData(xs, ys, connect="finite")
-        ts, watts, label = power_series(samples)
-        xs = [t - origin for t in ts]
-        self._power_curve.setData(xs, watts)
-        joules, total = [], 0.0
-        for i, w in enumerate(watts):
-            if i:
-                total += (xs[i] - xs[i - 1]) * (w + watts[i - 1]) / 2
-            joules.append(total)
-        self._energy_curve.setData(xs, joules)
-        self.source_label.setText(f"Power: {label}" if label else "Power: no source")
+        for region, (pane, x0, x1) in zip(self._regions, windows):
+            if getattr(region, "pane", None) != pane:
+                region.pane = pane
+                region.setBrush(pg.mkBrush(pg.mkColor(pane_color(pane)).lighter(170)))
+            if tuple(region.getRegion()) != (x0, x1):
+                region.setRegion((x0, x1))
+
+
+def _cumulative(xs: list[float], watts: list[float]) -> list[float]:
+    """Energy so far along a power curve (trapezoids)."""
+    joules, total = [], 0.0
+    for i, w in enumerate(watts):
+        if i:
+            total += (xs[i] - xs[i - 1]) * (w + watts[i - 1]) / 2
+        joules.append(total)
+    return joules
 
 
 class TradeoffChart(QWidget):

@@ -131,7 +131,7 @@ class SessionController(QObject):
             self.session.log.close()
 
 
-@thread_worker(start_thread=False)
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
 def _load_worker(session: Session, specs: dict[int, ModelSpec], force: bool):
     for index, spec in specs.items():
         yield "loading", index, spec.label
@@ -145,7 +145,7 @@ def _load_worker(session: Session, specs: dict[int, ModelSpec], force: bool):
             yield "loaded", index, pane
 
 
-@thread_worker(start_thread=False)
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
 def _run_worker(session: Session, requests: list[GenerationRequest], decisions: list[Any] | None, only):
     batch: list[PaneUpdate] = []
     last = now()

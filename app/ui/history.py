@@ -132,6 +132,6 @@ def start_export(parent: QWidget, log, fmt: str, path: str, session_id: int, rep
     return worker  # the caller keeps it, so it is not collected mid-export
 
 
-@thread_worker(start_thread=False)
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
 def _export_worker(log, fmt: str, path: str, session_id: int) -> int:
     return export(log, fmt, path, session_id=session_id)

@@ -64,6 +64,7 @@ class ModelManager(QWidget):
         self.message.setWordWrap(True)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
+        self.summary = QLabel()
         buttons = QHBoxLayout()
         for widget in (self.download_button, self.cancel_button, self.import_button, self.delete_button, refresh):
             buttons.addWidget(widget)
@@ -72,6 +73,7 @@ class ModelManager(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
+        layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.detail)
         self._cancel = threading.Event()
@@ -85,15 +87,20 @@ class ModelManager(QWidget):
 
     # -- the table ----------------------------------------------------------------------------
 
-    def refresh(self) -> None:
+    def refresh(self, outcome: str | None = None, error: bool = False) -> None:
+        """Re-read the models; outcome (what the last action did) stays on screen meanwhile."""
         self._loaded = True
-        self.message.setText("Reading the models and checking what fits…")
+        self._say(outcome or "Reading the models and checking what fits…", error)
         worker = _overview_worker(self.n_ctx, self.models_dir)
-        worker.returned.connect(self._show_rows)
+        worker.returned.connect(lambda rows: self._show_rows(rows, keep_message=outcome is not None))
         worker.errored.connect(lambda exc: self.message.setText(f"Could not list the models: {exc}"))
         self._keep(worker)
 
-    def _show_rows(self, rows: list[dict]) -> None:
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #b00020" if error else "")
+
+    def _show_rows(self, rows: list[dict], keep_message: bool = False) -> None:
         self.rows = rows
         self.table.setRowCount(len(rows))
         for n, row in enumerate(rows):
@@ -107,8 +114,11 @@ class ModelManager(QWidget):
                 self.table.setItem(n, col, item)
         self.table.resizeColumnsToContents()
         memory = memory_state()
-        self.message.setText(f"{len(rows)} models · fit judged at {self.n_ctx:,} context · "
+        self.summary.setText(f"{len(rows)} models · fit judged at {self.n_ctx:,} context · "
                              f"{gib(memory.ram_available)} RAM available")
+        if not keep_message:
+            self._say("")
+        self._on_selection()  # the selected row may have changed state (downloaded, deleted…)
 
     def selected_row(self) -> dict | None:
         rows = self.table.selectionModel().selectedRows()
@@ -117,6 +127,8 @@ class ModelManager(QWidget):
     def _on_selection(self) -> None:
         row = self.selected_row()
         if row is None:
+            self.download_button.setEnabled(False)
+            self.delete_button.setEnabled(False)
             return
         self.detail.setText(f"<b>{row['name']}</b> · {row['source']} · {row.get('fit_detail') or ''}"
                             + (f"<br>{row['path']}" if row["path"] else ""))
@@ -147,7 +159,7 @@ class ModelManager(QWidget):
         self.cancel_button.setEnabled(True)
         self.download_button.setEnabled(False)
         self.message.setText(f"Downloading {entry.name} from {entry.hf_repo}…")
-        worker = _download_worker(entry, self._cancel)
+        worker = _download_worker(entry, self._cancel, self.models_dir)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda path: self._download_done(f"Downloaded and verified: {path}"))
         worker.errored.connect(lambda exc: self._download_done(_error_text(exc), error=True))
@@ -163,13 +175,9 @@ class ModelManager(QWidget):
     def _download_done(self, text: str, error: bool = False) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setEnabled(False)
-        self.message.setText(text)
-        if error:
-            self.message.setStyleSheet("color: #b00020")
-        else:
-            self.message.setStyleSheet("")
+        if not error:
             self.models_changed.emit()
-        self.refresh()
+        self.refresh(text, error)
 
     def cancel_downloads(self) -> None:
         self._cancel.set()
@@ -186,11 +194,11 @@ class ModelManager(QWidget):
         return True
 
     def _import_done(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color: #b00020" if error else "")
-        if not error:
+        if error:
+            self._say(text, error=True)
+        else:
             self.models_changed.emit()
-            self.refresh()
+            self.refresh(text)
 
     def delete_selected(self, confirm: bool = True) -> bool:
         row = self.selected_row()
@@ -207,11 +215,10 @@ class ModelManager(QWidget):
                 freed = Path(row["path"]).stat().st_size
                 Path(row["path"]).unlink()
         except (EngineError, OSError) as exc:
-            self.message.setText(_error_text(exc))
+            self._say(_error_text(exc), error=True)
             return False
-        self.message.setText(f"Deleted {row['name']}: {gib(freed)} freed")
         self.models_changed.emit()
-        self.refresh()
+        self.refresh(f"Deleted {row['name']}: {gib(freed)} freed")
         return True
 
 
@@ -219,13 +226,13 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
 
 
-@thread_worker(start_thread=False)
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
 def _overview_worker(n_ctx: int, models_dir: Path) -> list[dict]:
     return overview(n_ctx, memory_state(), models_dir)
 
 
-@thread_worker(start_thread=False)
-def _download_worker(entry, cancel: threading.Event):
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
+def _download_worker(entry, cancel: threading.Event, models_dir: Path):
     updates: list = []
     # Progress arrives on the download thread; it is handed to the GUI through this generator.
     result = {}
@@ -233,7 +240,10 @@ def _download_worker(entry, cancel: threading.Event):
     def on_progress(progress) -> None:
         updates.append(progress)
 
-    thread = threading.Thread(target=lambda: result.update(path=_capture(download_model, entry, on_progress, cancel)))
+    def download():
+        result["path"] = _capture(lambda: download_model(entry, on_progress, cancel, models_dir=models_dir))
+
+    thread = threading.Thread(target=download, daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(0.1)
@@ -246,13 +256,13 @@ def _download_worker(entry, cancel: threading.Event):
     return outcome
 
 
-def _capture(fn, *args):
+def _capture(fn):
     try:
-        return fn(*args)
+        return fn()
     except BaseException as exc:  # handed back to the worker, which raises it on its own thread
         return exc
 
 
-@thread_worker(start_thread=False)
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
 def _import_worker(path: str, models_dir: Path):
     return import_gguf(path, models_dir)

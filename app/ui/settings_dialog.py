@@ -47,6 +47,7 @@ class SettingsDialog(QDialog):
         self.sample_hz.setValue(settings.sample_hz)
         self.tdp = QDoubleSpinBox()
         self.tdp.setRange(0, 2000)
+        self.tdp.setDecimals(0)
         self.tdp.setSpecialValueText("guess from the CPU")
         self.tdp.setSuffix(" W")
         self.tdp.setValue(settings.tdp_w or 0)

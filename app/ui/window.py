@@ -41,7 +41,7 @@ from app.ui.pane import PaneView
 from app.ui.settings_dialog import SettingsDialog
 
 STATS_MS = 100  # live stats: ten times a second
-CHARTS_MS = 500  # charts: twice a second while running
+CHARTS_MS = 250  # one of the three charts per tick while running: each is redrawn every 0.75 s
 PANE_TITLES = ("Fast", "Thinking", "Pane 3", "Pane 4")
 DEFAULT_PLANS = (
     PanePlan(mode=DIRECT_MODE, temperature=0.0),
@@ -166,7 +166,8 @@ class MainWindow(QMainWindow):
         self._stats_timer = QTimer(self, interval=STATS_MS)
         self._stats_timer.timeout.connect(self._refresh_stats)
         self._charts_timer = QTimer(self, interval=CHARTS_MS)
-        self._charts_timer.timeout.connect(self._refresh_charts)
+        self._charts_timer.timeout.connect(self._refresh_next_chart)
+        self._chart_turn = 0
         self._export_worker = None
 
         c = self.controller
@@ -303,9 +304,14 @@ class MainWindow(QMainWindow):
     def _pane_label(self, i: int) -> str:
         return PANE_TITLES[i % len(PANE_TITLES)]
 
-    def _refresh_charts(self) -> None:
+    def _refresh_charts(self, part: str | None = None) -> None:
         sampler = self.session.sampler
-        self.charts.update_charts(self._all_runs(), sampler.samples if sampler else [], now())
+        self.charts.update_charts(self._all_runs(), sampler.samples if sampler else [], now(), part)
+
+    def _refresh_next_chart(self) -> None:
+        """While running, one chart per tick: each repaint stays short (see LiveCharts)."""
+        self._chart_turn = (self._chart_turn + 1) % len(LiveCharts.PARTS)
+        self._refresh_charts(LiveCharts.PARTS[self._chart_turn])
 
     def _on_run_finished(self, results) -> None:
         self._stats_timer.stop()
@@ -322,7 +328,8 @@ class MainWindow(QMainWindow):
                 view.set_status("Cancelled: what it wrote so far is kept, and logged as cancelled.")
             kind = f"{self._pane_label(i)} · {'thinking' if r.n_thinking_tokens or r.strategy == 'scaffold' else 'direct'}"
             self.finished_runs.append((i, self._pane_label(i), recorder, kind))
-        self._refresh_charts()
+        for n, part in enumerate(LiveCharts.PARTS):  # one chart per event-loop turn, as while running
+            QTimer.singleShot(40 * n, lambda part=part: self._refresh_charts(part))
         self.tradeoff.set_runs([(kind, rec.result) for _p, _l, rec, kind in self.finished_runs])
         self._seed += 1
         if self.session.log_error is not None:

@@ -41,7 +41,7 @@ def test_typing_a_prompt_and_ctrl_enter_runs_both_panes_live_stats_and_a_stored_
     assert [r.status for r in runs] == ["ok", "ok"]
     assert {r.prompt for r in runs} == {"What is the capital of France?"}
     assert window.tradeoff.points == 2
-    assert len(window.charts._tps_curves) == 2
+    qtbot.waitUntil(lambda: len(window.charts._tps_curves) == 2, timeout=3000)  # drawn a chart per turn
     assert fast.run_button.isEnabled() and window.run_all_button.isEnabled()
 
 
