@@ -13,6 +13,7 @@ import pytest
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from app.engines.client import EngineClient
+from app.engines.llama_engine import _extra_buffer_types_safe, _model_params
 from app.engines.types import GenerationRequest, Sampling, Token, now
 from app.runs import RunRecorder
 
@@ -66,13 +67,15 @@ def decode_tps(times):
 def test_pipeline_overhead_against_bare_llama_cpp(smollm2_spec, bench_threads):
     client = EngineClient()
     client.load(smollm2_spec)
-    llm = llama_cpp.Llama(
-        smollm2_spec.path,
-        n_ctx=smollm2_spec.n_ctx,
-        n_threads=bench_threads,
-        n_threads_batch=bench_threads,
-        verbose=False,
-    )
+    # The same model parameters as the engine (no extra buffer types on AMX CPUs, where they crash).
+    with _model_params(llama_cpp, _extra_buffer_types_safe()):
+        llm = llama_cpp.Llama(
+            smollm2_spec.path,
+            n_ctx=smollm2_spec.n_ctx,
+            n_threads=bench_threads,
+            n_threads_batch=bench_threads,
+            verbose=False,
+        )
     formatter = Jinja2ChatFormatter(
         template=llm.metadata["tokenizer.chat_template"],
         bos_token=llm._model.token_get_text(llm._model.token_bos()),
