@@ -90,6 +90,10 @@ class Session:
                 pane.load_error = exc
         self._start_telemetry()
 
+    def restart_telemetry(self) -> None:
+        """Apply a new TDP or sampling rate: a fresh sampler over the loaded workers."""
+        self._start_telemetry()
+
     def _start_telemetry(self) -> None:
         """Sample CPU, memory and power for the loaded workers from now until close()."""
         if self.sampler is not None:

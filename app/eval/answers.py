@@ -60,3 +60,12 @@ def is_correct(predicted: str | None, reference: str) -> bool:
     except ValueError:
         return predicted == reference
     return abs(a - b) <= 1e-6 * max(1.0, abs(b))
+
+
+def check_answer(text: str, known: str) -> bool:
+    """Whether a model's text gives the known answer: numbers compared as numbers (the extracted
+    final answer), anything else as a case-insensitive phrase in the text."""
+    reference = normalise_number(known)
+    if reference is not None:
+        return is_correct(extract_answer(text), reference)
+    return known.strip().casefold() in text.casefold() if known.strip() else False

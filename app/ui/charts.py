@@ -165,7 +165,8 @@ class TradeoffChart(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(title="Trade-off: each run's latency and energy")
+        self.plot = pg.PlotWidget(title="Trade-off: each run's latency and energy (with a known answer: "
+                                        "filled = right, hollow = wrong)")
         self.plot.setLabel("bottom", "total time", units="s")
         self.plot.setLabel("left", "energy", units="J")
         self.plot.addLegend()
@@ -173,22 +174,28 @@ class TradeoffChart(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         self._scatter: dict[str, pg.ScatterPlotItem] = {}
-        self.points = 0
+        self.points = self.right = self.wrong = 0
 
-    def set_runs(self, runs: Sequence[tuple[str, RunResult]]) -> None:
-        """runs: (kind, result), kind being what tells runs apart (e.g. "Fast · direct")."""
-        kinds = sorted({kind for kind, _ in runs})
+    def set_runs(self, runs: Sequence[tuple[str, RunResult, bool | None]]) -> None:
+        """runs: (kind, result, correct); kind tells runs apart (e.g. "Fast · direct"), correct is
+        None when the prompt had no known answer. Right answers are filled, wrong ones hollow."""
+        kinds = sorted({kind for kind, _r, _ok in runs})
         for n, kind in enumerate(kinds):
+            color = pg.mkColor(pane_color(n))
             points = [
-                {"pos": (r.total_s, r.energy_j), "data": r.model}
-                for k, r in runs
+                {"pos": (r.total_s, r.energy_j), "data": r.model,
+                 "brush": pg.mkBrush(color) if ok is not False else pg.mkBrush(255, 255, 255, 0),
+                 "pen": pg.mkPen("k" if ok is None else ("#2a2" if ok else "#d22"), width=1 if ok is None else 2)}
+                for k, r, ok in runs
                 if k == kind and r.total_s is not None and r.energy_j is not None
             ]
             if kind not in self._scatter:
                 self._scatter[kind] = pg.ScatterPlotItem(
                     size=11, symbol=PANE_SYMBOLS[n % len(PANE_SYMBOLS)],
-                    brush=pg.mkBrush(pane_color(n)), pen=pg.mkPen("k"), name=kind,
+                    brush=pg.mkBrush(color), pen=pg.mkPen("k"), name=kind,
                 )
                 self.plot.addItem(self._scatter[kind])
             self._scatter[kind].setData(points)
         self.points = sum(len(item.data) for item in self._scatter.values())
+        self.right = sum(ok is True for _k, _r, ok in runs)
+        self.wrong = sum(ok is False for _k, _r, ok in runs)

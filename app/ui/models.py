@@ -28,7 +28,9 @@ from app.catalog import MODELS_DIR, load_catalog
 from app.downloads import delete_model, download_model, import_gguf
 from app.engines.types import EngineError
 from app.hardware import memory_state
-from app.models_overview import gib, overview
+from app.engines.gguf_header import read_gguf_header
+from app.models_overview import gib, overview, params_text
+from app.reasoning.parser import detect_style
 
 COLUMNS = ("Model", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")
 
@@ -130,7 +132,9 @@ class ModelManager(QWidget):
             self.download_button.setEnabled(False)
             self.delete_button.setEnabled(False)
             return
-        self.detail.setText(f"<b>{row['name']}</b> · {row['source']} · {row.get('fit_detail') or ''}"
+        facts = (f" · {row['architecture']}, context {row['context_length'] or '?':,}"
+                 if row.get("architecture") else "")
+        self.detail.setText(f"<b>{row['name']}</b> · {row['source']}{facts} · {row.get('fit_detail') or ''}"
                             + (f"<br>{row['path']}" if row["path"] else ""))
         self.download_button.setEnabled(row["where"] == "not downloaded")
         self.delete_button.setEnabled(row["where"] not in ("bundled", "not downloaded"))
@@ -188,7 +192,7 @@ class ModelManager(QWidget):
             if not path:
                 return False
         worker = _import_worker(path, self.models_dir)
-        worker.returned.connect(lambda dest: self._import_done(f"Imported {Path(path).name} into {dest.parent}"))
+        worker.returned.connect(lambda done: self._import_done(f"Imported {Path(path).name} into {done[0].parent}: {done[1]}"))
         worker.errored.connect(lambda exc: self._import_done(_error_text(exc), error=True))
         self._keep(worker)
         return True
@@ -264,5 +268,15 @@ def _capture(fn):
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
-def _import_worker(path: str, models_dir: Path):
-    return import_gguf(path, models_dir)
+def _import_worker(path: str, models_dir: Path) -> tuple[Path, str]:
+    dest = import_gguf(path, models_dir)
+    return dest, describe_gguf(read_gguf_header(dest))
+
+
+def describe_gguf(header) -> str:
+    """What the file says about itself, in one line: what a user checks after an import."""
+    style = detect_style(header.chat_template)
+    return (f"{header.name or header.architecture} · {header.architecture} · {params_text(header.n_params)} parameters · "
+            f"{header.quantization} · {gib(header.file_size)} · context {header.context_length or '?':,} · "
+            f"chat template: {'yes' if header.chat_template else 'none (give one in the catalog)'} · "
+            f"thinking: {style}")

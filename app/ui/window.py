@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
 
 from app.catalog import load_catalog, local_gguf_files, locate, resolve
 from app.engines.types import EngineError, ModelSpec, now
+from app.eval.answers import check_answer
+from app.hardware import physical_cores
 from app.live import live_stats
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request
 from app.routing.heuristic import decide
@@ -84,7 +87,7 @@ class MainWindow(QMainWindow):
         self.session = Session([], mode=settings.mode, cores=settings.n_threads,
                                tdp_w=settings.tdp_w, sample_hz=settings.sample_hz, log=log)
         self.controller = SessionController(self.session, self)
-        self.finished_runs: list[tuple[int, str, RunRecorder, str]] = []  # (pane, label, recorder, kind)
+        self.finished_runs: list[tuple[int, str, RunRecorder, str, bool | None]] = []  # pane, label, recorder, kind, correct
         self._running_panes: set[int] = set()
         self._seed = 0
 
@@ -102,6 +105,9 @@ class MainWindow(QMainWindow):
         self.mode.addItem("Live: panes at once, cores split", "live")
         self.mode.setCurrentIndex(self.mode.findData(settings.mode))
         self.mode.setToolTip("Fair gives clean numbers; live lets you watch them race. Every number says which.")
+        self.known_answer = QLineEdit()
+        self.known_answer.setPlaceholderText("known answer (optional): each run is marked right or wrong")
+        self.known_answer.setMaximumWidth(360)
         self.run_all_button = QPushButton("Run all  (Ctrl+Enter)")
         self.run_all_button.clicked.connect(self.run_all)
         self.cancel_button = QPushButton("Cancel  (Esc)")
@@ -110,6 +116,7 @@ class MainWindow(QMainWindow):
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Comparison:"))
         bar.addWidget(self.mode)
+        bar.addWidget(self.known_answer)
         bar.addStretch(1)
         bar.addWidget(self.run_all_button)
         bar.addWidget(self.cancel_button)
@@ -295,7 +302,7 @@ class MainWindow(QMainWindow):
             self.panes[i].show_stats(stats, recorder.result.mode)
 
     def _all_runs(self) -> list[tuple[int, str, RunRecorder]]:
-        runs = [(pane, label, rec) for pane, label, rec, _kind in self.finished_runs]
+        runs = [(pane, label, rec) for pane, label, rec, _kind, _ok in self.finished_runs]
         if self.controller.busy:
             runs += [(i, self._pane_label(i), rec) for i, rec in self.session.recorders.items()
                      if i in self._running_panes and rec.t_submit and rec.result.token_times_s]
@@ -314,6 +321,7 @@ class MainWindow(QMainWindow):
         self._refresh_charts(LiveCharts.PARTS[self._chart_turn])
 
     def _on_run_finished(self, results) -> None:
+        known = self.known_answer.text().strip()
         self._stats_timer.stop()
         self._charts_timer.stop()
         for view in self.panes:
@@ -327,10 +335,13 @@ class MainWindow(QMainWindow):
             elif r.status == "cancelled":
                 view.set_status("Cancelled: what it wrote so far is kept, and logged as cancelled.")
             kind = f"{self._pane_label(i)} · {'thinking' if r.n_thinking_tokens or r.strategy == 'scaffold' else 'direct'}"
-            self.finished_runs.append((i, self._pane_label(i), recorder, kind))
+            correct = check_answer(r.text, known) if known and r.status == "ok" else None
+            if correct is not None:
+                view.set_status(("✓ right" if correct else "✗ wrong") + f": the known answer is {known}")
+            self.finished_runs.append((i, self._pane_label(i), recorder, kind, correct))
         for n, part in enumerate(LiveCharts.PARTS):  # one chart per event-loop turn, as while running
             QTimer.singleShot(40 * n, lambda part=part: self._refresh_charts(part))
-        self.tradeoff.set_runs([(kind, rec.result) for _p, _l, rec, kind in self.finished_runs])
+        self.tradeoff.set_runs([(kind, rec.result, ok) for _p, _l, rec, kind, ok in self.finished_runs])
         self._seed += 1
         if self.session.log_error is not None:
             self.show_notices([f"The session log failed ({self.session.log_error}); runs are kept in memory only."])
@@ -416,8 +427,22 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self.settings_path, self)
         if dialog.exec():
-            self.settings = dialog.saved
-            self.statusBar().showMessage("Settings saved; model settings apply when a model is next loaded")
+            self.apply_settings(dialog.saved)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Threads apply from the next run, telemetry at once (between runs); GPU layers and context
+        when a model is next loaded; the data folder at the next start."""
+        self.settings = settings
+        self.session.cores = settings.n_threads or physical_cores()
+        self.models.n_ctx = settings.n_ctx
+        restart = (settings.tdp_w, settings.sample_hz) != (self.session.tdp_w, self.session.sample_hz)
+        self.session.tdp_w, self.session.sample_hz = settings.tdp_w, settings.sample_hz
+        if restart and not self.controller.busy and self.session.sampler is not None:
+            self.session.restart_telemetry()
+        self.statusBar().showMessage(
+            "Settings saved: threads and telemetry apply now; GPU layers and context when a model is "
+            "next loaded; the data folder at the next start"
+        )
 
     def _on_tab(self, index: int) -> None:
         if self.tabs.widget(index) is self.history:

@@ -68,3 +68,15 @@ def test_normalise_number(raw, normal):
 def test_is_correct_compares_numbers_not_strings():
     assert is_correct("18", "18") and is_correct("18.0", "18") and is_correct("0.333333", "0.333333")
     assert not is_correct("17", "18") and not is_correct(None, "18")
+
+
+def test_check_answer_against_a_known_answer_typed_in_the_app():
+    from app.eval.answers import check_answer
+
+    assert check_answer("Step 1: 3 * 12 = 36. 36 - 7 = 29. The answer is 29.", "29")
+    assert check_answer("So he has 1,250 dollars left.", "$1250")
+    assert not check_answer("The answer is 30.", "29")
+    assert not check_answer("I am not sure.", "29")
+    assert check_answer("The capital of France is Paris.", "paris")
+    assert not check_answer("The capital of France is Lyon.", "Paris")
+    assert not check_answer("anything", "   ")

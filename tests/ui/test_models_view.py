@@ -194,6 +194,9 @@ def test_importing_a_real_gguf_lists_it_and_deleting_it_frees_the_file(qtbot, ma
 
     assert copied.is_file() and copied.stat().st_size == source.stat().st_size
     assert shown(manager, f"Imported {source.name} into {manager.models_dir}")
+    # …with what the file says about itself: architecture, size, quantization, context, template.
+    assert all(part in manager.message.text() for part in ("llama", "135M parameters", "Q4_1", "context 8,192",
+                                                            "chat template: yes", "thinking: none"))
     assert RED not in manager.message.styleSheet()
     row = select(manager, copied.stem)
     assert row["source"] == "local file" and row["path"] == str(copied)

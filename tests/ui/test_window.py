@@ -159,3 +159,27 @@ def test_closing_the_window_mid_generation_stops_every_worker(qtbot, make_window
     with SessionLog.open(ui_log.path) as reopened:  # closing the window closed the app's connection
         assert {r.status for r in reopened.list_runs()} == {"cancelled"}  # completed as cancelled, not running
         assert reopened.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_known_answer_marks_each_run_right_or_wrong_on_the_trade_off_chart(qtbot, window):
+    window.prompt.setPlainText("What is 2 + 2? Answer with a number.")
+    window.known_answer.setText("4")
+    _run(qtbot, window, key=False)
+    verdicts = [p.status.text() for p in window.panes]
+    assert all(("✓ right" in v) or ("✗ wrong" in v) for v in verdicts), verdicts
+    assert window.tradeoff.right + window.tradeoff.wrong == 2
+    assert window.tradeoff.points == 2
+
+
+def test_saved_settings_apply_to_the_running_session(qtbot, window):
+    from dataclasses import replace
+
+    before = window.session.sampler
+    window.apply_settings(replace(window.settings, n_threads=1, tdp_w=35.0, sample_hz=5.0))
+    assert window.session.cores == 1 and window.session.threads_per_pane() == 1
+    assert window.session.sampler is not before and window.session.sampler.interval_s == 0.2
+    tdp = [s for s in window.session.power.sources if s.info.name == "tdp"]
+    assert not tdp or tdp[0].info.detail["tdp_w"] == 35.0
+    window.prompt.setPlainText("Say hi.")
+    _run(qtbot, window, key=False)
+    assert {r.n_threads for r in window.session.results} == {1}
