@@ -15,8 +15,6 @@ from app.engines.types import (
     EngineError,
     Failed,
     Finished,
-    GenerationRequest,
-    Message,
     ModelSpec,
     Sampling,
     Started,
@@ -27,6 +25,7 @@ from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.models_overview import gib, overview
+from app.plan import build_request
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
 from app.store import open_log
@@ -164,7 +163,6 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not prompt.strip():
         print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
         return EXIT_BAD_INPUT
-    messages = ((Message("system", args.system),) if args.system else ()) + (Message("user", prompt),)
     thinking, budget, decision = args.thinking, args.thinking_budget, None
     if args.auto:
         decision = decide(prompt)
@@ -172,14 +170,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         budget = decision.budget if budget is None else budget
         if not args.json:
             print(f"router: {_describe(decision)}", file=out)
-    request = GenerationRequest(
-        messages=messages,
-        max_tokens=args.max_tokens,
-        sampling=Sampling(temperature=args.temperature),
-        seed=args.seed,
-        thinking=thinking,
-        thinking_budget=budget,
-    )
+    request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget)
     log, log_error = (None, None) if args.no_log else open_log(args.db)
     if log_error is not None:
         print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)

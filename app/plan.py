@@ -50,16 +50,29 @@ def plan_request(prompt: str, plan: PanePlan, system: str | None = None) -> tupl
         route = plan.override or decision.route
         thinking = route == THINK
         budget = (plan.thinking_budget if plan.thinking_budget is not None else decision.budget) if thinking else None
-    messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
-    request = GenerationRequest(
-        messages=messages,
-        max_tokens=plan.max_tokens,
-        sampling=Sampling(temperature=plan.temperature),
-        seed=plan.seed,
-        thinking=thinking,
-        thinking_budget=budget,
-    )
+    request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget)
     return request, decision
+
+
+def build_request(
+    prompt: str,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int,
+    thinking: bool | None,
+    thinking_budget: int | None,
+) -> GenerationRequest:
+    """The one place a prompt and its settings become a request (the app's panes, `fastslow compare`)."""
+    messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
+    return GenerationRequest(
+        messages=messages,
+        max_tokens=max_tokens,
+        sampling=Sampling(temperature=temperature),
+        seed=seed,
+        thinking=thinking,
+        thinking_budget=thinking_budget,
+    )
 
 
 def describe_decision(decision: Decision, override: str | None = None) -> str:
@@ -73,4 +86,4 @@ def describe_decision(decision: Decision, override: str | None = None) -> str:
 
 
 __all__ = ["AUTO_MODE", "DIRECT", "DIRECT_MODE", "PLAN_MODES", "PanePlan", "THINK", "THINKING_MODE",
-           "describe_decision", "plan_request"]
+           "build_request", "describe_decision", "plan_request"]
