@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ctx", type=_positive)
     evaluate.add_argument("--threads", type=_positive)
     evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
+    evaluate.add_argument("--tdp", type=float, metavar="W", help="your CPU's TDP, for the energy estimate")
+    evaluate.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
+    evaluate.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
     evaluate.set_defaults(func=cmd_eval)
 
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
@@ -223,7 +226,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
-    with Session([spec], mode="fair", cores=args.threads) as session:
+    log, log_error = (None, None) if args.no_log else open_log(args.db)
+    if log_error is not None:
+        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    with Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log) as session:
         session.load()
         pane = session.panes[0]
         if pane.load_error is not None:
@@ -236,6 +242,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
                                           f"{s.predicted} (ref {s.reference})\n"),
             k=args.k,
         )
+        if session.log_error is not None:
+            print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)
+    if log is not None:
+        log.close()
     summaries = summarise(samples)
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -256,13 +266,17 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def format_summary(summaries) -> str:
-    headers = ["policy", "n", "accuracy", "to thinking", "thinking tok", "answer tok", "latency", "TTFT", "failed", "unparsed"]
+    headers = ["policy", "n", "accuracy", "to thinking", "thinking tok", "answer tok", "latency", "TTFT",
+               "energy", "failed", "unparsed"]
     rows = [
         [s.policy, str(s.n), f"{s.accuracy:.1%}", f"{s.think_share:.0%}", f"{s.mean_thinking_tokens:.1f}",
-         f"{s.mean_answer_tokens:.1f}", _secs(s.mean_latency_s), _ms(s.mean_ttft_s), str(s.failed), str(s.unparsed)]
+         f"{s.mean_answer_tokens:.1f}", _secs(s.mean_latency_s), _ms(s.mean_ttft_s),
+         "—" if s.mean_energy_j is None else f"{s.mean_energy_j:.1f} J", str(s.failed), str(s.unparsed)]
         for s in summaries
     ]
-    return _columns(headers, rows)
+    sources = sorted({s.energy_source for s in summaries if s.energy_source})
+    note = f"\nenergy per question: {' + '.join(sources)}" if sources else ""
+    return _columns(headers, rows) + note
 
 
 def _columns(headers: list[str], rows: list[list[str]]) -> str:

@@ -45,9 +45,21 @@ class Sample:
     ttft_s: float | None
     answer: str
     n_generations: int = 1  # self-consistency and cascade run the model more than once
+    energy_j: float | None = None  # all its generations; None when any had no energy figure
+    energy_source: str = ""  # where the figure came from: "measured:rapl", "estimated:tdp"…
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A policy's route for the session log (read like the router's Decision: route, budget, reasons)."""
+
+    route: str
+    budget: int | None
+    confidence: float | None
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class PolicySummary:
     mean_ttft_s: float | None
     failed: int
     unparsed: int  # answers with no number in them (e.g. a thought that never closed)
+    mean_energy_j: float | None = None  # per question, over the questions with a figure
+    energy_source: str = ""
 
 
 def parse_policies(text: str) -> list[str]:
@@ -111,30 +125,34 @@ def run_eval(
     if k < 1:
         raise ValueError(f"self-consistency needs k >= 1 samples, not {k}")
 
-    def ask(request: GenerationRequest):
-        return session.compare(request)[0]  # one pane: its answer
+    def ask(request: GenerationRequest, route: str, reasons: list[str]):
+        # One pane: its answer. The route and its reasons go into the session log with the run.
+        routed = Routed(route, request.thinking_budget, None, tuple(reasons))
+        return session.compare(request, decisions=[routed])[0]
 
     samples = []
     for problem in problems:
         for policy in policies:
             route, reasons, request = plan(policy, problem.question, max_tokens, budget)
             if policy == "self-consistency":
-                results = [ask(_request(problem.question, max_tokens, True, budget, seed)) for seed in range(k)]
+                results = [ask(_request(problem.question, max_tokens, True, budget, seed), route, reasons)
+                           for seed in range(k)]
                 vote = majority_vote([_answer(r) for r in results])
                 predicted = vote.answer
                 reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
             elif policy == "cascade":
                 # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
-                results = [ask(_request(problem.question, max_tokens, False, None, seed)) for seed in (1, 2)]
+                results = [ask(_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
+                           for seed in (1, 2)]
                 first, second = (_answer(r) for r in results)
                 if first is not None and first == second:
                     predicted, reasons = first, [f"two direct samples agree on {first}"]
                 else:
-                    results.append(ask(_request(problem.question, max_tokens, True, budget)))
-                    route, predicted = THINK, _answer(results[-1])
                     reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
+                    results.append(ask(_request(problem.question, max_tokens, True, budget), THINK, reasons))
+                    route, predicted = THINK, _answer(results[-1])
             else:
-                results = [ask(request)]
+                results = [ask(request, route, reasons)]
                 predicted = _answer(results[0])
             sample = _sample(problem, policy, route, reasons, predicted, results)
             samples.append(sample)
@@ -171,6 +189,8 @@ def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predi
         ttft_s=results[0].ttft_s,
         answer=last.text,
         n_generations=len(results),
+        energy_j=sum(r.energy_j for r in results) if all(r.energy_j is not None for r in results) else None,
+        energy_source=" + ".join(sorted({r.energy_source.split(",")[0] for r in results if r.energy_source})),
     )
 
 
@@ -191,6 +211,8 @@ def summarise(samples: list[Sample]) -> list[PolicySummary]:
                 mean_ttft_s=_mean(s.ttft_s for s in ok),
                 failed=len(mine) - len(ok),
                 unparsed=sum(s.predicted is None for s in ok),
+                mean_energy_j=_mean(s.energy_j for s in mine),
+                energy_source=" + ".join(sorted({s.energy_source for s in mine if s.energy_source})),
             )
         )
     return summaries

@@ -1,4 +1,4 @@
-"""The trade-off chart: accuracy against generated tokens per policy, with the Pareto front."""
+"""The trade-off chart: accuracy against generated tokens (and energy) per policy, with the Pareto front."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def tokens_per_question(summary: PolicySummary) -> float:
 
 
 def plot_tradeoff(summaries: list[PolicySummary], path: Path, title: str) -> Path:
-    """Write the chart as a PNG; matplotlib is the optional `eval` extra."""
+    """Write the chart as a PNG: accuracy against tokens, and against energy when every policy has
+    an energy figure; each with its Pareto front. matplotlib is the optional `eval` extra."""
     try:
         import matplotlib
 
@@ -33,9 +34,22 @@ def plot_tradeoff(summaries: list[PolicySummary], path: Path, title: str) -> Pat
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise RuntimeError("the chart needs matplotlib: pip install 'fastslow[eval]'") from exc
-    points = [(s.policy, tokens_per_question(s), s.accuracy) for s in summaries]
+    panels = [("generated tokens per question (thinking + answer)", [tokens_per_question(s) for s in summaries])]
+    if summaries and all(s.mean_energy_j is not None for s in summaries):
+        source = " + ".join(sorted({s.energy_source for s in summaries if s.energy_source}))
+        panels.append((f"energy per question (J, {source})", [s.mean_energy_j for s in summaries]))
+    figure, axes_row = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.2), dpi=120, squeeze=False)
+    for axes, (xlabel, costs) in zip(axes_row[0], panels):
+        _panel(axes, [(s.policy, c, s.accuracy) for s, c in zip(summaries, costs)], xlabel)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _panel(axes, points: list[tuple[str, float, float]], xlabel: str) -> None:
     front = set(pareto_front(points))
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     labels: dict[tuple[float, float], list[str]] = {}  # policies at the same spot share one label
     for name, cost, accuracy in points:
         labels.setdefault((cost, accuracy * 100), []).append(name)
@@ -47,12 +61,7 @@ def plot_tradeoff(summaries: list[PolicySummary], path: Path, title: str) -> Pat
     if len(line) > 1:
         axes.plot(*zip(*line), color="#d1495b", linewidth=1, zorder=2, label="Pareto front")
         axes.legend(loc="best", fontsize=8)
-    axes.set_xlabel("generated tokens per question (thinking + answer)")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("accuracy (%)")
     axes.set_ylim(-3, 103)
-    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path

@@ -15,7 +15,7 @@ def fastslow(*args):
 
 def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
     out = fastslow("eval", "--limit", "2", "--policies", "direct,heuristic", "--max-tokens", "24",
-                   "--output", str(tmp_path), "-m", "smollm2-135m")
+                   "--output", str(tmp_path), "-m", "smollm2-135m", "--db", str(tmp_path / "log.db"))
     assert out.returncode == 0, out.stderr
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert [(s["problem_id"], s["policy"]) for s in samples] == [
@@ -33,6 +33,19 @@ def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
     assert summary[1]["think_share"] == 1.0 and summary[0]["think_share"] == 0.0
     assert "accuracy" in out.stdout and "to thinking" in out.stdout and "Pareto front" in out.stdout
     assert (tmp_path / "tradeoff.png").read_bytes().startswith(b"\x89PNG")
+    # Energy per sample and per policy, never without its source.
+    assert all(s["energy_j"] > 0 and s["energy_source"].split(":")[0] in ("measured", "estimated") for s in samples)
+    assert all(p["mean_energy_j"] > 0 and p["energy_source"] for p in summary)
+    assert "energy per question: " in out.stdout
+    # Every generation is in the session log, with the policy's route and reasons.
+    from app.store import SessionLog
+
+    with SessionLog.open(tmp_path / "log.db") as log:
+        records = list(log.records())
+    assert len(records) == 4 and {r["run"]["status"] for r in records} == {"ok"}
+    assert [r["run"]["route"] for r in records] == ["direct", "think", "direct", "think"]
+    assert records[0]["run"]["route_reasons"] == ["policy direct"]
+    assert all(r["prompt"]["text"].endswith("The answer is <number>.") for r in records)  # the suite's question
 
 
 @pytest.mark.parametrize(
@@ -70,9 +83,10 @@ def test_plan_per_policy():
 def test_summary_counts_unparsed_and_failed():
     def sample(policy, predicted, correct, status="ok"):
         return Sample("p", policy, "m", "direct", "native", [], "1", predicted, correct, status, None, "none",
-                      0, 5, False, 1.0, 0.1, "")
+                      0, 5, False, 1.0, 0.1, "", energy_j=2.0 if predicted else None, energy_source="estimated:tdp")
     [s] = summarise([sample("direct", "1", True), sample("direct", None, False), sample("direct", None, False, "failed")])
     assert (s.n, s.accuracy, s.failed, s.unparsed) == (3, 1 / 3, 1, 1)
+    assert (s.mean_energy_j, s.energy_source) == (2.0, "estimated:tdp")  # over the samples with a figure
 
 
 def test_cascade_and_self_consistency_keep_every_generation(tmp_path):
