@@ -19,8 +19,8 @@ from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
 from app.runs import RunRecorder, RunResult
-from app.store import MemoryLog, SessionLog, StoreError
-from app.telemetry import Detected, Sampler, detect_sources, split_phases
+from app.store import MemoryLog, SessionLog, StoreError, TelemetrySample
+from app.telemetry import Detected, Sampler, detect_sources, power_series, split_phases
 
 MODES = ("fair", "live")
 
@@ -70,6 +70,8 @@ class Session:
         self.log_error: StoreError | None = None  # set when the log failed; results stay in memory
         self._log_session: int | None = None
         self._run_ids: dict[int, int] = {}
+        self._logged: set[int] = set()  # panes of the latest run whose row is complete in the log
+        self._asked: GenerationRequest | None = None  # the latest prompt's request, to replay into memory
 
     def threads_per_pane(self, running: int | None = None) -> int:
         """Fair: every core for each pane in turn; live: the cores split between the panes running."""
@@ -163,6 +165,7 @@ class Session:
         self.decisions = list(decisions) if decisions is not None else [None] * len(self.panes)
         request = asked[0]
         self.recorders = {}
+        self._logged = set()
         for i in chosen:
             pane, mine = self.panes[i], self.requests[i]
             style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
@@ -274,12 +277,14 @@ class Session:
 
     # -- the session log: a run row at the start (status running), completed at the end ----
 
-    def _log_start(self, request: GenerationRequest) -> None:
+    def _log_start(self, request: GenerationRequest, only: dict | None = None) -> None:
+        self._asked = request
+
         def write():
             if self._log_session is None:
                 self._log_session = self.log.start_session(mode=self.mode)
             prompt_id = self.log.add_prompt(self._log_session, request)
-            for i in self.recorders:
+            for i in self.recorders if only is None else only:
                 pane = self.panes[i]
                 self._run_ids[i] = self.log.start_run(
                     prompt_id, pane=i, info=pane.info, request=self.requests[i], mode=self.mode,
@@ -289,18 +294,63 @@ class Session:
         self._log_call(write)
 
     def _log_finish(self, i: int) -> None:
-        if i in self._run_ids:
-            recorder = self.recorders[i]
-            self._log_call(lambda: self.log.finish_run(self._run_ids[i], recorder.result, recorder.channels))
+        if i not in self._run_ids:
+            return
+        recorder = self.recorders[i]
+
+        def write():
+            self.log.finish_run(self._run_ids[i], recorder.result, recorder.channels)
+            series = self._run_series(i)
+            if series:
+                self.log.add_telemetry(self._log_session, series, run_id=self._run_ids[i])
+            self._logged.add(i)
+
+        self._log_call(write)
+
+    def _run_series(self, i: int) -> list[TelemetrySample]:
+        """The run's window of telemetry, as stored series: the worker's CPU and memory, the power."""
+        recorder, r = self.recorders[i], self.recorders[i].result
+        client = self.panes[i].client
+        if self.sampler is None or r.total_s is None or client is None:
+            return []
+        t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
+        samples = [s for s in self.sampler.samples if t0 <= s.t <= t1]
+        rows = []
+        for sample in samples:
+            t = sample.t - t0
+            rows.append(TelemetrySample(t, "system_cpu_percent", sample.cpu_percent, "%"))
+            proc = sample.procs.get(client.pid)
+            if proc is not None:
+                rows.append(TelemetrySample(t, "worker_cpu_percent", proc.cpu_percent, "% of a core"))
+                rows.append(TelemetrySample(t, "worker_rss_bytes", float(proc.rss), "B"))
+        ts, watts, label = power_series(samples)
+        rows += [TelemetrySample(t - t0, "power_w", w, "W", label) for t, w in zip(ts, watts)]
+        return rows
 
     def _log_call(self, write) -> None:
-        """A log that fails (locked, full, read-only…) is set aside; the comparison goes on."""
+        """A log file that fails (locked, full, read-only…) gives way to one in memory; nothing is lost."""
         if self.log is None:
             return
         try:
             write()
         except StoreError as exc:
-            self.log_error, self.log = exc, None
+            self.log_error = exc
+            if isinstance(self.log, MemoryLog):  # even memory failed: stop logging, keep comparing
+                self.log = None
+            else:
+                self._fall_back_to_memory()
+
+    def _fall_back_to_memory(self) -> None:
+        """Go on logging in memory, this prompt's unlogged runs included; MemoryLog.save_to() writes
+        them to a file that works again (the app offers it)."""
+        self.log, self._log_session, self._run_ids = MemoryLog(), None, {}
+        pending = {i: r for i, r in self.recorders.items() if i not in self._logged}
+        if self._asked is None or not pending:
+            return
+        self._log_start(self._asked, only=pending)
+        for i, recorder in pending.items():
+            if recorder.done:
+                self._log_finish(i)
 
     def close(self) -> None:
         if self.sampler is not None:

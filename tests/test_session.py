@@ -113,3 +113,52 @@ def test_asked_to_think_a_model_that_cannot_is_scaffolded_and_labelled(smollm2_s
     assert session.requests[0].messages[0].role == "system"
     assert result.n_thinking_tokens + result.n_answer_tokens == result.n_generated
     assert result.n_thinking_tokens > 0
+
+
+def test_each_run_stores_its_telemetry_series_with_the_power_source(tmp_path, smollm2_spec):
+    from app.store import SessionLog
+
+    log = SessionLog.open(tmp_path / "log.db")
+    with Session([smollm2_spec], mode="fair", log=log) as session:
+        session.load()
+        [result] = session.compare(QUESTION)
+    record = log.run_record(log.list_runs()[0].id)
+    log.close()
+    names = {s["name"] for s in record["telemetry"]}
+    assert {"system_cpu_percent", "worker_cpu_percent", "worker_rss_bytes", "power_w"} <= names
+    power = [s for s in record["telemetry"] if s["name"] == "power_w"]
+    assert all(s["unit"] == "W" and s["source"].split(":")[0] in ("measured", "estimated") for s in power)
+    assert all(0 <= s["t_s"] <= result.total_s for s in record["telemetry"])  # the run's own window
+    rss = [s["value"] for s in record["telemetry"] if s["name"] == "worker_rss_bytes"]
+    assert min(rss) > 50e6  # the worker holds the 100 MB model
+
+
+def test_a_log_that_fails_mid_session_gives_way_to_memory_and_loses_nothing(tmp_path, smollm2_spec):
+    import sqlite3
+
+    from app.store import MemoryLog, SessionLog
+
+    path = tmp_path / "log.db"
+    log = SessionLog.open(path, timeout=0.2)
+    with Session([smollm2_spec, smollm2_spec], mode="fair", log=log) as session:
+        session.load()
+        session.compare(QUESTION)  # written to the file
+        locker = sqlite3.connect(path, timeout=0.2)
+        locker.execute("BEGIN EXCLUSIVE")  # another program holds the file
+        results = session.compare(QUESTION)
+        assert [r.status for r in results] == ["ok", "ok"]  # the comparison went on
+        assert session.log_error is not None and session.log_error.kind == "locked"
+        assert isinstance(session.log, MemoryLog)
+        kept = session.log.list_runs()
+        assert [(r.status, r.pane) for r in kept] == [("ok", 1), ("ok", 0)]  # this prompt's runs, complete
+        assert session.log.run_record(kept[0].id)["telemetry"]
+        session.compare(QUESTION)  # later prompts go to memory too
+        assert len(session.log.list_runs()) == 4
+        locker.rollback()
+        locker.close()
+        saved = SessionLog.open(path)
+        assert session.log.save_to(saved) == (4, 0)
+    statuses = [r.status for r in saved.list_runs()]
+    saved.close()
+    log.close()
+    assert statuses == ["ok"] * 6

@@ -53,11 +53,12 @@ def tokens_per_second(times: list[float], window: int = 8) -> list[tuple[float, 
     return points[::step]
 
 
-def svg_chart(series: list[tuple[str, list[tuple[float, float]]]]) -> str:
-    """A line per run: tokens/s against seconds from submit."""
+def svg_chart(series: list[tuple[str, list[tuple[float, float]]]], unit: str = "tok/s",
+              what: str = "tokens per second") -> str:
+    """A line per run: a figure (tokens/s, watts) against seconds from submit."""
     all_points = [p for _, points in series for p in points]
     if not all_points:
-        return "<p>No token timeline to chart.</p>"
+        return f"<p>No {escape(what)} to chart.</p>"
     t_max = max(t for t, _ in all_points) or 1.0
     r_max = max(r for _, r in all_points) * 1.1 or 1.0
     w, h = CHART_W - 2 * MARGIN, CHART_H - 2 * MARGIN
@@ -67,10 +68,10 @@ def svg_chart(series: list[tuple[str, list[tuple[float, float]]]]) -> str:
 
     parts = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_W}" height="{CHART_H}" '
-         f'role="img" aria-label="tokens per second over time">'),
+         f'role="img" aria-label="{escape(what)} over time">'),
         f'<line x1="{MARGIN}" y1="{MARGIN + h}" x2="{MARGIN + w}" y2="{MARGIN + h}" stroke="#888"/>',
         f'<line x1="{MARGIN}" y1="{MARGIN}" x2="{MARGIN}" y2="{MARGIN + h}" stroke="#888"/>',
-        f'<text x="{MARGIN}" y="{MARGIN - 8}" font-size="11">{r_max:.0f} tok/s</text>',
+        f'<text x="{MARGIN}" y="{MARGIN - 8}" font-size="11">{r_max:.0f} {escape(unit)}</text>',
         f'<text x="{MARGIN + w}" y="{CHART_H - 10}" font-size="11" text-anchor="end">{t_max:.2f} s</text>',
     ]
     for k, (label, points) in enumerate(series):
@@ -119,6 +120,12 @@ def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
     out.append(f"<table><tr><th></th>{header}</tr>{rows}</table>")
     series = [(_label(r["run"]), tokens_per_second(r["timeline"]["t"])) for r in records]
     out.append(svg_chart(series))
+    power = [(_label(r["run"]), [(s["t_s"], s["value"]) for s in r.get("telemetry", []) if s["name"] == "power_w"])
+             for r in records]
+    if any(points for _, points in power):
+        sources = sorted({s["source"] for r in records for s in r.get("telemetry", []) if s["name"] == "power_w"})
+        out.append(f"<p>Power during each run ({escape(', '.join(sources))}):</p>")
+        out.append(svg_chart(power, unit="W", what="power"))
     return "\n".join(out)
 
 

@@ -34,7 +34,7 @@ from app.routing.heuristic import decide
 from app.runs import RunRecorder
 from app.session import Pane, Session
 from app.settings import Settings
-from app.store import MemoryLog, SessionLog
+from app.store import MemoryLog, SessionLog, StoreError, resolve_db_path
 from app.store.export import FORMATS
 from app.ui.charts import LiveCharts, TradeoffChart
 from app.ui.controller import PaneUpdate, SessionController
@@ -343,8 +343,9 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(40 * n, lambda part=part: self._refresh_charts(part))
         self.tradeoff.set_runs([(kind, rec.result, ok) for _p, _l, rec, kind, ok in self.finished_runs])
         self._seed += 1
-        if self.session.log_error is not None:
-            self.show_notices([f"The session log failed ({self.session.log_error}); runs are kept in memory only."])
+        if isinstance(self.session.log, MemoryLog):
+            reason = f"The session log failed ({self.session.log_error}); " if self.session.log_error else ""
+            self.show_notices([f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file."])
         self.statusBar().showMessage("Done")
         self.run_done.emit()
 
@@ -403,6 +404,9 @@ class MainWindow(QMainWindow):
             action = QAction(EXPORT_FILTERS[fmt].split(" (")[0], self)
             action.triggered.connect(lambda _=False, f=fmt: self.export_session(f))
             export_menu.addAction(action)
+        self.save_memory_action = QAction("Save runs kept in memory to a log file…", self)
+        self.save_memory_action.triggered.connect(lambda: self.save_memory_log())
+        file_menu.addAction(self.save_memory_action)
         file_menu.addSeparator()
         quit_action = QAction("Quit", self, shortcut=QKeySequence.Quit)
         quit_action.triggered.connect(self.close)
@@ -422,6 +426,27 @@ class MainWindow(QMainWindow):
             if not path:
                 return False
         self._export_worker = start_export(self, log, fmt, path, session_id, self.statusBar().showMessage)
+        return True
+
+    def save_memory_log(self, path: str | None = None) -> bool:
+        """Write the runs kept in memory (the log file failed) into a log file that works."""
+        log = self.session.log
+        if not isinstance(log, MemoryLog):
+            self.statusBar().showMessage("Every run is already in the log file")
+            return False
+        if path is None:
+            default = str(self.settings.db_path() or resolve_db_path())
+            path, _ = QFileDialog.getSaveFileName(self, "Save runs to a log", default, "FastSlow log (*.db)")
+            if not path:
+                return False
+        try:
+            with SessionLog.open(path) as target:
+                saved, skipped = log.save_to(target)
+        except StoreError as exc:
+            QMessageBox.warning(self, "Not saved", f"The runs are still in memory: {exc}")
+            return False
+        self.show_notices([])
+        self.statusBar().showMessage(f"Saved {saved} runs to {path}" + (f" ({skipped} were there already)" if skipped else ""))
         return True
 
     def open_settings(self) -> None:

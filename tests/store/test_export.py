@@ -144,3 +144,18 @@ def test_a_bad_import_names_the_line_and_adds_nothing(tmp_path, log, filled, con
 def test_importing_a_missing_file_is_a_clear_error(tmp_path, log):
     with pytest.raises(StoreError, match="cannot read"):
         import_jsonl(log, tmp_path / "nope.jsonl")
+
+
+def test_the_html_report_charts_power_from_the_runs_telemetry(tmp_path, log, filled):
+    from app.store import TelemetrySample
+
+    session_id = log.run_record(filled[0])["session"]["id"]
+    for run_id, watts in zip(filled, (12.0, 30.0)):
+        log.add_telemetry(session_id, [TelemetrySample(t / 10, "power_w", watts + t, "W", "estimated:tdp")
+                                       for t in range(5)], run_id=run_id)
+    out = tmp_path / "report.html"
+    export(log, "html", out)
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<polyline") == 4  # tokens/s and power, a line per run each
+    assert 'aria-label="power over time"' in page and "37 W" in page  # the scale: (30 + 4) W + 10%
+    assert "Power during each run (estimated:tdp)" in page

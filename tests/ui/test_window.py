@@ -183,3 +183,26 @@ def test_saved_settings_apply_to_the_running_session(qtbot, window):
     window.prompt.setPlainText("Say hi.")
     _run(qtbot, window, key=False)
     assert {r.n_threads for r in window.session.results} == {1}
+
+
+def test_runs_kept_in_memory_can_be_saved_to_a_log_file_later(qtbot, ui_settings, tmp_path):
+    from app.store import MemoryLog
+    from app.ui.window import MainWindow
+
+    window = MainWindow(ui_settings, MemoryLog(), ["The session log cannot be used (locked)."])
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.models_ready, timeout=RUN_TIMEOUT_MS):
+            window.load_default_models()
+        window.prompt.setPlainText("Say hello.")
+        _run(qtbot, window, key=False)
+        assert "kept in memory" in window.notice.text()
+        path = tmp_path / "later.db"
+        assert window.save_memory_log(str(path))
+        with SessionLog.open(path) as saved:
+            assert [r.status for r in saved.list_runs()] == ["ok", "ok"]
+        assert window.save_memory_log(str(path))  # again: nothing doubled
+        assert "were there already" in window.statusBar().currentMessage()
+    finally:
+        window.close()
