@@ -184,12 +184,9 @@ class Session:
         runnable = [i for i in chosen if self.panes[i].client is not None]
         if self.mode == "fair":
             for i in runnable:
-                yield from self._run_one(i)
+                yield from self._run_one(i, runnable)
         else:
             yield from self._run_together(runnable)
-        self._attach_energy(runnable)
-        for i in runnable:
-            self._log_finish(i)  # after the energy is known: the row is completed once, in full
 
     @staticmethod
     def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
@@ -198,7 +195,7 @@ class Session:
             return thinking_request(request, pane.thinking_style)
         return request
 
-    def _run_one(self, i: int):
+    def _run_one(self, i: int, running: list[int]):
         recorder = self.recorders[i]
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
@@ -208,28 +205,31 @@ class Session:
             yield i, event, recorder
         if self.sampler is not None:
             self.sampler.sample_now()
+        # The row is completed as soon as this run ends, energy included (its window is sampled by
+        # now), not after the other panes: a crash of the app later loses nothing that finished.
+        self._attach_energy(i, running)
+        self._log_finish(i)
 
-    def _attach_energy(self, runnable: list[int]) -> None:
-        """Energy over each run's window, split into thinking and answer; shared by CPU time in live mode."""
-        if self.sampler is None:
+    def _attach_energy(self, i: int, running: list[int]) -> None:
+        """Energy over the run's window, split into thinking and answer; shared by CPU time in live mode."""
+        client = self.panes[i].client
+        recorder, r = self.recorders[i], self.recorders[i].result
+        if self.sampler is None or client is None or r.total_s is None:
             return
         samples = self.sampler.samples
-        pids = {i: self.panes[i].client.pid for i in runnable if self.panes[i].client is not None}
-        for i in pids:
-            recorder, r = self.recorders[i], self.recorders[i].result
-            if r.total_s is None:
-                continue
-            t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
-            others = [pids[j] for j in pids if j != i] if self.mode == "live" else []
-            boundary = None
-            if r.n_thinking_tokens:  # a thought that never closed is thinking to the end
-                boundary = t0 + r.ttfat_s if r.ttfat_s is not None else t1
-            phases = split_phases(samples, t0, boundary, t1, r.n_thinking_tokens, r.n_answer_tokens, pids[i], others)
-            if phases is not None:
-                for key, value in phases.flat().items():
-                    setattr(r, key, value)
-            last = next((s.procs[pids[i]] for s in reversed(samples) if pids[i] in s.procs), None)
-            r.peak_rss_bytes = last.peak_rss if last else None
+        t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
+        others = [] if self.mode != "live" else [
+            self.panes[j].client.pid for j in running if j != i and self.panes[j].client is not None
+        ]
+        boundary = None
+        if r.n_thinking_tokens:  # a thought that never closed is thinking to the end
+            boundary = t0 + r.ttfat_s if r.ttfat_s is not None else t1
+        phases = split_phases(samples, t0, boundary, t1, r.n_thinking_tokens, r.n_answer_tokens, client.pid, others)
+        if phases is not None:
+            for key, value in phases.flat().items():
+                setattr(r, key, value)
+        last = next((s.procs[client.pid] for s in reversed(samples) if client.pid in s.procs), None)
+        r.peak_rss_bytes = last.peak_rss if last else None
 
     def _run_together(self, indices: list[int]):
         events: queue.Queue = queue.Queue()
@@ -237,7 +237,7 @@ class Session:
 
         def pump(i: int) -> None:
             try:
-                for item in self._run_one(i):
+                for item in self._run_one(i, indices):
                     events.put(item)
             finally:
                 events.put(done)
