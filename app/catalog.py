@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from platformdirs import user_data_dir
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -24,8 +26,13 @@ else:  # pragma: no cover - Python 3.10
 from app.engines.types import EngineError, ModelSpec
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "models" / "catalog.toml"
-# Where users drop their own .gguf files (git-ignored). Read at call time, so tests can repoint it.
-MODELS_DIR = CATALOG_PATH.parent
+# Where the user's own GGUF files go (read at call time, so tests can repoint it): models/ beside the
+# catalog in a checkout (git-ignored); in a desktop bundle (read-only, signed) the user's data
+# folder; $FASTSLOW_MODELS_DIR overrides both.
+MODELS_DIR = Path(
+    os.environ.get("FASTSLOW_MODELS_DIR")
+    or (Path(user_data_dir("FastSlow", appauthor=False)) / "models" if getattr(sys, "frozen", False) else CATALOG_PATH.parent)
+)
 
 DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")  # the bundled pair the demo runs
 THINKING_STYLES = ("none", "think-tags", "think-tags-switch", "harmony")

@@ -26,6 +26,7 @@ from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.models_overview import gib, overview
 from app.plan import build_request
+from app.selftest import run_self_test
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
 from app.store import open_log
@@ -135,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     add_log_commands(commands)
+
+    selftest = commands.add_parser("self-test", help="check this installation works: load, generate, log (exit 0 if so)")
+    selftest.set_defaults(func=lambda _args: run_self_test())
 
     models = commands.add_parser("models", help="list catalog and local models, with fit on this machine")
     models.add_argument("--ctx", type=_positive, default=4096)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from app.settings import load_settings
+from app.settings import load_settings, save_settings, settings_path
 from app.store import open_log
+
+
+ICON = Path(__file__).resolve().parents[2] / "packaging" / "icon.png"  # beside app/ in a checkout and in a bundle
+FIRST_PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
 
 
 def _no_display() -> str | None:
@@ -36,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", help="session log (default: the settings' data folder, $FASTSLOW_DB or the platform's)")
     parser.add_argument("--screenshot", metavar="PNG", help="after the first comparison, save the window to PNG and quit")
     parser.add_argument("--prompt", help="put this prompt in the editor (with --screenshot: run it)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="headless check of this installation: load the bundled model, generate, log; exit 0 if it works")
     args = parser.parse_args(argv)
+    if args.self_test:  # before any Qt import: it must run where no display is
+        from app.selftest import run_self_test
+
+        return run_self_test()
     problem = _no_display()
     if problem:
         print(problem, file=sys.stderr)
@@ -49,22 +60,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from app.ui.window import MainWindow
 
+    first_start = not settings_path().exists()
     loaded = load_settings()
     notices = [loaded.problem] if loaded.problem else []
+    if first_start:
+        notices.append("Welcome: the bundled SmolLM2 135M is loading in both panes (Fast answers directly, "
+                       "Thinking reasons first). Press Ctrl+Enter to compare; more models are in the Models tab.")
     log, log_error = open_log(args.db or loaded.settings.db_path())
     if log_error is not None:
         notices.append(f"The session log cannot be used ({log_error}); runs are kept in memory for now.")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("FastSlow")
+    if ICON.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(ICON)))
     window = MainWindow(loaded.settings, log, notices, settings_path=loaded.path)
-    if args.prompt:
-        window.prompt.setPlainText(args.prompt)
+    if args.prompt or first_start:
+        window.prompt.setPlainText(args.prompt or FIRST_PROMPT)
     if args.screenshot:
         window.models_ready.connect(lambda: window.run_all())
         # After the run's last repaint and the controls re-enabled, not in the middle of it.
         window.run_done.connect(lambda: QTimer.singleShot(700, lambda: (save_screenshot(window, args.screenshot), window.close())))
     window.show()
     window.load_default_models()
+    if first_start:
+        try:  # remembered, so the welcome shows once
+            save_settings(loaded.settings, loaded.path)
+        except (OSError, ValueError):
+            pass
     return app.exec()
 
 

