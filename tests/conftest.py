@@ -105,3 +105,31 @@ def _session_log_in_a_temporary_folder(tmp_path_factory):
         os.environ.pop("FASTSLOW_DB", None)
     else:
         os.environ["FASTSLOW_DB"] = previous
+
+
+# --- a real X server, for the tests that start the app as a user would ------------------------
+
+
+@pytest.fixture
+def xvfb_display():
+    """A fresh Xvfb display (make test installs Xvfb on Debian/Ubuntu as root); skips where there is none."""
+    import shutil
+    import subprocess
+    import time
+    from pathlib import Path
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (make test installs it on Debian/Ubuntu as root)")
+    display = f":{90 + os.getpid() % 800}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1440x960x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+    deadline = time.monotonic() + 10
+    while not socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not socket.exists():
+        server.kill()
+        pytest.fail("Xvfb did not start within 10 s")
+    yield display
+    server.terminate()
+    server.wait(5)

@@ -6,35 +6,13 @@ The PNG is kept in test-artifacts/ for a person to look at (the README shows one
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
-
-
-@pytest.fixture
-def xvfb_display():
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (make test installs it on Debian/Ubuntu as root)")
-    display = f":{90 + os.getpid() % 500}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1440x960x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
-    deadline = time.monotonic() + 10
-    while not socket.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not socket.exists():
-        server.kill()
-        pytest.fail("Xvfb did not start within 10 s")
-    yield display
-    server.terminate()
-    server.wait(5)
 
 
 def test_the_app_runs_a_comparison_in_a_real_x_server_and_saves_a_screenshot(xvfb_display, tmp_path):
