@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
 
