@@ -26,6 +26,8 @@ from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.models_overview import gib, overview
 from app.plan import build_request
+from app.scaling import report as scaling_report
+from app.scaling.sweep import SampleStore, SweepConfig, points, run_sweep
 from app.selftest import run_self_test
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
@@ -130,6 +132,32 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
     evaluate.set_defaults(func=cmd_eval)
 
+    scale = commands.add_parser("scale", help="accuracy against thinking compute and energy: budgets, samples, verifiers")
+    source = scale.add_mutually_exclusive_group()
+    source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
+    source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
+    scale.add_argument("--limit", type=_positive, default=10, help="first N problems (default 10)")
+    scale.add_argument("-m", "--model", action="append", dest="models", help="catalog id or .gguf (repeat to compare)")
+    scale.add_argument("--budgets", type=_int_list(0, "budgets"), default=(0, 64, 128, 256),
+                       help="thinking budgets in tokens, comma-separated (default 0,64,128,256; 0 = direct)")
+    scale.add_argument("--k", type=_int_list(1, "k"), default=(1, 2, 4, 8), dest="ks",
+                       help="samples per question for voting and best-of-N, comma-separated (default 1,2,4,8); "
+                            "the largest k is generated once and shared by the others")
+    scale.add_argument("--k-budget", type=_non_negative, help="thinking budget of the samples (default: the largest)")
+    scale.add_argument("--verifiers", default="oracle,majority,program",
+                       help="comma-separated: oracle (pass@k), majority, program (re-checks arithmetic), self (model judges)")
+    scale.add_argument("--answer-tokens", type=_positive, default=96,
+                       help="tokens allowed for the answer after the thought (default 96)")
+    scale.add_argument("--seed", type=int, default=0)
+    scale.add_argument("--ctx", type=_positive)
+    scale.add_argument("--threads", type=_positive)
+    scale.add_argument("--tdp", type=float, metavar="W", help="your CPU's TDP, for the energy estimate")
+    scale.add_argument("--output", default="scale-results",
+                       help="folder for samples.jsonl (resumes from it), points.json, charts and reading.txt")
+    scale.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
+    scale.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
+    scale.set_defaults(func=cmd_scale)
+
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
     route.add_argument("prompt")
     route.add_argument("--json", action="store_true")
@@ -152,6 +180,21 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
+
+
+def _int_list(minimum: int, what: str):
+    """An argparse type: "0,64,128" -> (0, 64, 128), each at least `minimum`, at least one."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be whole numbers separated by commas, not {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"give at least one value for {what}")
+        if any(v < minimum for v in values):
+            raise argparse.ArgumentTypeError(f"{what} must be {minimum} or more, not {text}")
+        return tuple(sorted(set(values)))
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -265,6 +308,60 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"fastslow: no chart: {exc}", file=sys.stderr)
     front = pareto_front([(s.policy, tokens_per_question(s), s.accuracy) for s in summaries])
     out.write("\n" + format_summary(summaries) + f"\n\nPareto front (accuracy vs tokens): {', '.join(front)}\n")
+    out.write(f"wrote {', '.join(str(p) for p in written)}\n")
+    return EXIT_OK
+
+
+def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        config = SweepConfig(budgets=args.budgets, ks=args.ks, k_budget=args.k_budget,
+                             verifiers=tuple(v.strip() for v in args.verifiers.split(",") if v.strip()),
+                             seed=args.seed, max_answer_tokens=args.answer_tokens)
+    except ValueError as exc:
+        print(f"fastslow: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = SampleStore.open(folder / "samples.jsonl")
+    if store.done:
+        out.write(f"resuming: {len(store.done)} generations already in {folder / 'samples.jsonl'}\n")
+    log, log_error = (None, None) if args.no_log else open_log(args.db)
+    if log_error is not None:
+        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    all_points = []
+    for name in args.models or [DEFAULT_MODELS[0]]:
+        spec = resolve(name, n_ctx=args.ctx, n_threads=args.threads)
+        with Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log) as session:
+            session.load()
+            pane = session.panes[0]
+            if pane.load_error is not None:
+                raise pane.load_error
+            per_question = len(config.budgets) + max(config.ks, default=0)
+            out.write(f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × "
+                      f"{per_question} generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} "
+                      f"shared samples){' + judges' if 'self' in config.verifiers else ''}\n")
+            ran = run_sweep(lambda request: session.compare(request)[0], pane.label, problems, config, store,
+                            on_generation=lambda g, new: out.write(
+                                f"  {g.problem_id} {g.kind:<6} budget {g.budget:<5} seed {g.seed:<3} "
+                                f"{'✓' if g.correct else '✗'} {g.predicted}{'' if new else '  (stored)'}\n"))
+            out.write(f"  {ran} generated now, {len(store.done)} in the store\n")
+            all_points += points(store, pane.label, problems, config)
+    if log is not None:
+        log.close()
+    (folder / "points.json").write_text(json.dumps([vars(p) for p in all_points], indent=2))
+    rows = scaling_report.table(all_points)
+    out.write("\n" + _columns(rows[0], rows[1:]) + "\n")
+    text = scaling_report.reading(all_points)
+    (folder / "reading.txt").write_text(text + "\n", encoding="utf-8")
+    out.write("\n" + text + "\n")
+    written = [folder / "samples.jsonl", folder / "points.json", folder / "reading.txt"]
+    try:
+        title = f"{len(problems)} problems of {Path(args.suite_file or args.suite).stem}"
+        written += scaling_report.plot(all_points, folder, title)
+    except RuntimeError as exc:
+        print(f"fastslow: no charts: {exc}", file=sys.stderr)
     out.write(f"wrote {', '.join(str(p) for p in written)}\n")
     return EXIT_OK
 

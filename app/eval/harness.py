@@ -96,12 +96,16 @@ def plan(
         budget = decision.budget if budget is None else budget
     else:
         route, reasons = (DIRECT if policy in ("direct", "cascade") else THINK), [f"policy {policy}"]
-    return route, reasons, _request(question, max_tokens, route == THINK, budget)
+    return route, reasons, make_request(question, max_tokens, route == THINK, budget)
 
 
-def _request(question: str, max_tokens: int, thinking: bool, budget: int | None, seed: int | None = None):
+def make_request(
+    question: str, max_tokens: int, thinking: bool, budget: int | None, seed: int | None = None,
+    instruction: str = INSTRUCTION,
+) -> GenerationRequest:
+    """One benchmark generation: greedy without a seed, sampled with one; the full prompt paid each time."""
     return GenerationRequest(
-        messages=(Message("user", question + INSTRUCTION),),
+        messages=(Message("user", question + instruction),),
         max_tokens=max_tokens,
         # Greedy, so policies differ by what they ask, not by luck; sampled where votes need variety.
         sampling=Sampling(temperature=0.0 if seed is None else SAMPLED_TEMPERATURE),
@@ -135,21 +139,21 @@ def run_eval(
         for policy in policies:
             route, reasons, request = plan(policy, problem.question, max_tokens, budget)
             if policy == "self-consistency":
-                results = [ask(_request(problem.question, max_tokens, True, budget, seed), route, reasons)
+                results = [ask(make_request(problem.question, max_tokens, True, budget, seed), route, reasons)
                            for seed in range(k)]
                 vote = majority_vote([_answer(r) for r in results])
                 predicted = vote.answer
                 reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
             elif policy == "cascade":
                 # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
-                results = [ask(_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
+                results = [ask(make_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
                            for seed in (1, 2)]
                 first, second = (_answer(r) for r in results)
                 if first is not None and first == second:
                     predicted, reasons = first, [f"two direct samples agree on {first}"]
                 else:
                     reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
-                    results.append(ask(_request(problem.question, max_tokens, True, budget), THINK, reasons))
+                    results.append(ask(make_request(problem.question, max_tokens, True, budget), THINK, reasons))
                     route, predicted = THINK, _answer(results[-1])
             else:
                 results = [ask(request, route, reasons)]

@@ -1,0 +1,1 @@
+"""The inference-scaling lab: accuracy against thinking compute and energy (`fastslow scale`)."""

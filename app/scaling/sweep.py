@@ -1,0 +1,279 @@
+"""A sweep: every problem at every thinking budget, and K sampled answers shared by every k <= K.
+
+Generations are stored one JSON line each as they finish (samples.jsonl), keyed by what produced
+them; a sweep that is stopped and started again skips every key already in the file. The points
+(accuracy with its interval, tokens, time, energy) are computed from the file, never kept only in
+memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.eval.answers import extract_answer, is_correct
+from app.eval.harness import make_request
+from app.eval.suites import Problem
+from app.runs import RunResult
+from app.scaling import verifiers as v
+
+SAMPLED_TEMPERATURE = 0.7
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    budgets: tuple[int, ...] = (0, 64, 128, 256)  # thinking tokens; 0 = answer directly
+    ks: tuple[int, ...] = (1, 2, 4, 8)  # self-consistency / best-of-N sizes, sharing one set of samples
+    k_budget: int | None = None  # the budget of the sampled answers; None: the largest budget
+    verifiers: tuple[str, ...] = ("oracle", "majority", "program")
+    max_answer_tokens: int = 96  # room for the answer after the thought
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.budgets and not self.ks:
+            raise ValueError("nothing to sweep: give budgets, k values or both")
+        if any(b < 0 for b in self.budgets):
+            raise ValueError(f"budgets must be 0 or more, not {', '.join(map(str, self.budgets))}")
+        if any(k < 1 for k in self.ks):
+            raise ValueError(f"k must be 1 or more (k samples per question), not {', '.join(map(str, self.ks))}")
+        unknown = [name for name in self.verifiers if name not in v.VERIFIERS]
+        if unknown:
+            raise ValueError(f"unknown verifier {', '.join(unknown)}: choose from {', '.join(v.VERIFIERS)}")
+        if self.k_budget is not None and self.k_budget < 0:
+            raise ValueError(f"the samples' budget must be 0 or more, not {self.k_budget}")
+
+    @property
+    def sample_budget(self) -> int:
+        return self.k_budget if self.k_budget is not None else max(self.budgets, default=0)
+
+
+@dataclass
+class Generation:
+    """One stored generation: a greedy answer at a budget, a sampled answer, or a judge's pick."""
+
+    kind: str  # "budget", "sample" or "judge"
+    model: str
+    problem_id: str
+    budget: int
+    seed: int
+    k: int = 0  # judges: how many samples were judged
+    predicted: str | None = None
+    correct: bool = False
+    solution: str = ""  # thinking and answer: what the program verifier re-checks
+    n_thinking_tokens: int = 0
+    n_answer_tokens: int = 0
+    latency_s: float = 0.0
+    energy_j: float | None = None
+    energy_source: str = ""
+    status: str = "ok"
+    strategy: str = "native"
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.model, self.problem_id, self.budget, self.seed, self.k)
+
+
+@dataclass
+class SampleStore:
+    """samples.jsonl: appended and flushed per generation, read back on resume."""
+
+    path: Path
+    done: dict[tuple, Generation] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path) -> SampleStore:
+        store = cls(path)
+        if not path.exists():
+            return store
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                generation = Generation(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # the line a stopped sweep was writing: that generation is redone
+            store.done[generation.key] = generation
+            kept.append(line)
+        # Rewrite without the broken line, so the next append starts on a line of its own.
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        return store
+
+    def add(self, generation: Generation) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(generation), ensure_ascii=False) + "\n")
+            f.flush()
+        self.done[generation.key] = generation
+
+
+Ask = Callable[..., RunResult]  # ask(request) -> the run's result (a Session's first pane)
+
+
+def run_sweep(
+    ask: Ask,
+    model: str,
+    problems: Sequence[Problem],
+    config: SweepConfig,
+    store: SampleStore,
+    on_generation: Callable[[Generation, bool], None] | None = None,
+) -> int:
+    """Generate what the store does not hold yet; returns how many generations ran now."""
+    ran = 0
+
+    def get(generation: Generation, request_fn: Callable[[], object], score: Callable[[Generation], None]) -> Generation:
+        nonlocal ran
+        stored = store.done.get(generation.key)
+        if stored is not None:
+            if on_generation:
+                on_generation(stored, False)
+            return stored
+        _fill(generation, ask(request_fn()))
+        score(generation)  # before it is stored: the file holds each generation's verdict
+        store.add(generation)
+        ran += 1
+        if on_generation:
+            on_generation(generation, True)
+        return generation
+
+    for problem in problems:
+        def answer(g: Generation, problem=problem) -> None:
+            g.correct = is_correct(g.predicted, problem.answer)
+
+        for budget in config.budgets:
+            g = Generation("budget", model, problem.id, budget, config.seed)
+            get(g, lambda budget=budget: _request(problem.question, budget, config, seed=None), answer)
+        k_max = max(config.ks, default=0)
+        samples = []
+        for seed in range(config.seed, config.seed + k_max):
+            g = Generation("sample", model, problem.id, config.sample_budget, seed)
+            samples.append(get(g, lambda seed=seed: _request(problem.question, config.sample_budget, config, seed), answer))
+        if "self" in config.verifiers:
+            for k in config.ks:
+                answers = v.distinct_answers(_candidates(samples[:k]))
+                if len(answers) < 2:
+                    continue  # nothing to choose between: no generation needed
+
+                def judged(g: Generation, answers=answers, problem=problem) -> None:
+                    g.predicted = v.read_judgement(g.solution, answers)
+                    g.correct = is_correct(g.predicted, problem.answer)
+
+                g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k)
+                get(g, lambda answers=answers: make_request(
+                    v.judge_prompt(problem.question, answers), 16, False, None, instruction=""), judged)
+    return ran
+
+
+def _request(question: str, budget: int, config: SweepConfig, seed: int | None):
+    # Budget 0 answers directly; a budget b thinks for at most b tokens, then answers.
+    thinking = budget > 0
+    return make_request(question, budget + config.max_answer_tokens, thinking, budget if thinking else None, seed)
+
+
+def _fill(generation: Generation, result: RunResult) -> None:
+    g = generation
+    g.solution = (result.thinking + "\n" + result.text).strip()
+    # A thought cut by the budget may hold the only number: the answer's first, the thought's next.
+    g.predicted = (extract_answer(result.text) or extract_answer(result.thinking)) if result.status == "ok" else None
+    g.n_thinking_tokens, g.n_answer_tokens = result.n_thinking_tokens, result.n_answer_tokens
+    g.latency_s = result.total_s or 0.0
+    g.energy_j, g.energy_source = result.energy_j, result.energy_source.split(",")[0]
+    g.status, g.strategy = result.status, result.strategy
+
+
+def _candidates(samples: Iterable[Generation]) -> list[v.Candidate]:
+    return [v.Candidate(s.predicted, s.solution) for s in samples]
+
+
+# -- points -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    axis: str  # "budget" or "k"
+    x: int  # the budget, or k
+    verifier: str  # "greedy" on the budget axis; oracle / majority / program / self on the k axis
+    n: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    mean_thinking_tokens: float
+    mean_answer_tokens: float
+    mean_time_s: float
+    mean_energy_j: float | None
+    energy_source: str
+    tokens_per_j: float | None
+
+
+def points(store: SampleStore, model: str, problems: Sequence[Problem], config: SweepConfig) -> list[Point]:
+    """Every point of the sweep from what the store holds (problems with a missing generation are left out)."""
+    by_key = store.done
+    out: list[Point] = []
+    for budget in config.budgets:
+        gens = [by_key.get(("budget", model, p.id, budget, config.seed, 0)) for p in problems]
+        paired = [(g, p) for g, p in zip(gens, problems) if g is not None]
+        out.append(_point(model, "budget", budget, "greedy", [g for g, _ in paired],
+                          [is_correct(g.predicted, p.answer) for g, p in paired]))
+    k_max = max(config.ks, default=0)
+    for k in config.ks:
+        for verifier in config.verifiers:
+            costs, right = [], []
+            for p in problems:
+                samples = [by_key.get(("sample", model, p.id, config.sample_budget, seed, 0))
+                           for seed in range(config.seed, config.seed + k_max)]
+                if any(s is None for s in samples[:k]):
+                    continue
+                chosen = samples[:k]
+                candidates = _candidates(chosen)
+                extra: list[Generation] = []
+                if verifier == "oracle":
+                    ok = v.oracle(candidates, p.answer)
+                elif verifier == "majority":
+                    ok = is_correct(v.majority(candidates), p.answer)
+                elif verifier == "program":
+                    ok = is_correct(v.program(candidates), p.answer)
+                else:
+                    answers = v.distinct_answers(candidates)
+                    judge = by_key.get(("judge", model, p.id, config.sample_budget, config.seed, k))
+                    if len(answers) < 2:
+                        ok = is_correct(answers[0] if answers else None, p.answer)
+                    elif judge is None:
+                        continue
+                    else:
+                        ok = is_correct(v.read_judgement(judge.solution, answers), p.answer)
+                        extra = [judge]
+                costs.append(_combined(chosen + extra))
+                right.append(ok)
+            out.append(_point(model, "k", k, verifier, costs, right))
+    return out
+
+
+def _combined(gens: list[Generation]) -> Generation:
+    """What answering one question cost: all its generations together."""
+    energies = [g.energy_j for g in gens]
+    return Generation(
+        "combined", gens[0].model, gens[0].problem_id, gens[0].budget, 0,
+        n_thinking_tokens=sum(g.n_thinking_tokens for g in gens),
+        n_answer_tokens=sum(g.n_answer_tokens for g in gens),
+        latency_s=sum(g.latency_s for g in gens),
+        energy_j=sum(energies) if all(e is not None for e in energies) else None,
+        energy_source=" + ".join(sorted({g.energy_source for g in gens if g.energy_source})),
+    )
+
+
+def _point(model: str, axis: str, x: int, verifier: str, gens: list[Generation], right: list[bool]) -> Point:
+    n = len(gens)
+    low, high = v.wilson_interval(sum(right), n)
+    energies = [g.energy_j for g in gens if g.energy_j is not None]
+    mean_energy = sum(energies) / len(energies) if energies and len(energies) == n else None
+    tokens = sum(g.n_thinking_tokens + g.n_answer_tokens for g in gens)
+    return Point(
+        model=model, axis=axis, x=x, verifier=verifier, n=n,
+        accuracy=sum(right) / n if n else 0.0, ci_low=low, ci_high=high,
+        mean_thinking_tokens=sum(g.n_thinking_tokens for g in gens) / n if n else 0.0,
+        mean_answer_tokens=sum(g.n_answer_tokens for g in gens) / n if n else 0.0,
+        mean_time_s=sum(g.latency_s for g in gens) / n if n else 0.0,
+        mean_energy_j=mean_energy,
+        energy_source=" + ".join(sorted({g.energy_source for g in gens if g.energy_source})),
+        tokens_per_j=tokens / sum(energies) if mean_energy and sum(energies) > 0 else None,
+    )

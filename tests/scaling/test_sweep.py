@@ -1,0 +1,83 @@
+"""`fastslow scale` end to end on the bundled model: the machinery, not the (tiny) score."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SMALL = ["--limit", "1", "--answer-tokens", "6", "--no-log"]
+
+
+def fastslow(*args):
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def stored(folder):
+    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+
+
+def test_a_sweep_writes_samples_points_charts_and_a_reading_and_resumes_where_it_stopped(tmp_path):
+    args = ["scale", *SMALL, "--budgets", "0,8", "--k", "1,2", "--verifiers", "oracle,majority,program,self",
+            "--output", str(tmp_path)]
+    first = fastslow(*args)
+    assert first.returncode == 0, first.stderr
+    generations = stored(tmp_path)
+    kinds = [g["kind"] for g in generations]
+    assert kinds.count("budget") == 2 and kinds.count("sample") == 2 and kinds.count("judge") <= 1
+    assert all(g["energy_source"].split(":")[0] in ("measured", "estimated") for g in generations)
+    points = json.loads((tmp_path / "points.json").read_text())
+    assert {(p["axis"], p["x"], p["verifier"]) for p in points} == {
+        ("budget", 0, "greedy"), ("budget", 8, "greedy"),
+        *{("k", k, v) for k in (1, 2) for v in ("oracle", "majority", "program", "self")},
+    }
+    assert all(0 <= p["ci_low"] <= p["accuracy"] <= p["ci_high"] <= 1 and p["n"] == 1 for p in points)
+    budget8 = next(p for p in points if p["axis"] == "budget" and p["x"] == 8)
+    assert budget8["mean_thinking_tokens"] > 0  # asked to think (scaffolded on SmolLM2), it did
+    for chart in ("accuracy_vs_tokens.png", "accuracy_vs_energy.png", "verifiers.png"):
+        assert (tmp_path / chart).read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "reading.txt").read_text().startswith("smollm2-135m ")
+    assert "accuracy" in first.stdout and "95% CI" in first.stdout
+
+    # Stopped mid-way: two generations kept, the third cut mid-line. The rerun does only the rest.
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    (tmp_path / "samples.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])
+    second = fastslow(*args)
+    assert second.returncode == 0, second.stderr
+    assert "resuming: 2 generations already" in second.stdout
+    assert f"{len(generations) - 2} generated now" in second.stdout
+    keys = lambda gens: sorted((g["kind"], g["problem_id"], g["budget"], g["seed"], g["k"]) for g in gens)  # noqa: E731
+    assert keys(g for g in stored(tmp_path) if g.get("kind")) == keys(generations)
+
+
+def test_k_values_share_one_set_of_samples(tmp_path):
+    out = fastslow("scale", *SMALL, "--answer-tokens", "4", "--budgets", "0", "--k", "1,2,4,8,16",
+                   "--verifiers", "oracle,majority", "--output", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    samples = [g for g in stored(tmp_path) if g["kind"] == "sample"]
+    assert len(samples) == 16  # the largest k once, not 1 + 2 + 4 + 8 + 16 = 31
+    assert sorted(g["seed"] for g in samples) == list(range(16))  # fixed seeds
+    assert "17 generated now" in out.stdout  # and one greedy answer at budget 0
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--budgets", ""], "give at least one value for budgets"),
+        (["--budgets", "0,-64"], "budgets must be 0 or more"),
+        (["--budgets", "0,many"], "whole numbers separated by commas"),
+        (["--k", "0"], "k must be 1 or more"),
+        (["--verifiers", "oracle,psychic"], "unknown verifier psychic"),
+    ],
+)
+def test_bad_sweeps_are_refused_with_a_clear_line(args, words, tmp_path):
+    out = fastslow("scale", *SMALL, "--output", str(tmp_path), *args)
+    assert out.returncode == 2 and words in out.stderr, out.stderr
+    assert not (tmp_path / "samples.jsonl").exists()
+
+
+def test_a_suite_file_with_no_answers_is_refused(tmp_path):
+    suite = tmp_path / "no-answers.jsonl"
+    suite.write_text('{"question": "What is 2 + 2?", "answer": "four, I think"}\n')
+    out = fastslow("scale", *SMALL, "--suite-file", str(suite), "--output", str(tmp_path / "out"))
+    assert out.returncode == 2 and "has no number to score against" in out.stderr
