@@ -27,7 +27,7 @@ from app.hardware import memory_state
 from app.models_overview import gib, overview
 from app.plan import build_request
 from app.scaling import report as scaling_report
-from app.scaling.sweep import SampleStore, SweepConfig, points, run_sweep
+from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
@@ -331,32 +331,27 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if log_error is not None:
         print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
     all_points = []
+    per_question = len(config.budgets) + max(config.ks, default=0)
     for name in args.models or [DEFAULT_MODELS[0]]:
         spec = resolve(name, n_ctx=args.ctx, n_threads=args.threads)
-        with Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log) as session:
-            session.load()
-            pane = session.panes[0]
-            if pane.load_error is not None:
-                raise pane.load_error
-            per_question = len(config.budgets) + max(config.ks, default=0)
-            out.write(f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × "
-                      f"{per_question} generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} "
-                      f"shared samples){' + judges' if 'self' in config.verifiers else ''}\n")
-            ran = run_sweep(lambda request: session.compare(request)[0], pane.label, problems, config, store,
-                            on_generation=lambda g, new: out.write(
-                                f"  {g.problem_id} {g.kind:<6} budget {g.budget:<5} seed {g.seed:<3} "
-                                f"{'✓' if g.correct else '✗'} {g.predicted}{'' if new else '  (stored)'}\n"))
-            out.write(f"  {ran} generated now, {len(store.done)} in the store\n")
-            all_points += points(store, pane.label, problems, config)
+        label, ran, found = sweep_model(
+            spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads,
+            on_loaded=lambda pane: out.write(
+                f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × {per_question} "
+                f"generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} shared samples)"
+                f"{' + judges' if 'self' in config.verifiers else ''}\n"),
+            on_generation=lambda g, new: out.write(
+                f"  {g.problem_id} {g.kind:<6} budget {g.budget:<5} seed {g.seed:<3} "
+                f"{'✓' if g.correct else '✗'} {g.predicted}{'' if new else '  (stored)'}\n"),
+        )
+        out.write(f"  {ran} generated now, {len(store.done)} in the store\n")
+        all_points += found
     if log is not None:
         log.close()
-    (folder / "points.json").write_text(json.dumps([vars(p) for p in all_points], indent=2))
     rows = scaling_report.table(all_points)
     out.write("\n" + _columns(rows[0], rows[1:]) + "\n")
-    text = scaling_report.reading(all_points)
-    (folder / "reading.txt").write_text(text + "\n", encoding="utf-8")
-    out.write("\n" + text + "\n")
-    written = [folder / "samples.jsonl", folder / "points.json", folder / "reading.txt"]
+    out.write("\n" + scaling_report.reading(all_points) + "\n")
+    written = [folder / "samples.jsonl", *scaling_report.write_results(folder, all_points)]
     try:
         title = f"{len(problems)} problems of {Path(args.suite_file or args.suite).stem}"
         written += scaling_report.plot(all_points, folder, title)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from app.scaling.sweep import Point
+
+
+def write_results(folder: Path, points: Sequence[Point]) -> list[Path]:
+    """points.json and reading.txt: what the app's Scaling tab opens."""
+    (folder / "points.json").write_text(json.dumps([asdict(p) for p in points], indent=2), encoding="utf-8")
+    (folder / "reading.txt").write_text(reading(points) + "\n", encoding="utf-8")
+    return [folder / "points.json", folder / "reading.txt"]
 
 
 def table(points: Sequence[Point]) -> list[list[str]]:

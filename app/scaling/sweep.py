@@ -16,8 +16,10 @@ from pathlib import Path
 from app.eval.answers import extract_answer, is_correct
 from app.eval.harness import make_request
 from app.eval.suites import Problem
+from app.engines.types import ModelSpec
 from app.runs import RunResult
 from app.scaling import verifiers as v
+from app.session import Pane, Session
 
 SAMPLED_TEMPERATURE = 0.7
 
@@ -182,6 +184,40 @@ def _fill(generation: Generation, result: RunResult) -> None:
 
 def _candidates(samples: Iterable[Generation]) -> list[v.Candidate]:
     return [v.Candidate(s.predicted, s.solution) for s in samples]
+
+
+class SweepStopped(Exception):
+    """Raised between generations when the user stops a sweep; what finished is in the store."""
+
+
+def sweep_model(
+    spec: ModelSpec,
+    problems: Sequence[Problem],
+    config: SweepConfig,
+    store: SampleStore,
+    log=None,
+    tdp_w: float | None = None,
+    cores: int | None = None,
+    on_loaded: Callable[[Pane], None] | None = None,
+    on_generation: Callable[[Generation, bool], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[str, int, list[Point]]:
+    """Load one model in its own worker, sweep it, and return (its label, generations run now, points)."""
+    with Session([spec], mode="fair", cores=cores, tdp_w=tdp_w, log=log) as session:
+        session.load()
+        pane = session.panes[0]
+        if pane.load_error is not None:
+            raise pane.load_error
+        if on_loaded is not None:
+            on_loaded(pane)
+
+        def ask(request) -> RunResult:
+            if should_stop():
+                raise SweepStopped()
+            return session.compare(request)[0]
+
+        ran = run_sweep(ask, pane.label, problems, config, store, on_generation)
+    return pane.label, ran, points(store, pane.label, problems, config)
 
 
 # -- points -----------------------------------------------------------------------------------

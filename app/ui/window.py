@@ -6,6 +6,8 @@ shows what comes back. Every long task (loading, generating, exporting) runs off
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -24,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from platformdirs import user_data_dir
+
 from app.catalog import load_catalog, local_gguf_files, locate, resolve
 from app.engines.types import EngineError, ModelSpec, now
 from app.eval.answers import check_answer
@@ -41,6 +45,7 @@ from app.ui.controller import PaneUpdate, SessionController
 from app.ui.history import HistoryView, start_export
 from app.ui.models import ModelManager
 from app.ui.pane import PaneView
+from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
 
 STATS_MS = 100  # live stats: ten times a second
@@ -52,6 +57,11 @@ DEFAULT_PLANS = (
 )
 EXPORT_FILTERS = {"jsonl": "JSON Lines (*.jsonl)", "csv": "CSV (*.csv)", "html": "HTML report (*.html)",
                   "sqlite": "SQLite database (*.db)"}
+
+
+def scaling_folder() -> Path:
+    """Where the Scaling tab keeps its sweeps: beside the session log, in the user's data folder."""
+    return Path(user_data_dir("FastSlow", appauthor=False)) / "scaling"
 
 
 def model_choices(models_dir=None) -> list[tuple[str, str]]:
@@ -158,6 +168,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(compare, "Compare")
         self.tabs.addTab(self.tradeoff, "Trade-off")
         self.tabs.addTab(self.history, "History")
+        self.scaling = ScalingView(scaling_folder())
+        self.tabs.addTab(self.scaling, "Scaling")
         self.tabs.addTab(self.models, "Models")
         self.tabs.currentChanged.connect(self._on_tab)
         self.setCentralWidget(self.tabs)
@@ -213,6 +225,7 @@ class MainWindow(QMainWindow):
 
     def refresh_model_choices(self) -> None:
         choices = model_choices()
+        self.scaling.set_models(choices)
         for i, pane in enumerate(self.panes):
             current = self.settings.pane_models[i] if i < len(self.settings.pane_models) else None
             pane.set_models(choices, current)
@@ -478,6 +491,7 @@ class MainWindow(QMainWindow):
         self._stats_timer.stop()
         self._charts_timer.stop()
         self.models.cancel_downloads()
+        self.scaling.stop()
         self.controller.shutdown()
         super().closeEvent(event)
 
