@@ -20,6 +20,11 @@ PANE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 PANE_SYMBOLS = ("o", "t", "s", "d")
 
 
+def configure_pyqtgraph() -> None:
+    # No antialiasing: painting is the costly part while panes stream (tests/perf/test_ui_stall.py).
+    pg.setConfigOptions(antialias=False, background="w", foreground="k")
+
+
 def pane_color(index: int) -> str:
     return PANE_COLORS[index % len(PANE_COLORS)]
 
@@ -37,7 +42,7 @@ class LiveCharts(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        pg.setConfigOptions(antialias=False, background="w", foreground="k")
+        configure_pyqtgraph()
         self.views = {
             "tps": pg.PlotWidget(title="Tokens per second"),
             "power": pg.PlotWidget(title="Power (W), each run's window shaded"),

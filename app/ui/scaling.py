@@ -33,7 +33,7 @@ from app.eval.suites import load_suite, suite_path
 from app.scaling import report
 from app.scaling.sweep import Point, SampleStore, SweepConfig, SweepStopped, points, sweep_model
 from app.scaling.verifiers import VERIFIERS
-from app.ui.charts import pane_color
+from app.ui.charts import configure_pyqtgraph, pane_color
 
 
 LOG_X = ("tokens", "verifiers")
@@ -85,6 +85,7 @@ class ScalingView(QWidget):
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.progress, 1)
 
+        configure_pyqtgraph()
         self.charts = {
             "tokens": pg.PlotWidget(title="Accuracy (%) vs generated tokens per question (log)"),
             "energy": pg.PlotWidget(title="Accuracy (%) vs energy per question (J)"),
@@ -146,6 +147,8 @@ class ScalingView(QWidget):
             for m, verifier in enumerate(dict.fromkeys(p.verifier for p in sampled)):
                 mine = sorted((p for p in sampled if p.verifier == verifier), key=lambda p: p.x)
                 self._curve("verifiers", mine, lambda p: p.x, f"{model}: {verifier}", n + m)
+        for chart in self.charts.values():
+            chart.setYRange(-2, 102, padding=0)  # accuracy: always the whole scale
         self.reading.setText(report.reading(points) if points else "")
 
     def _curve(self, chart: str, points: list[Point], x_of, name: str, colour: int) -> None:
