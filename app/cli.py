@@ -29,6 +29,7 @@ from app.plan import build_request
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
+from app.routing import classifier
 from app.routing.heuristic import THINK, decide
 from app.runs import RunResult
 from app.store import open_log
@@ -118,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
     evaluate.add_argument("--policies", default="direct,think,heuristic",
-                          help="comma-separated: direct, think, heuristic, cascade, self-consistency")
+                          help="comma-separated: direct, think, heuristic, classifier, cascade, self-consistency")
     evaluate.add_argument("--limit", type=_positive, default=20, help="first N problems (default 20)")
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
     evaluate.add_argument("--max-tokens", type=_positive, default=256)
@@ -161,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
     route.add_argument("prompt")
     route.add_argument("--json", action="store_true")
+    route.add_argument("--router", choices=("heuristic", "classifier"), default="heuristic",
+                       help="heuristic (hand-set features) or classifier (trained: python -m app.routing.train)")
     route.set_defaults(func=cmd_route)
 
     add_log_commands(commands)
@@ -388,7 +391,7 @@ def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not args.prompt.strip():
         print("fastslow: the prompt is empty: give a question to route", file=sys.stderr)
         return EXIT_BAD_INPUT
-    decision = decide(args.prompt)
+    decision = decide(args.prompt) if args.router == "heuristic" else classifier.decide(args.prompt)
     out.write((json.dumps(vars(decision)) if args.json else _describe(decision)) + "\n")
     return EXIT_OK
 

@@ -1,9 +1,10 @@
 """Run a suite through routing policies and measure what each buys and costs.
 
 A policy turns a question into requests: "direct" never thinks, "think" always does (with the
-budget), "heuristic" asks the router, "cascade" answers directly twice (sampled) and thinks only
-when the two disagree, "self-consistency" thinks k times (sampled) and takes the majority. Every sample is kept; the summary per policy is accuracy,
-share routed to thinking, tokens, latency and TTFT.
+budget), "heuristic" and "classifier" ask a router (hand-set features; trained weights),
+"cascade" answers directly twice (sampled) and thinks only when the two disagree,
+"self-consistency" thinks k times (sampled) and takes the majority. Every sample is kept; the
+summary per policy is accuracy, share routed to thinking, tokens, latency, TTFT and energy.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from app.engines.types import GenerationRequest, Message, Sampling
 from app.eval.answers import extract_answer, is_correct
 from app.eval.suites import Problem
 from app.reasoning.consistency import majority_vote
+from app.routing import classifier
 from app.routing.heuristic import DIRECT, THINK, decide
 from app.session import Session
 
-POLICIES = ("direct", "think", "heuristic", "cascade", "self-consistency")
+POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "self-consistency")
 SAMPLED_TEMPERATURE = 0.7
 INSTRUCTION = "\n\nSolve it step by step, then end with: The answer is <number>."
 
@@ -90,8 +92,8 @@ def plan(
     policy: str, question: str, max_tokens: int, budget: int | None = None
 ) -> tuple[str, list[str], GenerationRequest]:
     """The route, its reasons, and the request one policy makes of one question."""
-    if policy == "heuristic":
-        decision = decide(question)
+    if policy in ("heuristic", "classifier"):
+        decision = decide(question) if policy == "heuristic" else classifier.decide(question)
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:

@@ -101,31 +101,35 @@ _REASONS = {
 
 def decide(prompt: str, threshold: float = 0.5, budgets: tuple[int, int] = (256, 1024)) -> Decision:
     """Route one prompt; the budget grows with how sure the router is that thinking pays."""
+    feats = features(prompt)
+    contributions = [(_REASONS[n].format(n=feats[n]), _WEIGHTS[n] * v) for n, v in feats.items() if v]
+    return make_decision(_probability(feats), contributions, threshold, budgets)
+
+
+def make_decision(
+    p: float, contributions: list[tuple[str, float]], threshold: float = 0.5, budgets: tuple[int, int] = (256, 1024)
+) -> Decision:
+    """A Decision from a probability and the (reason, log-odds) that made it: the reasons shown are
+    the strongest that pushed toward the chosen route. Shared by every router."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-    feats = features(prompt)
-    p = _probability(feats)
-    contributions = sorted(
-        ((name, _WEIGHTS[name] * value) for name, value in feats.items() if value),
-        key=lambda item: -abs(item[1]),
-    )
     route = THINK if p >= threshold else DIRECT
-    # Reasons that pushed toward the chosen route, strongest first.
-    toward = [(n, c) for n, c in contributions if (c > 0) == (route == THINK)]
-    reasons = tuple(_REASONS[n].format(n=feats[n]) for n, _ in toward[:3]) or ("nothing stood out",)
+    toward = sorted(((r, c) for r, c in contributions if c and (c > 0) == (route == THINK)), key=lambda rc: -abs(rc[1]))
+    reasons = tuple(dict.fromkeys(r for r, _ in toward))[:3] or ("nothing stood out",)
     low, high = budgets
     budget = round(low + (high - low) * (p - threshold) / (1 - threshold)) if route == THINK else None
     confidence = p if route == THINK else 1.0 - p
     return Decision(route, budget, round(confidence, 3), reasons, p)
 
 
-def calibrate_threshold(prompts: list[str], think_share: float) -> float:
-    """The threshold that sends `think_share` of these prompts to thinking."""
+def calibrate_threshold(prompts: list[str], think_share: float, score_fn=None) -> float:
+    """The threshold that sends `think_share` of these prompts to thinking (under score_fn, the
+    router's probability; the heuristic's by default)."""
     if not prompts:
         raise ValueError("calibration needs at least one prompt")
     if not 0.0 <= think_share <= 1.0:
         raise ValueError(f"the share of thinking must be between 0 and 1, not {think_share}")
-    scores = sorted((score(p) for p in prompts), reverse=True)
+    scores = sorted(((score_fn or score)(p) for p in prompts), reverse=True)
     n_think = round(think_share * len(scores))
     if n_think == 0:
         return min(0.999999, scores[0] + 1e-6)

@@ -77,6 +77,9 @@ def test_plan_per_policy():
     assert route == "think" and request.thinking and request.thinking_budget == 32
     assert not request.cache_prompt and request.sampling.temperature == 0.0
     assert plan("heuristic", "Tom has 3 bags of 12 apples and eats 5. How many are left?", 64)[0] == "think"
+    route, reasons, request = plan("classifier", "Tom has 3 bags of 12 apples and eats 5. How many are left?", 64)
+    assert route == "think" and request.thinking and request.thinking_budget and reasons
+    assert plan("classifier", "What is the capital of Peru?", 64)[0] == "direct"
     assert parse_policies("direct, think") == ["direct", "think"]
 
 
