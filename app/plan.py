@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.engines.types import GenerationRequest, Message, Sampling
+from app.routing import classifier
 from app.routing.heuristic import DIRECT, THINK, Decision, decide
 
 DIRECT_MODE, THINKING_MODE, AUTO_MODE = "direct", "thinking", "auto"
@@ -37,18 +38,29 @@ class PanePlan:
             raise ValueError(f"override must be {DIRECT!r} or {THINK!r}, not {self.override!r}")
 
 
-def plan_request(prompt: str, plan: PanePlan, system: str | None = None) -> tuple[GenerationRequest, Decision | None]:
+def route(prompt: str, router: str = "heuristic") -> Decision:
+    """Ask the chosen router: "heuristic" (hand-set features) or "classifier" (trained weights)."""
+    if router == "classifier":
+        return classifier.decide(prompt)
+    if router != "heuristic":
+        raise ValueError(f"router must be heuristic or classifier, not {router!r}")
+    return decide(prompt)
+
+
+def plan_request(
+    prompt: str, plan: PanePlan, system: str | None = None, router: str = "heuristic"
+) -> tuple[GenerationRequest, Decision | None]:
     """The request for one pane, and the router's decision when the pane is on Auto."""
     if not prompt.strip():
         raise ValueError("the prompt is empty: type a question first")
-    decision = decide(prompt) if plan.mode == AUTO_MODE else None
+    decision = route(prompt, router) if plan.mode == AUTO_MODE else None
     if plan.mode == THINKING_MODE:
         thinking, budget = True, plan.thinking_budget
     elif plan.mode == DIRECT_MODE:
         thinking, budget = False, None
     else:
-        route = plan.override or decision.route
-        thinking = route == THINK
+        chosen = plan.override or decision.route
+        thinking = chosen == THINK
         budget = (plan.thinking_budget if plan.thinking_budget is not None else decision.budget) if thinking else None
     request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget)
     return request, decision
@@ -86,4 +98,4 @@ def describe_decision(decision: Decision, override: str | None = None) -> str:
 
 
 __all__ = ["AUTO_MODE", "DIRECT", "DIRECT_MODE", "PLAN_MODES", "PanePlan", "THINK", "THINKING_MODE",
-           "build_request", "describe_decision", "plan_request"]
+           "build_request", "describe_decision", "plan_request", "route"]

@@ -18,6 +18,7 @@ from app.catalog import DEFAULT_MODELS
 
 ENV_VAR = "FASTSLOW_CONFIG"
 MODES = ("fair", "live")
+ROUTERS = ("heuristic", "classifier")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Settings:
     data_dir: str | None = None  # where the session log lives; None: the platform's data folder
     mode: str = "fair"  # fair: panes one after another; live: at once
     max_tokens: int = 512
+    router: str = "heuristic"  # what Auto mode asks: "heuristic" (hand-set) or "classifier" (trained)
     # The fast pane answers directly and the thinking pane reasons first, on the same bundled model by
     # default: the difference is then the thinking alone. (Gemma 3 270M, also bundled, is a base model
     # that does not follow the chat format; it measures speed, not answers.)
@@ -50,6 +52,8 @@ class Settings:
             found.append("the TDP must be between 1 and 2000 W (or empty to guess it)")
         if self.mode not in MODES:
             found.append(f"the mode must be one of {', '.join(MODES)}")
+        if self.router not in ROUTERS:
+            found.append(f"the router must be one of {', '.join(ROUTERS)}")
         if self.max_tokens < 1:
             found.append("max tokens must be 1 or more")
         if len(self.pane_models) < 2:

@@ -60,3 +60,12 @@ def test_bad_plans_are_refused_with_a_reason(kwargs, words):
 def test_an_empty_prompt_is_refused():
     with pytest.raises(ValueError, match="empty"):
         plan_request("   ", PanePlan())
+
+
+def test_auto_can_ask_the_trained_router_instead():
+    from app.routing import classifier
+
+    request, decision = plan_request(MATH, PanePlan(mode="auto"), router="classifier")
+    assert decision == classifier.decide(MATH) and request.thinking is (decision.route == "think")
+    with pytest.raises(ValueError, match="router must be"):
+        plan_request(MATH, PanePlan(mode="auto"), router="oracle")

@@ -91,7 +91,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def plot(points: Sequence[Point], folder: Path, title: str) -> list[Path]:
-    """accuracy_vs_tokens.png (log x), accuracy_vs_energy.png, verifiers.png; matplotlib (eval extra)."""
+    """accuracy_vs_tokens.png (thinking tokens, log x), accuracy_vs_energy.png, verifiers.png (matplotlib)."""
     try:
         import matplotlib
 
@@ -130,8 +130,8 @@ def plot(points: Sequence[Point], folder: Path, title: str) -> list[Path]:
         plt.close(figure)
         written.append(path)
 
-    curve_chart("accuracy_vs_tokens.png", "generated tokens per question (thinking + answer, log)",
-                lambda p: p.mean_thinking_tokens + p.mean_answer_tokens, log=True)
+    curve_chart("accuracy_vs_tokens.png", "thinking tokens per question (log)",
+                lambda p: p.mean_thinking_tokens, log=True)
     if any(p.mean_energy_j is not None for p in points):
         source = " + ".join(sorted({p.energy_source for p in points if p.energy_source}))
         curve_chart("accuracy_vs_energy.png", f"energy per question (J, {source})",

@@ -87,7 +87,7 @@ class ScalingView(QWidget):
 
         configure_pyqtgraph()
         self.charts = {
-            "tokens": pg.PlotWidget(title="Accuracy (%) vs generated tokens per question (log)"),
+            "tokens": pg.PlotWidget(title="Accuracy (%) vs thinking tokens per question (log)"),
             "energy": pg.PlotWidget(title="Accuracy (%) vs energy per question (J)"),
             "verifiers": pg.PlotWidget(title="Accuracy (%) vs samples k, by verifier"),
         }
@@ -139,8 +139,8 @@ class ScalingView(QWidget):
         models = list(dict.fromkeys(p.model for p in points))
         for n, model in enumerate(models):
             budget = sorted((p for p in points if p.model == model and p.axis == "budget"), key=lambda p: p.x)
-            self._curve("tokens", budget, lambda p: max(p.mean_thinking_tokens + p.mean_answer_tokens, 1.0),
-                        f"{model}: budget", n)
+            # Log scale: a direct answer's 0 thinking tokens is drawn at 1.
+            self._curve("tokens", budget, lambda p: max(p.mean_thinking_tokens, 1.0), f"{model}: budget", n)
             energy = [p for p in budget if p.mean_energy_j is not None]
             self._curve("energy", energy, lambda p: p.mean_energy_j, f"{model}: budget", n)
             sampled = [p for p in points if p.model == model and p.axis == "k"]

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -58,6 +59,10 @@ class SettingsDialog(QDialog):
         folder = QHBoxLayout()
         folder.addWidget(self.data_dir, 1)
         folder.addWidget(browse)
+        self.router = QComboBox()
+        self.router.addItem("Heuristic (hand-set features)", "heuristic")
+        self.router.addItem("Classifier (trained: python -m app.routing.train)", "classifier")
+        self.router.setCurrentIndex(max(self.router.findData(settings.router), 0))
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
         form = QFormLayout(self)
@@ -67,6 +72,7 @@ class SettingsDialog(QDialog):
         form.addRow("Telemetry rate", self.sample_hz)
         form.addRow("CPU TDP (for the energy estimate)", self.tdp)
         form.addRow("Data folder (session log)", folder)
+        form.addRow("Router for Auto mode", self.router)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
@@ -87,6 +93,7 @@ class SettingsDialog(QDialog):
             sample_hz=self.sample_hz.value(),
             tdp_w=self.tdp.value() or None,
             data_dir=self.data_dir.text().strip() or None,
+            router=self.router.currentData(),
         )
 
     def accept(self) -> None:

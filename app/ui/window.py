@@ -33,8 +33,7 @@ from app.engines.types import EngineError, ModelSpec, now
 from app.eval.answers import check_answer
 from app.hardware import physical_cores
 from app.live import live_stats
-from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request
-from app.routing.heuristic import decide
+from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
 from app.runs import RunRecorder
 from app.session import Pane, Session
 from app.settings import Settings
@@ -267,7 +266,7 @@ class MainWindow(QMainWindow):
         requests, decisions = [], []
         try:
             for pane in self.panes:
-                request, decision = plan_request(prompt, pane.plan(seed=self._seed))
+                request, decision = plan_request(prompt, pane.plan(seed=self._seed), router=self.settings.router)
                 requests.append(request)
                 decisions.append(decision)
         except ValueError as exc:
@@ -381,7 +380,7 @@ class MainWindow(QMainWindow):
 
     def _update_route(self) -> None:
         prompt = self.prompt.toPlainText()
-        decision = decide(prompt) if prompt.strip() else None
+        decision = route(prompt, self.settings.router) if prompt.strip() else None
         for pane in self.panes:
             if pane.mode.currentData() != AUTO_MODE:
                 continue

@@ -206,3 +206,16 @@ def test_runs_kept_in_memory_can_be_saved_to_a_log_file_later(qtbot, ui_settings
         assert "were there already" in window.statusBar().currentMessage()
     finally:
         window.close()
+
+
+def test_the_router_setting_decides_what_auto_asks(qtbot, make_window, ui_settings):
+    from app.routing import classifier
+
+    ui_settings.router = "classifier"
+    window = make_window(ui_settings, load=False)
+    pane = window.panes[1]
+    pane.mode.setCurrentIndex(pane.mode.findData("auto"))
+    prompt = "Write a Python function that merges two sorted lists."
+    window.prompt.setPlainText(prompt)
+    window._update_route()
+    assert ", ".join(classifier.decide(prompt).reasons) in pane.route_label.text()
