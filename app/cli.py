@@ -20,7 +20,7 @@ from app.engines.types import (
     Started,
     Token,
 )
-from app.eval.harness import parse_policies, run_eval, summarise
+from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
@@ -119,12 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
     evaluate.add_argument("--policies", default="direct,think,heuristic",
-                          help="comma-separated: direct, think, heuristic, classifier, cascade, self-consistency")
+                          help="comma-separated: direct, think, heuristic, classifier, cascade, cascade-logprob, self-consistency")
     evaluate.add_argument("--limit", type=_positive, default=20, help="first N problems (default 20)")
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
     evaluate.add_argument("--max-tokens", type=_positive, default=256)
     evaluate.add_argument("--thinking-budget", type=_non_negative, metavar="N")
     evaluate.add_argument("--k", type=_positive, default=4, help="samples for self-consistency (default 4)")
+    evaluate.add_argument("--cascade-threshold", type=_probability, default=CASCADE_CONFIDENCE, metavar="P",
+                          help="cascade-logprob thinks when the direct answer's mean token probability is below P "
+                               f"(default {CASCADE_CONFIDENCE})")
     evaluate.add_argument("--ctx", type=_positive)
     evaluate.add_argument("--threads", type=_positive)
     evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
@@ -198,6 +201,16 @@ def _int_list(minimum: int, what: str):
             raise argparse.ArgumentTypeError(f"{what} must be {minimum} or more, not {text}")
         return tuple(sorted(set(values)))
     return parse
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -290,7 +303,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session, problems, policies, args.max_tokens, args.thinking_budget,
             on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
                                           f"{s.predicted} (ref {s.reference})\n"),
-            k=args.k,
+            k=args.k, cascade_confidence=args.cascade_threshold,
         )
         if session.log_error is not None:
             print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)

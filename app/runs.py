@@ -62,6 +62,7 @@ class RunResult:
     energy_detail: dict = field(default_factory=dict)  # breakdown by source, notes, TDP and formula
     peak_rss_bytes: int | None = None  # the worker's high-water mark (its model load included)
     token_times_s: list[float] = field(default_factory=list)  # each token, from submit
+    answer_logprob_mean: float | None = None  # mean log-probability of the answer's tokens, when asked
     started_at: str = ""  # wall clock, ISO 8601, for the log
 
     def to_dict(self) -> dict:
@@ -86,6 +87,7 @@ class RunRecorder:
             r.model_path, r.engine, r.backend = info.path, info.engine, info.backend_used
             r.quantization, r.n_threads = info.quantization, info.n_threads
             r.n_gpu_layers = info.n_gpu_layers_offloaded
+        self._answer_logprobs: list[float] = []
         self._first_token_t: float | None = None
         self._last_token_t: float | None = None
 
@@ -129,6 +131,9 @@ class RunRecorder:
             else:
                 r.n_answer_tokens += 1
             self.channels.append(THINKING if thinking else ANSWER)
+            if event.logprob is not None and not thinking:
+                self._answer_logprobs.append(event.logprob)
+                r.answer_logprob_mean = sum(self._answer_logprobs) / len(self._answer_logprobs)
             self._add(pieces, event.t)
             return pieces
         elif isinstance(event, Finished):

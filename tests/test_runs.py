@@ -68,3 +68,22 @@ def test_a_real_model_whose_template_opens_think_streams_thinking(smollm2_spec):
     # Everything up to a </think> (if the tiny model writes one at all) is thinking, not answer.
     assert result.thinking.strip() and result.n_thinking_tokens > 0
     assert result.text == "" or result.n_answer_tokens > 0
+
+
+def test_the_answers_mean_logprob_counts_answer_tokens_only_and_is_logged(tmp_path):
+    import math
+
+    from app.store import SessionLog
+
+    recorder = RunRecorder(0, None, "fair", 0.0, thinking_style="think-tags")
+    recorder.feed(Started(0.01, 5, 1))
+    for n, (text, logprob) in enumerate([("<think>", -5.0), ("hmm", -4.0), ("</think>", -3.0),
+                                         ("Paris", math.log(0.5)), (".", math.log(0.8))]):
+        recorder.feed(Token(0.1 * (n + 1), text, n, logprob=logprob))
+    recorder.feed(Finished(0.7, "stop", 5, 0.5))
+    r = recorder.result
+    assert r.answer_logprob_mean == (math.log(0.5) + math.log(0.8)) / 2  # the thought's tokens left out
+    with SessionLog.open(tmp_path / "log.db") as log:
+        run_id = log.start_run(log.add_prompt(log.start_session(), GenerationRequest.from_prompt("q")), pane=0)
+        log.finish_run(run_id, r, recorder.channels)
+        assert log.get_run(run_id).answer_logprob_mean == r.answer_logprob_mean

@@ -94,6 +94,18 @@ def _model_params(llama_cpp, use_extra_bufts: bool):
         module.llama_model_default_params = original
 
 
+def _logprob(llm, token: int) -> float:
+    """log P(token) under the logits that produced it: the generator hands us each token before it
+    decodes the next, so the context's last logits are still the ones it was sampled from."""
+    import llama_cpp
+    import numpy as np
+
+    pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    logits = np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).astype(np.float64)
+    top = logits.max()
+    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+
 def available_backends() -> tuple[str, ...]:
     """The backends compiled into this llama.cpp build, e.g. ("CPU",) or ("CUDA", "CPU")."""
     import llama_cpp
@@ -338,7 +350,7 @@ class LlamaCppEngine:
                 run.n_gen += 1
                 sequence.append(token)
                 shown, hit = run.stops.feed(run.decoder.decode(_piece(llama_cpp, vocab, token)))
-                yield Token(t, shown, token)
+                yield Token(t, shown, token, logprob=_logprob(llm, token) if request.logprobs else None)
                 if hit:
                     return "stop"
                 if run.n_gen >= run.max_new:

@@ -104,6 +104,7 @@ class GenerationRequest:
     n_threads: int | None = None  # override the load-time thread count for this request
     cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
     strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py); the engine ignores it
+    logprobs: bool = False  # give each token's log-probability (a cascade router reads its confidence)
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":
@@ -135,6 +136,7 @@ class Token:
     text: str  # may be "" while a multi-byte character is still incomplete
     token_id: int
     injected: bool = False  # put in by the app (the end-of-thinking message), not generated
+    logprob: float | None = None  # natural log of the token's probability, when the request asked
 
 
 @dataclass(frozen=True)

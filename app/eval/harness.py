@@ -3,14 +3,17 @@
 A policy turns a question into requests: "direct" never thinks, "think" always does (with the
 budget), "heuristic" and "classifier" ask a router (hand-set features; trained weights),
 "cascade" answers directly twice (sampled) and thinks only when the two disagree,
+"cascade-logprob" answers directly once and thinks only when that answer's own token
+probabilities are low,
 "self-consistency" thinks k times (sampled) and takes the majority. Every sample is kept; the
 summary per policy is accuracy, share routed to thinking, tokens, latency, TTFT and energy.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable
 
 from app.engines.types import GenerationRequest, Message, Sampling
@@ -21,7 +24,10 @@ from app.routing import classifier
 from app.routing.heuristic import DIRECT, THINK, decide
 from app.session import Session
 
-POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "self-consistency")
+POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "cascade-logprob", "self-consistency")
+# cascade-logprob escalates when the direct answer's mean token probability is below this: a
+# model unsure of its own answer is worth a thought. Calibrate it per model (--cascade-threshold).
+CASCADE_CONFIDENCE = 0.6
 SAMPLED_TEMPERATURE = 0.7
 INSTRUCTION = "\n\nSolve it step by step, then end with: The answer is <number>."
 
@@ -97,7 +103,7 @@ def plan(
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:
-        route, reasons = (DIRECT if policy in ("direct", "cascade") else THINK), [f"policy {policy}"]
+        route, reasons = (DIRECT if policy in ("direct", "cascade", "cascade-logprob") else THINK), [f"policy {policy}"]
     return route, reasons, make_request(question, max_tokens, route == THINK, budget)
 
 
@@ -126,6 +132,7 @@ def run_eval(
     budget: int | None = None,
     on_sample: Callable[[Sample], None] | None = None,
     k: int = 4,
+    cascade_confidence: float = CASCADE_CONFIDENCE,
 ) -> list[Sample]:
     """Every problem through every policy on the session's first model."""
     if k < 1:
@@ -155,6 +162,20 @@ def run_eval(
                     predicted, reasons = first, [f"two direct samples agree on {first}"]
                 else:
                     reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
+                    results.append(ask(make_request(problem.question, max_tokens, True, budget), THINK, reasons))
+                    route, predicted = THINK, _answer(results[-1])
+            elif policy == "cascade-logprob":
+                direct = replace(make_request(problem.question, max_tokens, False, None), logprobs=True)
+                results = [ask(direct, DIRECT, reasons)]
+                mean = results[0].answer_logprob_mean
+                confidence = math.exp(mean) if mean is not None else 0.0
+                if confidence >= cascade_confidence:
+                    predicted = _answer(results[0])
+                    reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
+                               f"(>= {cascade_confidence:.2f})"]
+                else:
+                    reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
+                               f"(< {cascade_confidence:.2f}): escalated to thinking"]
                     results.append(ask(make_request(problem.question, max_tokens, True, budget), THINK, reasons))
                     route, predicted = THINK, _answer(results[-1])
             else:

@@ -129,6 +129,12 @@ def _initial(db: Database) -> None:
     )
 
 
+@migrations(name="002_answer_logprob")
+def _answer_logprob(db: Database) -> None:
+    # The mean log-probability of a run's answer tokens: the confidence a cascade router reads.
+    _run(db, "ALTER TABLE runs ADD COLUMN answer_logprob_mean REAL")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

@@ -175,3 +175,19 @@ def test_extra_buffer_types_are_off_on_amx_cpus_and_the_environment_decides_firs
     assert _extra_buffer_types_safe() is True
     monkeypatch.setenv("FASTSLOW_LLAMA_EXTRA_BUFTS", "0")
     assert _extra_buffer_types_safe() is False
+
+
+def test_asked_for_logprobs_each_token_carries_its_own(smollm2_engine):
+    greedy = GenerationRequest.from_prompt(QUESTION, max_tokens=16, sampling=Sampling(temperature=0.0), logprobs=True)
+    tokens = tokens_of(run(smollm2_engine, greedy))
+    logprobs = [t.logprob for t in tokens]
+    assert all(lp is not None and -50 < lp <= 0 for lp in logprobs)
+    # Greedy picks the most likely token, so each is the largest probability of its step: at least
+    # 1/vocab (-10.8 for SmolLM2's 49,152 tokens); on average far above that: not uniform noise.
+    assert all(lp >= -10.81 for lp in logprobs) and sum(logprobs) / len(logprobs) > -3
+    again = [t.logprob for t in tokens_of(run(smollm2_engine, greedy))]
+    assert again == pytest.approx(logprobs, abs=1e-4)  # the same tokens, the same confidence
+    plain = tokens_of(run(smollm2_engine, GenerationRequest.from_prompt(QUESTION, max_tokens=16,
+                                                                        sampling=Sampling(temperature=0.0))))
+    assert [t.logprob for t in plain] == [None] * len(plain)  # not asked, not paid for
+    assert [t.token_id for t in plain] == [t.token_id for t in tokens]  # and the same tokens either way

@@ -106,3 +106,15 @@ def test_cascade_and_self_consistency_keep_every_generation(tmp_path):
 def test_k_of_zero_is_refused():
     out = fastslow("eval", "--k", "0")
     assert out.returncode == 2 and "must be a positive number" in out.stderr
+
+
+def test_cascade_on_logprobs_escalates_only_when_the_direct_answer_is_unsure(tmp_path):
+    # Threshold 0: any direct answer is sure enough; threshold 1: none is, so it always thinks.
+    for threshold, generations, route in (("0", 1, "direct"), ("1", 2, "think")):
+        out = fastslow("eval", "--limit", "1", "--policies", "cascade-logprob", "--max-tokens", "12",
+                       "--cascade-threshold", threshold, "--output", str(tmp_path / threshold), "-m", "smollm2-135m")
+        assert out.returncode == 0, out.stderr
+        [sample] = [json.loads(line) for line in (tmp_path / threshold / "samples.jsonl").read_text().splitlines()]
+        assert sample["n_generations"] == generations and sample["route"] == route
+        assert "mean token probability is 0." in sample["reasons"][0]
+    assert fastslow("eval", "--cascade-threshold", "1.5").returncode == 2
