@@ -96,10 +96,12 @@ class RaplSource:
     it must be read more often than that; the sampler reads it ten times a second.
     """
 
-    def __init__(self, zone: str | Path) -> None:
+    def __init__(self, zone: str | Path, domain: str = "cpu") -> None:
         self.zone = Path(zone)
         self._energy_path = self.zone / "energy_uj"
         name = _read_text(self.zone / "name", self.zone)
+        if domain == "dram":  # one DRAM sub-zone per package: named after its package
+            name = f"dram-{self.zone.name.split(':')[1]}"
         max_text = _read_text(self.zone / "max_energy_range_uj", self.zone)
         if not max_text.isdigit() or int(max_text) == 0:
             raise SourceUnavailable(f"RAPL zone {self.zone} has no usable max_energy_range_uj ({max_text!r})")
@@ -107,8 +109,9 @@ class RaplSource:
         self.info = SourceInfo(
             name=f"rapl:{name}",
             label="measured:rapl",
-            domain="cpu",
-            measures=f"CPU energy of RAPL zone {name} ({self.zone.name}), from its cumulative counter",
+            domain=domain,
+            measures=f"{'memory' if domain == 'dram' else 'CPU'} energy of RAPL zone {name} ({self.zone.name}), "
+                     "from its cumulative counter",
             unit="µJ",
             update_s=0.001,  # RAPL updates about every millisecond
             detail={"zone": str(self.zone)},
@@ -170,7 +173,23 @@ def rapl_sources(root: str | Path = POWERCAP_ROOT) -> tuple[list[RaplSource], li
         else:
             names.add(source.info.name)
             sources.append(source)
+    # DRAM sub-zones (servers): memory energy that the package counter does not include, so it is
+    # a domain of its own and adds up. Core and uncore sub-zones are inside the package: left out.
+    for zone in sorted(p for p in root.iterdir() if re.fullmatch(r"[\w-]*rapl[\w-]*:\d+:\d+", p.name)):
+        if "mmio" in zone.name or _quiet_name(zone) != "dram":
+            continue
+        try:
+            sources.append(RaplSource(zone, domain="dram"))
+        except SourceUnavailable as exc:
+            failed.append((f"rapl:{zone.name}", str(exc)))
     return sources, failed
+
+
+def _quiet_name(zone: Path) -> str | None:
+    try:
+        return (zone / "name").read_text().strip()
+    except OSError:
+        return None
 
 
 def _read_text(path: Path, zone: Path) -> str:

@@ -181,3 +181,28 @@ def test_detect_falls_back_to_the_estimate_when_rapl_is_unreadable(tmp_path):
     assert [s.info.name for s in found.sources if s.info.domain == "cpu"] == ["tdp"]
     assert any(name == "rapl:intel-rapl:0" for name, _ in found.unavailable)
     assert "estimated:tdp" in found.describe() and "rapl:intel-rapl:0" in found.describe()
+
+
+def test_dram_sub_zones_are_their_own_domain_and_add_to_the_packages(powercap, tmp_path):
+    from app.telemetry import Sample, energy_for_window
+
+    write_zone(powercap, "intel-rapl:0:2", "dram", 200_000)
+    write_zone(powercap, "intel-rapl:1:1", "dram", 300_000)
+    sources, failed = rapl_sources(powercap)
+    assert [s.info.name for s in sources] == ["rapl:package-0", "rapl:package-1", "rapl:dram-0", "rapl:dram-1"]
+    assert [s.info.domain for s in sources] == ["cpu", "cpu", "dram", "dram"] and failed == []
+    assert "memory energy" in sources[2].info.measures
+    # 10 J on each package and 2 J on each DRAM zone over one second: 24 J in all, with the breakdown.
+    from dataclasses import replace
+
+    first = {s.info.name: replace(s.read(), t=0.0) for s in sources}  # one instant for all, for exact sums
+    for dirname, uj in (("intel-rapl:0", 11_000_000), ("intel-rapl:1", 15_000_000),
+                        ("intel-rapl:0:2", 2_200_000), ("intel-rapl:1:1", 2_300_000)):
+        (powercap / dirname / "energy_uj").write_text(f"{uj}\n")
+    second = {s.info.name: replace(s.read(), t=1.0) for s in sources}
+    t0, t1 = 0.0, 1.0
+    samples = [Sample(t0, 0, 1, 1, None, None, {}, first), Sample(t1, 0, 1, 1, None, None, {}, second)]
+    figure = energy_for_window(samples, t0, t1)
+    assert figure.joules == pytest.approx(24.0)
+    assert figure.breakdown == pytest.approx({"rapl:package-0": 10.0, "rapl:package-1": 10.0,
+                                              "rapl:dram-0": 2.0, "rapl:dram-1": 2.0})
