@@ -11,7 +11,7 @@ VERSION=$("$PYTHON" -c "import tomllib; print(tomllib.load(open('pyproject.toml'
 PY=build/venv-macos/bin/python
 # Metal is llama.cpp's default on Apple Silicon; said explicitly so a cached CPU wheel is not reused.
 CMAKE_ARGS="-DGGML_METAL=on" "$PY" -m pip install --no-cache-dir --force-reinstall 'llama-cpp-python==0.3.36'
-"$PY" -m pip install -e '.[bundled,gui,hub,mlx]' 'pyinstaller>=6.10'
+"$PY" -m pip install -e '.[bundled,gui,hub,mlx,apple]' 'pyinstaller>=6.10'
 "$PY" -m PyInstaller packaging/fastslow.spec --noconfirm --clean --distpath dist --workpath build/pyinstaller
 dist/FastSlow.app/Contents/MacOS/fastslow --self-test
 if [ -n "${CODESIGN_IDENTITY:-}" ]; then

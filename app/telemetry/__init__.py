@@ -11,6 +11,7 @@ from app.telemetry.energy import (
 from app.telemetry.sampler import ProcSample, Sample, Sampler
 from app.telemetry.sources import (
     Detected,
+    IOReportSource,
     NvmlSource,
     PowerSource,
     RaplSource,
@@ -24,6 +25,7 @@ from app.telemetry.sources import (
 __all__ = [
     "Detected",
     "EnergyFigure",
+    "IOReportSource",
     "NvmlSource",
     "PhaseEnergy",
     "PowerSource",

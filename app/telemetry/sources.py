@@ -276,11 +276,101 @@ def nvml_sources() -> tuple[list[NvmlSource], list[tuple[str, str]]]:
 # -- Apple Silicon ----------------------------------------------------------------------------------
 
 
-def ioreport_unavailable() -> tuple[str, str]:
-    """Apple's IOReport energy counters are not read yet; say so rather than pretend."""
-    if platform.system() == "Darwin" and platform.machine() == "arm64":
-        return ("ioreport", "Apple Silicon energy counters (IOReport) are not supported yet; energy is estimated")
-    return ("ioreport", "not an Apple Silicon Mac")
+# -- Apple Silicon (IOReport, through zeus-apple-silicon) -----------------------------------------
+#
+# zeus-apple-silicon rather than macmon: it is a pip-installable Python binding (wheels for macOS
+# arm64) over the same IOReport energy counters, needs no sudo and no separate binary, and is
+# maintained by the Zeus energy-measurement project; macmon is a Rust CLI to parse the output of.
+
+# Each IOReport channel we read, as (attribute of AppleEnergyMetrics, domain, what it covers).
+IOREPORT_CHANNELS = (
+    ("cpu_total_mj", "cpu", "CPU clusters"),
+    ("gpu_mj", "gpu", "GPU"),
+    ("ane_mj", "ane", "Neural Engine"),
+    ("dram_mj", "dram", "DRAM"),
+)
+
+
+class _IOReportReader:
+    """One AppleEnergyMonitor shared by the channel sources: read once per sampler tick."""
+
+    def __init__(self, monitor) -> None:
+        self.monitor = monitor
+        self._last: tuple[float, object] | None = None
+
+    def metrics(self) -> object:
+        now = time.perf_counter()
+        if self._last is None or now - self._last[0] > 0.005:
+            self._last = (now, self.monitor.get_cumulative_energy())
+        return self._last[1]
+
+
+class IOReportSource:
+    """One IOReport energy channel of an Apple Silicon chip (cumulative mJ, no sudo)."""
+
+    def __init__(self, reader: _IOReportReader, attribute: str, domain: str, covers: str) -> None:
+        self._reader, self._attribute = reader, attribute
+        self.info = SourceInfo(
+            name=f"ioreport:{domain}",
+            label="measured:ioreport",
+            domain=domain,
+            measures=f"{covers} energy of this Apple Silicon chip, from IOReport's cumulative counter",
+            unit="mJ",
+            update_s=0.01,
+            detail={"channel": attribute},
+        )
+        self._start_mj = self._read_mj()
+
+    def _read_mj(self) -> float:
+        try:
+            value = _channel(self._reader.metrics(), self._attribute)
+        except Exception as exc:  # the binding raises its own types
+            raise SourceUnavailable(f"{self.info.name} stopped answering: {exc}") from exc
+        if value is None:
+            raise SourceUnavailable(f"{self.info.name}: this chip does not report the {self._attribute} channel")
+        return float(value)
+
+    def read(self) -> Reading:
+        t = time.perf_counter()
+        return Reading(self.info, t, joules=(self._read_mj() - self._start_mj) / 1e3)
+
+    def close(self) -> None:
+        pass
+
+
+def _channel(metrics: object, attribute: str) -> float | None:
+    # zeus-apple-silicon before 1.0.3 called the CPU total "cpu_mj".
+    value = getattr(metrics, attribute, None)
+    if value is None and attribute == "cpu_total_mj":
+        value = getattr(metrics, "cpu_mj", None)
+    return value
+
+
+def ioreport_sources(monitor=None) -> tuple[list[IOReportSource], list[tuple[str, str]]]:
+    """A source per IOReport channel this chip reports, or the reason there is none.
+
+    monitor: an AppleEnergyMonitor; None makes one (on Apple Silicon with zeus-apple-silicon).
+    """
+    if monitor is None:
+        if not (platform.system() == "Darwin" and platform.machine() == "arm64"):
+            return [], [("ioreport", "not an Apple Silicon Mac")]
+        try:
+            from zeus_apple_silicon import AppleEnergyMonitor
+        except ImportError:
+            return [], [("ioreport", "zeus-apple-silicon is not installed (pip install 'fastslow[apple]') — "
+                                     "needed for measured energy on Apple Silicon; energy is estimated")]
+        try:
+            monitor = AppleEnergyMonitor()
+        except Exception as exc:
+            return [], [("ioreport", f"IOReport did not start: {exc}")]
+    reader = _IOReportReader(monitor)
+    sources, failed = [], []
+    for attribute, domain, covers in IOREPORT_CHANNELS:
+        try:
+            sources.append(IOReportSource(reader, attribute, domain, covers))
+        except SourceUnavailable as exc:
+            failed.append((f"ioreport:{domain}", str(exc)))
+    return sources, failed
 
 
 # -- Estimate from CPU use and TDP -------------------------------------------------------------
@@ -401,10 +491,9 @@ class Detected:
 def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWERCAP_ROOT) -> Detected:
     """Open every source this machine offers; the TDP estimate stands in when no CPU counter works."""
     found = Detected()
-    for sources, failed in (rapl_sources(powercap_root), nvml_sources()):
+    for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources()):
         found.sources += sources
         found.unavailable += failed
-    found.unavailable.append(ioreport_unavailable())
     if any(s.info.domain == "cpu" and s.info.measured for s in found.sources):
         found.unavailable.append(("tdp", "not needed: CPU energy is measured"))
     else:
