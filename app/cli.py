@@ -26,11 +26,12 @@ from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.models_overview import gib, overview
 from app.plan import build_request
+from app.plan import route as ask_router
+from app.settings import ROUTERS
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
-from app.routing import classifier
-from app.routing.heuristic import THINK, decide
+from app.routing.heuristic import THINK
 from app.runs import RunResult
 from app.store import open_log
 from app.store.commands import add_log_commands
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="close the thought after N tokens and let the model answer")
     compare.add_argument("--auto", action="store_true",
                          help="let the router decide thinking on/off and the budget (it says why)")
+    compare.add_argument("--router", choices=ROUTERS, default="heuristic",
+                         help="which router --auto asks: heuristic (hand-set) or classifier (trained)")
     compare.add_argument("--temperature", type=float, default=Sampling.temperature)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
@@ -165,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
     route.add_argument("prompt")
     route.add_argument("--json", action="store_true")
-    route.add_argument("--router", choices=("heuristic", "classifier"), default="heuristic",
+    route.add_argument("--router", choices=ROUTERS, default="heuristic",
                        help="heuristic (hand-set features) or classifier (trained: python -m app.routing.train)")
     route.set_defaults(func=cmd_route)
 
@@ -231,7 +234,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_BAD_INPUT
     thinking, budget, decision = args.thinking, args.thinking_budget, None
     if args.auto:
-        decision = decide(prompt)
+        decision = ask_router(prompt, args.router)
         thinking = decision.route == THINK
         budget = decision.budget if budget is None else budget
         if not args.json:
@@ -404,7 +407,7 @@ def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not args.prompt.strip():
         print("fastslow: the prompt is empty: give a question to route", file=sys.stderr)
         return EXIT_BAD_INPUT
-    decision = decide(args.prompt) if args.router == "heuristic" else classifier.decide(args.prompt)
+    decision = ask_router(args.prompt, args.router)
     out.write((json.dumps(vars(decision)) if args.json else _describe(decision)) + "\n")
     return EXIT_OK
 

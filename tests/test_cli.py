@@ -168,6 +168,9 @@ def test_route_says_what_and_why():
     decision = json.loads(lookup.stdout)
     assert decision["route"] == "direct" and "a factual lookup" in decision["reasons"]
     assert fastslow("route", " ").returncode == 2
+    trained = fastslow("route", "Write a Python function that merges two sorted lists.", "--router", "classifier")
+    assert trained.returncode == 0 and trained.stdout.startswith("think (budget ") and "code" in trained.stdout
+    assert fastslow("route", "hi", "--router", "oracle").returncode == 2
 
 
 def test_auto_mode_applies_and_records_the_routers_decision():
