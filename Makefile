@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -e '.[bundled,gui,hub,test]'
+	$(BIN)/python -m pip install -e '.[bundled,gui,hub,mlx,test]'
 	touch $(STAMP)
 
 run: $(STAMP)

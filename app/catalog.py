@@ -356,6 +356,9 @@ def resolve(
 
     if _looks_like_path(wanted):
         path = _existing_path(wanted, folder)
+        if path.is_dir() and path.suffix.lower() != ".gguf":  # an MLX model folder: checked at load
+            return ModelSpec(path=str(path), name=path.name, engine="mlx",
+                             n_ctx=n_ctx or DEFAULT_N_CTX, n_threads=n_threads)
         return ModelSpec(
             path=str(path),
             name=path.stem,

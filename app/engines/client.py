@@ -9,6 +9,7 @@ from multiprocessing.connection import wait
 from typing import Iterator
 
 from app.engines.gguf_header import GGUFInfo, read_gguf_header
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import (
     EngineError,
     Event,
@@ -63,7 +64,9 @@ class EngineClient:
 
     def load(self, spec: ModelSpec, header: GGUFInfo | None = None) -> ModelInfo:
         """Start the worker and load `spec`; `header` is the file's, when the caller already read it."""
-        if header is None:
+        if spec.engine == "mlx":
+            check_mlx_folder(spec.path)  # a clear message before any worker starts
+        elif header is None:
             read_gguf_header(spec.path)  # raises GGUFError with a clear message
         self.label = spec.label
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)

@@ -18,7 +18,11 @@ def _make_engine(engine: str, cancel_flag):
         from app.engines.llama_engine import LlamaCppEngine
 
         return LlamaCppEngine(cancel_flag)
-    raise EngineError(f"unknown engine {engine!r}: this build knows 'llama.cpp'", kind="load_failed")
+    if engine == "mlx":
+        from app.engines.mlx_engine import MlxEngine
+
+        return MlxEngine(cancel_flag)
+    raise EngineError(f"unknown engine {engine!r}: this build knows 'llama.cpp' and 'mlx'", kind="load_failed")
 
 
 def _stream(events, conn: Connection) -> None:
