@@ -313,6 +313,14 @@ def local_gguf_files(models_dir: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".gguf" and p.is_file())
 
 
+def local_mlx_folders(models_dir: Path | None = None) -> list[Path]:
+    """The MLX model folders (those with a config.json) a user has put into models/, sorted by name."""
+    folder = MODELS_DIR if models_dir is None else models_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
 # --- From a name to a ModelSpec -----------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from app import catalog
 from app.catalog import CatalogEntry
 from app.engines.gguf_header import read_gguf_header
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -376,6 +377,32 @@ def import_gguf(path: str | os.PathLike, models_dir: Path | None = None) -> Path
                 "free some space and try again.",
                 kind="disk_full",
             ) from None
+        raise
+    return target
+
+
+def import_mlx_folder(path: str | os.PathLike, models_dir: Path | None = None) -> Path:
+    """Check a local MLX model folder and copy it into models/, where the app lists it; return the copy."""
+    source = Path(path).expanduser()
+    check_mlx_folder(source)  # a clear EngineError for anything incomplete
+    folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
+    target = folder / source.name
+    if target.exists():
+        if os.path.samefile(source, target):
+            return target
+        raise DownloadError(f"{folder} already has a model named {target.name}; rename {source.name} "
+                            "or remove the other one first.", kind="file_exists")
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_space(folder, sum(f.stat().st_size for f in source.rglob("*") if f.is_file()), source.name)
+    temporary = target.with_name(target.name + ".importing")  # no config.json at the top level: not listed
+    try:
+        shutil.copytree(source, temporary)
+        os.replace(temporary, target)
+    except OSError as exc:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise DownloadError(f"The disk filled up while copying {source.name} into {folder}; "
+                                "free some space and try again.", kind="disk_full") from None
         raise
     return target
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.catalog import CatalogEntry, load_catalog, local_gguf_files, locate
+from app.catalog import CatalogEntry, load_catalog, local_gguf_files, local_mlx_folders, locate
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.gguf_header import read_gguf_header
 from app.engines.types import EngineError
 from app.hardware import MemoryState, estimate_fit
@@ -25,7 +26,23 @@ def overview(n_ctx: int, memory: MemoryState, models_dir: Path | None = None) ->
             path = None
         rows.append(model_row(entry.id, path, n_ctx, memory, entry=entry))
     rows += [model_row(path.stem, path, n_ctx, memory) for path in local_gguf_files(models_dir)]
+    rows += [mlx_row(path) for path in local_mlx_folders(models_dir)]
     return rows
+
+
+def mlx_row(folder: Path) -> dict:
+    """An MLX model folder: what its config says; no fit check (no GGUF header to size it from)."""
+    try:
+        config = check_mlx_folder(folder)
+        quant = config.get("quantization") or {}
+        facts = {"quant": f"MLX {quant['bits']}-bit" if quant else "MLX", "architecture": config["model_type"],
+                 "context_length": config.get("max_position_embeddings"), "fit": "—"}
+    except EngineError as exc:
+        facts = {"quant": "MLX", "fit": f"unreadable: {exc}"}
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return {"model": folder.name, "name": folder.name, "params": None, "size_bytes": size, "thinking": None,
+            "license": None, "source": "local MLX folder", "where": str(folder), "path": str(folder),
+            "fit_detail": None, **facts}
 
 
 def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, entry: CatalogEntry | None = None) -> dict:

@@ -5,6 +5,7 @@ Downloads, imports and the fit check run off the GUI thread; errors become one c
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import thread_worker
 
 from app.catalog import MODELS_DIR, load_catalog
-from app.downloads import delete_model, download_model, import_gguf
+from app.downloads import delete_model, download_model, import_gguf, import_mlx_folder
 from app.engines.types import EngineError
 from app.hardware import memory_state
 from app.engines.gguf_header import read_gguf_header
@@ -56,6 +57,8 @@ class ModelManager(QWidget):
         self.cancel_button.setEnabled(False)
         self.import_button = QPushButton("Import a GGUF file…")
         self.import_button.clicked.connect(lambda: self.import_file())
+        self.import_folder_button = QPushButton("Import an MLX folder…")
+        self.import_folder_button.clicked.connect(lambda: self.import_folder())
         self.delete_button = QPushButton("Delete")
         self.delete_button.clicked.connect(lambda: self.delete_selected())
         refresh = QPushButton("Refresh")
@@ -68,7 +71,8 @@ class ModelManager(QWidget):
         self.detail.setWordWrap(True)
         self.summary = QLabel()
         buttons = QHBoxLayout()
-        for widget in (self.download_button, self.cancel_button, self.import_button, self.delete_button, refresh):
+        for widget in (self.download_button, self.cancel_button, self.import_button, self.import_folder_button,
+                       self.delete_button, refresh):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -197,6 +201,18 @@ class ModelManager(QWidget):
         self._keep(worker)
         return True
 
+    def import_folder(self, path: str | None = None) -> bool:
+        """An MLX model folder (config.json, *.safetensors, tokenizer), checked and copied into models/."""
+        if path is None:
+            path = QFileDialog.getExistingDirectory(self, "Import an MLX model folder")
+            if not path:
+                return False
+        worker = _import_folder_worker(path, self.models_dir)
+        worker.returned.connect(lambda dest: self._import_done(f"Imported the MLX model {dest.name} into {dest.parent}"))
+        worker.errored.connect(lambda exc: self._import_done(_error_text(exc), error=True))
+        self._keep(worker)
+        return True
+
     def _import_done(self, text: str, error: bool = False) -> None:
         if error:
             self._say(text, error=True)
@@ -215,6 +231,9 @@ class ModelManager(QWidget):
             entry = self._entry(row)
             if entry is not None:
                 freed = delete_model(entry, models_dir=self.models_dir)
+            elif Path(row["path"]).is_dir():  # an MLX folder
+                freed = sum(f.stat().st_size for f in Path(row["path"]).rglob("*") if f.is_file())
+                shutil.rmtree(row["path"])
             else:
                 freed = Path(row["path"]).stat().st_size
                 Path(row["path"]).unlink()
@@ -265,6 +284,11 @@ def _capture(fn):
         return fn()
     except BaseException as exc:  # handed back to the worker, which raises it on its own thread
         return exc
+
+
+@thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
+def _import_folder_worker(path: str, models_dir: Path) -> Path:
+    return import_mlx_folder(path, models_dir)
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from platformdirs import user_data_dir
 
-from app.catalog import load_catalog, local_gguf_files, locate, resolve
+from app.catalog import load_catalog, local_gguf_files, local_mlx_folders, locate, resolve
 from app.engines.types import EngineError, ModelSpec, now
 from app.eval.answers import check_answer
 from app.hardware import physical_cores
@@ -74,6 +74,7 @@ def model_choices(models_dir=None) -> list[tuple[str, str]]:
         if here:
             choices.append((f"{entry.name} ({entry.quantization})", entry.id))
     choices += [(path.name, str(path)) for path in local_gguf_files(models_dir)]
+    choices += [(f"{path.name} (MLX)", str(path)) for path in local_mlx_folders(models_dir)]
     return choices
 
 

@@ -358,3 +358,36 @@ def test_handled_worker_errors_do_not_reach_the_event_loop(qtbot, make_manager, 
         qtbot.waitUntil(lambda: "notes.gguf" in manager.message.text(), timeout=5000)
         wait_idle(qtbot, manager)
     assert caught == []
+
+
+def test_an_mlx_folder_is_imported_listed_and_deleted(qtbot, make_manager, smollm2_path, tmp_path):
+    pytest.importorskip("mlx_lm", reason="building an MLX folder needs MLX")
+    from app.engines.mlx_convert import convert_gguf
+    from app.ui.window import model_choices
+
+    source = convert_gguf(smollm2_path, tmp_path / "smollm2-mlx")
+    manager = make_manager()
+    with qtbot.waitSignal(manager.models_changed, timeout=WORK_TIMEOUT_MS):
+        assert manager.import_folder(str(source))
+    wait_idle(qtbot, manager)
+    assert shown(manager, "Imported the MLX model smollm2-mlx")
+    row = select(manager, "smollm2-mlx")
+    assert (row["source"], row["quant"], row["architecture"]) == ("local MLX folder", "MLX 4-bit", "llama")
+    assert ("smollm2-mlx (MLX)", str(manager.models_dir / "smollm2-mlx")) in model_choices(manager.models_dir)
+    with qtbot.waitSignal(manager.models_changed, timeout=WORK_TIMEOUT_MS):
+        assert manager.delete_selected(confirm=False)
+    wait_idle(qtbot, manager)
+    assert not (manager.models_dir / "smollm2-mlx").exists() and source.is_dir()  # the copy, not the original
+
+
+def test_an_incomplete_mlx_folder_is_refused_in_red(qtbot, make_manager, tmp_path):
+    half = tmp_path / "half-model"
+    half.mkdir()
+    (half / "config.json").write_text('{"model_type": "llama"}')
+    manager = make_manager()
+    with qtbot.assertNotEmitted(manager.models_changed, wait=100), no_unhandled_errors(qtbot):
+        assert manager.import_folder(str(half))
+        qtbot.waitUntil(lambda: "not a complete MLX model" in manager.message.text(), timeout=5000)
+        wait_idle(qtbot, manager)
+    assert "lacks weights" in manager.message.text() and RED in manager.message.styleSheet()
+    assert not (manager.models_dir / "half-model").exists()
