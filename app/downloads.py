@@ -371,13 +371,7 @@ def import_gguf(path: str | os.PathLike, models_dir: Path | None = None) -> Path
         os.replace(temporary, target)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise DownloadError(
-                f"The disk filled up while copying {source.name} into {folder}; "
-                "free some space and try again.",
-                kind="disk_full",
-            ) from None
-        raise
+        raise _copy_failed(exc, source, folder) from None
     return target
 
 
@@ -400,11 +394,16 @@ def import_mlx_folder(path: str | os.PathLike, models_dir: Path | None = None) -
         os.replace(temporary, target)
     except OSError as exc:
         shutil.rmtree(temporary, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
-            raise DownloadError(f"The disk filled up while copying {source.name} into {folder}; "
-                                "free some space and try again.", kind="disk_full") from None
-        raise
+        raise _copy_failed(exc, source, folder) from None
     return target
+
+
+def _copy_failed(exc: OSError, source: Path, folder: Path) -> Exception:
+    """A full disk in one clear sentence; any other error as it was."""
+    if exc.errno == errno.ENOSPC:
+        return DownloadError(f"The disk filled up while copying {source.name} into {folder}; "
+                             "free some space and try again.", kind="disk_full")
+    return exc
 
 
 def _same_content(a: Path, b: Path) -> bool:

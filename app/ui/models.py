@@ -195,11 +195,8 @@ class ModelManager(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", "", "GGUF models (*.gguf)")
             if not path:
                 return False
-        worker = _import_worker(path, self.models_dir)
-        worker.returned.connect(lambda done: self._import_done(f"Imported {Path(path).name} into {done[0].parent}: {done[1]}"))
-        worker.errored.connect(lambda exc: self._import_done(_error_text(exc), error=True))
-        self._keep(worker)
-        return True
+        return self._start_import(_import_worker(path, self.models_dir),
+                                  lambda done: f"Imported {Path(path).name} into {done[0].parent}: {done[1]}")
 
     def import_folder(self, path: str | None = None) -> bool:
         """An MLX model folder (config.json, *.safetensors, tokenizer), checked and copied into models/."""
@@ -207,8 +204,11 @@ class ModelManager(QWidget):
             path = QFileDialog.getExistingDirectory(self, "Import an MLX model folder")
             if not path:
                 return False
-        worker = _import_folder_worker(path, self.models_dir)
-        worker.returned.connect(lambda dest: self._import_done(f"Imported the MLX model {dest.name} into {dest.parent}"))
+        return self._start_import(_import_folder_worker(path, self.models_dir),
+                                  lambda dest: f"Imported the MLX model {dest.name} into {dest.parent}")
+
+    def _start_import(self, worker, describe) -> bool:
+        worker.returned.connect(lambda result: self._import_done(describe(result)))
         worker.errored.connect(lambda exc: self._import_done(_error_text(exc), error=True))
         self._keep(worker)
         return True
