@@ -7,16 +7,14 @@ Each RunResult says which mode produced it.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
-from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 from app.engines.client import EngineClient
 from app.engines.gguf_header import read_gguf_header
-from app.engines.mlx_convert import check_mlx_folder
+from app.engines.mlx_convert import mlx_chat_template
 from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, ModelSpec, now
 from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
@@ -42,13 +40,6 @@ class Pane:
     @property
     def label(self) -> str:
         return self.spec.label
-
-
-def _mlx_chat_template(folder: str) -> str | None:
-    try:
-        return json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
-    except (OSError, ValueError):
-        return None
 
 
 class Session:
@@ -138,20 +129,16 @@ class Session:
         return pane
 
     def _load_pane(self, pane: Pane, force: bool) -> None:
-        if pane.spec.engine == "mlx":  # a folder, not a GGUF: no header to read the fit from
-            check_mlx_folder(pane.spec.path)
-            template = _mlx_chat_template(pane.spec.path)
-            pane.thinking_style = pane.spec.thinking or detect_style(template)
-            client = EngineClient()
-            pane.info = client.load(replace(pane.spec, n_threads=pane.spec.n_threads or self.cores))
-            pane.client = client
-            return
-        header = read_gguf_header(pane.spec.path)
-        n_ctx = min(pane.spec.n_ctx, header.context_length or pane.spec.n_ctx)
-        pane.fit = estimate_fit(header, n_ctx, pane.spec.n_gpu_layers, memory=self.memory)
-        template = pane.spec.chat_template or header.chat_template
+        header = None
+        if pane.spec.engine == "mlx":  # a folder, not a GGUF: no header, so no fit estimate
+            template = pane.spec.chat_template or mlx_chat_template(pane.spec.path)
+        else:
+            header = read_gguf_header(pane.spec.path)
+            n_ctx = min(pane.spec.n_ctx, header.context_length or pane.spec.n_ctx)
+            pane.fit = estimate_fit(header, n_ctx, pane.spec.n_gpu_layers, memory=self.memory)
+            template = pane.spec.chat_template or header.chat_template
         pane.thinking_style = pane.spec.thinking or detect_style(template)
-        if pane.fit.verdict == "too_big" and not force:
+        if pane.fit is not None and pane.fit.verdict == "too_big" and not force:
             raise EngineError(f"{pane.label} does not fit: {pane.fit.message()}", kind="does_not_fit")
         # Load with every core; live mode narrows it per request.
         spec = replace(pane.spec, n_threads=pane.spec.n_threads or self.cores)

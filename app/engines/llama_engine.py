@@ -31,7 +31,10 @@ from app.engines.types import (
     PromptDone,
     Started,
     Token,
+    empty_prompt,
     now,
+    prompt_too_long,
+    template_failed,
 )
 
 # Backend names as llama_print_system_info() spells them, in the order we prefer to report.
@@ -243,24 +246,21 @@ class LlamaCppEngine:
         import llama_cpp
 
         llm, spec = self._llm, self._spec
-        if not any(m.content.strip() for m in request.messages):
-            yield Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
+        failed = empty_prompt(request)
+        if failed:
+            yield failed
             return
         try:
             prompt_tokens, opens_thinking = self._prompt_tokens(request)
         except Exception as exc:  # a broken or unsuitable chat template
-            yield Failed(now(), "template", f"{spec.label}'s chat template failed: {exc}")
+            yield template_failed(spec.label, exc)
             return
         # llama.cpp pads the context it allocates, but llama-cpp-python sizes its token buffers
         # by the requested one: the smaller is the real limit.
         n_prompt, n_ctx = len(prompt_tokens), min(llm.n_ctx(), llm.context_params.n_ctx)
-        if n_prompt >= n_ctx:
-            yield Failed(
-                now(),
-                "prompt_too_long",
-                f"the prompt is {n_prompt:,} tokens but {spec.label} was loaded with a "
-                f"{n_ctx:,}-token context: shorten the prompt or load it with a larger --ctx",
-            )
+        failed = prompt_too_long(n_prompt, spec.label, n_ctx)
+        if failed:
+            yield failed
             return
         max_new = min(request.max_tokens, n_ctx - n_prompt)
         try:

@@ -48,6 +48,15 @@ def check_mlx_folder(path: str | Path) -> dict:
     return config
 
 
+def mlx_chat_template(folder: str | Path) -> str | None:
+    """The chat template an MLX folder's tokenizer carries, if any (to detect the thinking style)."""
+    try:
+        config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("chat_template") if isinstance(config, dict) else None
+
+
 def convert_gguf(gguf: str | Path, out: str | Path) -> Path:
     """Write an MLX model folder for a llama-architecture GGUF (SmolLM2, Llama…); returns the folder."""
     import mlx.core as mx

@@ -26,7 +26,10 @@ from app.engines.types import (
     PromptDone,
     Started,
     Token,
+    empty_prompt,
     now,
+    prompt_too_long,
+    template_failed,
 )
 
 
@@ -69,7 +72,7 @@ class MlxEngine:
             path=spec.path,
             engine="mlx",
             architecture=config["model_type"],
-            n_params=_n_params(self._model),
+            n_params=_n_params(self._model, quantization.get("group_size", 0)),
             quantization=f"MLX {quantization['bits']}-bit" if quantization else "MLX float",
             file_size=sum(f.stat().st_size for f in folder.glob("*.safetensors")),
             n_ctx=spec.n_ctx,
@@ -91,8 +94,9 @@ class MlxEngine:
             return
         if self._owns_flag:
             self._cancel.value = 0
-        if not any(m.content.strip() for m in request.messages):
-            yield Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
+        failed = empty_prompt(request)
+        if failed:
+            yield failed
             return
         if request.thinking_budget is not None:
             yield Failed(now(), "bad_request", "the MLX engine does not enforce thinking budgets yet: "
@@ -104,12 +108,12 @@ class MlxEngine:
                 [{"role": m.role, "content": m.content} for m in request.messages],
                 add_generation_prompt=True, tokenize=False, **extra)
         except Exception as exc:
-            yield Failed(now(), "template", f"{self._spec.label}'s chat template failed: {exc}")
+            yield template_failed(self._spec.label, exc)
             return
         prompt = self._tokenizer.encode(rendered, add_special_tokens=False)
-        if len(prompt) >= self._spec.n_ctx:
-            yield Failed(now(), "prompt_too_long", f"the prompt is {len(prompt):,} tokens but {self._spec.label} "
-                                                   f"was loaded with a {self._spec.n_ctx:,}-token context")
+        failed = prompt_too_long(len(prompt), self._spec.label, self._spec.n_ctx)
+        if failed:
+            yield failed
             return
         yield Started(now(), len(prompt), 0, rendered.rstrip().endswith("<think>"))
         stops = StopMatcher(self._spec.stop + request.stop)
@@ -118,7 +122,7 @@ class MlxEngine:
         n_gen, finish, decode_s, tail = 0, "length", 0.0, ""
         for response in self._stream(prompt, max_new, s.temperature, request.seed, s.top_p, s.min_p, s.top_k):
             t = now()
-            if response is not None and n_gen == 0 and not tail:
+            if n_gen == 0:  # the first response: the prompt has been processed
                 yield PromptDone(t, len(prompt), len(prompt), len(prompt) / max(response.prompt_tps, 1e-9))
             if self._cancel.value:
                 finish, tail = "cancelled", stops.flush()
@@ -157,9 +161,9 @@ class MlxEngine:
         self._model = self._tokenizer = None
 
 
-def _n_params(model) -> int:
+def _n_params(model, group_size: int) -> int:
     """Parameters as the model has them: a quantized weight counts its unpacked size
-    (rows × groups × group size), not its packed uint32 words."""
+    (rows × groups × the folder's group size), not its packed uint32 words."""
     from mlx.utils import tree_flatten
 
     params = dict(tree_flatten(model.parameters()))
@@ -168,5 +172,5 @@ def _n_params(model) -> int:
         if name.endswith((".scales", ".biases")):
             continue
         scales = params.get(name[: -len("weight")] + "scales") if name.endswith("weight") else None
-        total += array.shape[0] * scales.shape[-1] * 32 if scales is not None else array.size
+        total += array.shape[0] * scales.shape[-1] * group_size if scales is not None else array.size
     return total

@@ -159,6 +159,26 @@ class Failed:
 Event = Union[Started, PromptDone, Token, Finished, Failed]
 
 
+# The failures every engine checks for before it generates, worded once for all of them.
+
+
+def empty_prompt(request: "GenerationRequest") -> Failed | None:
+    if any(m.content.strip() for m in request.messages):
+        return None
+    return Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
+
+
+def template_failed(label: str, exc: Exception) -> Failed:
+    return Failed(now(), "template", f"{label}'s chat template failed: {exc}")
+
+
+def prompt_too_long(n_prompt: int, label: str, n_ctx: int) -> Failed | None:
+    if n_prompt < n_ctx:
+        return None
+    return Failed(now(), "prompt_too_long", f"the prompt is {n_prompt:,} tokens but {label} was loaded with a "
+                                            f"{n_ctx:,}-token context: shorten the prompt or load it with a larger --ctx")
+
+
 class Engine(Protocol):
     """One loaded model. The in-process engine and the worker client both honour this."""
 
