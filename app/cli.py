@@ -240,9 +240,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if not args.json:
             print(f"router: {_describe(decision)}", file=out)
     request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget)
-    log, log_error = (None, None) if args.no_log else open_log(args.db)
-    if log_error is not None:
-        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    log = _open_log(args)
     session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
     for name in args.models or list(DEFAULT_MODELS):
         session.panes.append(_pane_for(name, args))
@@ -270,11 +268,25 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 out.write(json.dumps(record) + "\n")
         else:
             printer.summary(results)
+    _close_log(log, session)
+    return _exit_code(results)
+
+
+def _open_log(args: argparse.Namespace):
+    """The session log of --db (or its default), None with --no-log; an unusable file only warns."""
+    if args.no_log:
+        return None
+    log, log_error = open_log(args.db)
+    if log_error is not None:
+        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    return log
+
+
+def _close_log(log, session: Session) -> None:
     if session.log_error is not None:
         print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)
     if log is not None:
         log.close()
-    return _exit_code(results)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -292,9 +304,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
-    log, log_error = (None, None) if args.no_log else open_log(args.db)
-    if log_error is not None:
-        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    log = _open_log(args)
     with Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log) as session:
         session.load()
         pane = session.panes[0]
@@ -308,10 +318,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
                                           f"{s.predicted} (ref {s.reference})\n"),
             k=args.k, cascade_confidence=args.cascade_threshold,
         )
-        if session.log_error is not None:
-            print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)
-    if log is not None:
-        log.close()
+    _close_log(log, session)
     summaries = summarise(samples)
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -346,9 +353,7 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     store = SampleStore.open(folder / "samples.jsonl")
     if store.done:
         out.write(f"resuming: {len(store.done)} generations already in {folder / 'samples.jsonl'}\n")
-    log, log_error = (None, None) if args.no_log else open_log(args.db)
-    if log_error is not None:
-        print(f"fastslow: warning: {log_error}; runs are kept in memory only", file=sys.stderr)
+    log = _open_log(args)
     all_points = []
     per_question = len(config.budgets) + max(config.ks, default=0)
     for name in args.models or [DEFAULT_MODELS[0]]:
