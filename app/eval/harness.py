@@ -216,9 +216,20 @@ def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predi
         ttft_s=results[0].ttft_s,
         answer=last.text,
         n_generations=len(results),
-        energy_j=sum(r.energy_j for r in results) if all(r.energy_j is not None for r in results) else None,
-        energy_source=" + ".join(sorted({r.energy_source.split(",")[0] for r in results if r.energy_source})),
+        energy_j=total_energy(results),
+        energy_source=energy_sources(results),
     )
+
+
+def total_energy(items) -> float | None:
+    """The energy of several generations together; None when any of them has no figure."""
+    energies = [item.energy_j for item in items]
+    return sum(energies) if all(e is not None for e in energies) else None
+
+
+def energy_sources(items) -> str:
+    """Where their energy figures came from, each source once ("estimated:tdp", …), sharing notes left out."""
+    return " + ".join(sorted({item.energy_source.split(",")[0] for item in items if item.energy_source}))
 
 
 def summarise(samples: list[Sample]) -> list[PolicySummary]:
@@ -239,7 +250,7 @@ def summarise(samples: list[Sample]) -> list[PolicySummary]:
                 failed=len(mine) - len(ok),
                 unparsed=sum(s.predicted is None for s in ok),
                 mean_energy_j=_mean(s.energy_j for s in mine),
-                energy_source=" + ".join(sorted({s.energy_source for s in mine if s.energy_source})),
+                energy_source=energy_sources(mine),
             )
         )
     return summaries

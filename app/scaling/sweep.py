@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.eval.answers import extract_answer, is_correct
-from app.eval.harness import make_request
+from app.eval.harness import energy_sources, make_request, total_energy
 from app.eval.suites import Problem
 from app.engines.types import ModelSpec
 from app.runs import RunResult
@@ -178,7 +178,7 @@ def _fill(generation: Generation, result: RunResult) -> None:
     g.predicted = (extract_answer(result.text) or extract_answer(result.thinking)) if result.status == "ok" else None
     g.n_thinking_tokens, g.n_answer_tokens = result.n_thinking_tokens, result.n_answer_tokens
     g.latency_s = result.total_s or 0.0
-    g.energy_j, g.energy_source = result.energy_j, result.energy_source.split(",")[0]
+    g.energy_j, g.energy_source = result.energy_j, energy_sources([result])
     g.status, g.strategy = result.status, result.strategy
 
 
@@ -286,14 +286,13 @@ def points(store: SampleStore, model: str, problems: Sequence[Problem], config: 
 
 def _combined(gens: list[Generation]) -> Generation:
     """What answering one question cost: all its generations together."""
-    energies = [g.energy_j for g in gens]
     return Generation(
         "combined", gens[0].model, gens[0].problem_id, gens[0].budget, 0,
         n_thinking_tokens=sum(g.n_thinking_tokens for g in gens),
         n_answer_tokens=sum(g.n_answer_tokens for g in gens),
         latency_s=sum(g.latency_s for g in gens),
-        energy_j=sum(energies) if all(e is not None for e in energies) else None,
-        energy_source=" + ".join(sorted({g.energy_source for g in gens if g.energy_source})),
+        energy_j=total_energy(gens),
+        energy_source=energy_sources(gens),
     )
 
 
@@ -310,6 +309,6 @@ def _point(model: str, axis: str, x: int, verifier: str, gens: list[Generation],
         mean_answer_tokens=sum(g.n_answer_tokens for g in gens) / n if n else 0.0,
         mean_time_s=sum(g.latency_s for g in gens) / n if n else 0.0,
         mean_energy_j=mean_energy,
-        energy_source=" + ".join(sorted({g.energy_source for g in gens if g.energy_source})),
+        energy_source=energy_sources(gens),
         tokens_per_j=tokens / sum(energies) if mean_energy and sum(energies) > 0 else None,
     )
