@@ -305,6 +305,17 @@ def _scan_hf_cache(cache: Path, repo: str, filename: str) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def located(models_dir: Path | None = None) -> list[tuple[CatalogEntry, Path | None]]:
+    """Every catalog model with its file on this machine, None where it is not here (or unusable)."""
+    found = []
+    for entry in load_catalog():
+        try:
+            found.append((entry, locate(entry, models_dir)))
+        except EngineError:  # e.g. a bundled package only partly installed: not usable here
+            found.append((entry, None))
+    return found
+
+
 def local_gguf_files(models_dir: Path | None = None) -> list[Path]:
     """The .gguf files a user has dropped into models/, sorted by name."""
     folder = MODELS_DIR if models_dir is None else models_dir

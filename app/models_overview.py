@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.catalog import CatalogEntry, load_catalog, local_gguf_files, local_mlx_folders, locate
+from app.catalog import CatalogEntry, local_gguf_files, local_mlx_folders, located
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.gguf_header import read_gguf_header
 from app.engines.types import EngineError
@@ -18,13 +18,7 @@ UNPACKED_OVERHEAD = 1.2  # a model in memory needs ~20% beyond its file (KV cach
 
 
 def overview(n_ctx: int, memory: MemoryState, models_dir: Path | None = None) -> list[dict]:
-    rows = []
-    for entry in load_catalog():
-        try:
-            path = locate(entry, models_dir)
-        except EngineError:
-            path = None
-        rows.append(model_row(entry.id, path, n_ctx, memory, entry=entry))
+    rows = [model_row(entry.id, path, n_ctx, memory, entry=entry) for entry, path in located(models_dir)]
     rows += [model_row(path.stem, path, n_ctx, memory) for path in local_gguf_files(models_dir)]
     rows += [mlx_row(path) for path in local_mlx_folders(models_dir)]
     return rows

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from platformdirs import user_data_dir
 
-from app.catalog import load_catalog, local_gguf_files, local_mlx_folders, locate, resolve
+from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
 from app.engines.types import EngineError, ModelSpec, now
 from app.eval.answers import check_answer
 from app.hardware import physical_cores
@@ -65,14 +65,7 @@ def scaling_folder() -> Path:
 
 def model_choices(models_dir=None) -> list[tuple[str, str]]:
     """(label, key) for every model on this machine: catalog models that are here, then local files."""
-    choices = []
-    for entry in load_catalog():
-        try:
-            here = locate(entry, models_dir) is not None
-        except EngineError:
-            here = False
-        if here:
-            choices.append((f"{entry.name} ({entry.quantization})", entry.id))
+    choices = [(f"{entry.name} ({entry.quantization})", entry.id) for entry, path in located(models_dir) if path]
     choices += [(path.name, str(path)) for path in local_gguf_files(models_dir)]
     choices += [(f"{path.name} (MLX)", str(path)) for path in local_mlx_folders(models_dir)]
     return choices
