@@ -142,7 +142,7 @@ def test_a_bundled_model_whose_package_is_missing_says_what_to_install(entries):
 
 
 def _environments():
-    jinja2 = pytest.importorskip("jinja2")
+    jinja2 = pytest.importorskip("jinja2", reason="jinja2 comes with llama-cpp-python")
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     def raise_exception(message):

@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
-    constants = pytest.importorskip("huggingface_hub.constants")
+    constants = pytest.importorskip("huggingface_hub.constants", reason="downloads need the hub extra: pip install -e '.[hub]'")
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", CHUNK)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     # catalog.locate() reads the cache from the environment; download_model gets it explicitly.

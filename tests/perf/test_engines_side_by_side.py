@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-pytest.importorskip("mlx_lm", reason="MLX is not installed here")
+pytest.importorskip("mlx_lm", reason="MLX is not installed here (pip install -e '.[mlx]'; Apple Silicon or Linux x86_64)")
 
 from app.engines.client import EngineClient  # noqa: E402
 from app.engines.mlx_convert import convert_gguf  # noqa: E402

@@ -13,8 +13,8 @@ import time
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
+pytest.importorskip("PySide6", reason="the GUI benchmark needs the gui extra: pip install -e '.[gui]'")
+pytest.importorskip("pytestqt", reason="the GUI benchmark needs pytest-qt (the test extra)")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
@@ -90,5 +90,6 @@ def test_gui_event_loop_stalls_while_two_panes_stream(qtbot, tmp_path, monkeypat
     assert tokens >= 200  # both panes really streamed
     # The goal is the longest stall, printed above. On a shared machine one scheduler hiccup can
     # exceed it, so the assertion counts: a GUI that stalls by design (the charts' full repaint did,
-    # every half second: 16 stalls over 50 ms in a run) fails; a stray hiccup or two does not.
+    # every half second: 13 stalls over 50 ms in a probe run of this test's load) fails; a stray
+    # hiccup or two does not.
     assert sum(g > GOAL_MS for g in busy) <= 2, sorted(busy)[-5:]

@@ -29,7 +29,7 @@ def _has_nvidia_gpu() -> bool:
 
 @pytest.mark.skipif(_has_nvidia_gpu(), reason="this machine has an NVIDIA GPU: the unavailable path cannot occur")
 def test_nvml_without_a_driver_says_why():
-    pytest.importorskip("pynvml")
+    pytest.importorskip("pynvml", reason="nvidia-ml-py is in the test extra")
     sources, failed = nvml_sources()
     assert sources == []
     [(name, reason)] = failed
