@@ -27,6 +27,8 @@ class RunResult:
     thinking_budget: int | None = None  # the request's budget, if any
     strategy: str = "native"  # "native" thinking, or "scaffold" for a model that cannot think
     thinking_budget_hit: bool = False  # the budget, not the model, closed the thought
+    thinking_min: int | None = None  # budget forcing: the request's minimum thought, if any
+    thinking_extended: int = 0  # times the model's early close was refused with "Wait"
     # What ran, so a number is never read without its conditions.
     model_path: str = ""
     engine: str = ""
@@ -61,6 +63,7 @@ class RunResult:
     j_per_answer_token: float | None = None
     energy_detail: dict = field(default_factory=dict)  # breakdown by source, notes, TDP and formula
     peak_rss_bytes: int | None = None  # the worker's high-water mark (its model load included)
+    engine_peak_memory_bytes: int | None = None  # the engine's own peak count for the request (MLX)
     token_times_s: list[float] = field(default_factory=list)  # each token, from submit
     answer_logprob_mean: float | None = None  # mean log-probability of the answer's tokens, when asked
     started_at: str = ""  # wall clock, ISO 8601, for the log
@@ -141,6 +144,8 @@ class RunRecorder:
             self._add(pieces, event.t)
             r.thinking_unclosed = self.parser.unclosed
             r.thinking_budget_hit = event.thinking_budget_hit
+            r.thinking_extended = event.thinking_extended
+            r.engine_peak_memory_bytes = event.peak_memory_bytes
             r.finish_reason = event.finish_reason
             r.status = "cancelled" if event.finish_reason == "cancelled" else "ok"
             r.total_s = event.t - self.t_submit

@@ -176,6 +176,7 @@ class Session:
             style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
             recorder = RunRecorder(i, pane.info, self.mode, now(), style)
             recorder.result.thinking_budget, recorder.result.strategy = mine.thinking_budget, mine.strategy
+            recorder.result.thinking_min = mine.thinking_min
             self.recorders[i] = recorder
         self._log_start(request)
         for i in chosen:

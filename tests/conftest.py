@@ -40,6 +40,15 @@ def smollm2_spec(smollm2_path):
 
 
 @pytest.fixture(scope="session")
+def smollm2_mlx_path(smollm2_path, tmp_path_factory) -> str:
+    """The bundled SmolLM2 as an MLX folder (real weights, real tokenizer), built once per run."""
+    pytest.importorskip("mlx_lm", reason="MLX is not installed here (pip install -e '.[mlx]')")
+    from app.engines.mlx_convert import convert_gguf
+
+    return str(convert_gguf(smollm2_path, tmp_path_factory.mktemp("mlx") / "smollm2-135m-mlx"))
+
+
+@pytest.fixture(scope="session")
 def gemma_spec(gemma_path):
     from app.catalog import resolve
 

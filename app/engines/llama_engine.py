@@ -19,7 +19,13 @@ import psutil
 
 from app.engines.gguf_header import read_gguf_header
 from app.engines.stop_strings import StopMatcher
-from app.engines.thinking_budget import DEFAULT_CLOSE_MESSAGE, ThinkingBudget
+from app.engines.thinking_budget import (
+    CLOSE_THOUGHT,
+    EXTEND_THOUGHT,
+    ThinkingBudget,
+    budget_for,
+    prefill_direct,
+)
 from app.engines.types import (
     EngineError,
     Event,
@@ -264,7 +270,7 @@ class LlamaCppEngine:
             return
         max_new = min(request.max_tokens, n_ctx - n_prompt)
         try:
-            budget = ThinkingBudget(request.thinking_budget, opens_thinking)
+            budget = budget_for(request, opens_thinking, spec.thinking)
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return
@@ -285,21 +291,23 @@ class LlamaCppEngine:
             budget=budget,
         )
         sequence = list(prompt_tokens)
-        close_thought = budget.must_close_now()
+        put_in = CLOSE_THOUGHT if budget.must_close_now() else None
         self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
         try:
             while True:
-                if close_thought:
-                    message = request.thinking_budget_message or DEFAULT_CLOSE_MESSAGE
+                if put_in:
+                    message = budget.message(put_in, request.thinking_budget_message,
+                                             request.thinking_continue_message)
                     ids = llm.tokenize(message.encode("utf-8"), add_bos=False, special=True)
-                    for token in ids:  # shown, so the reader sees why the thought stopped
+                    for token in ids:  # shown, so the reader sees why the thought stopped or goes on
                         text = _piece(llama_cpp, llm._model.vocab, token).decode("utf-8", "replace")
                         yield Token(now(), text, token, injected=True)
+                    budget.injected(message, put_in)
                     sequence += ids
                 finish = yield from self._decode(sequence, request, run)
-                close_thought = finish is None
-                if not close_thought:
+                if finish not in (CLOSE_THOUGHT, EXTEND_THOUGHT):
                     break
+                put_in = finish
         except RuntimeError as exc:
             if not self._cancel.value:
                 yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
@@ -308,13 +316,15 @@ class LlamaCppEngine:
         tail = run.decoder.decode(b"", final=True)
         tail = run.stops.feed(tail)[0] + run.stops.flush() if finish != "stop" else ""
         perf = llama_cpp.llama_perf_context(ctx)
-        yield Finished(now(), finish, run.n_gen, perf.t_eval_ms / 1000.0, tail, budget.forced)
+        yield Finished(now(), finish, run.n_gen, perf.t_eval_ms / 1000.0, tail, budget.forced, budget.extensions)
 
     def _decode(self, sequence: list[int], request: GenerationRequest, run: "_Run"):
         """One pass of llama.cpp's generate loop over `sequence` (extended as tokens come).
 
-        Returns the finish reason, or None when the thinking budget is spent and the thought must
-        be closed; the next pass then reuses the KV cache and evaluates only the closing message.
+        Returns the finish reason, or CLOSE_THOUGHT / EXTEND_THOUGHT when the thought must be closed
+        or kept open; the next pass then reuses the KV cache and evaluates only the message put in.
+        A token yielded by llm.generate is evaluated only when the loop asks for the next one, so
+        a refused token never reaches the context.
         """
         import llama_cpp
 
@@ -346,17 +356,20 @@ class LlamaCppEngine:
                 if self._cancel.value:
                     return "cancelled"
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    return "stop"
+                    return EXTEND_THOUGHT if run.budget.refuses("", end_of_turn=True) else "stop"
+                piece = _piece(llama_cpp, vocab, token)
+                if run.budget.refuses(piece.decode("utf-8", "replace")):
+                    return EXTEND_THOUGHT
                 run.n_gen += 1
                 sequence.append(token)
-                shown, hit = run.stops.feed(run.decoder.decode(_piece(llama_cpp, vocab, token)))
+                shown, hit = run.stops.feed(run.decoder.decode(piece))
                 yield Token(t, shown, token, logprob=_logprob(llm, token) if request.logprobs else None)
                 if hit:
                     return "stop"
                 if run.n_gen >= run.max_new:
                     return "length"
                 if run.budget.after_token(shown):
-                    return None
+                    return CLOSE_THOUGHT
         finally:
             tokens.close()
         return "length"
@@ -372,18 +385,14 @@ class LlamaCppEngine:
         rendered = self._formatter(
             messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
         ).prompt
-        if request.thinking is False and self._spec.thinking == "think-tags":
-            # No switch in the template (DeepSeek-R1 distills): an empty thought, already closed,
-            # is how these models are told to answer directly.
-            opened = rendered.rstrip().endswith("<think>")
-            rendered = rendered.rstrip() + "\n\n</think>\n\n" if opened else rendered + "<think>\n\n</think>\n\n"
+        rendered, opened = prefill_direct(rendered, request.thinking, self._spec.thinking)
         tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
         bos = llm._model.token_bos()
         # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's
         # server adds it, so both kinds see exactly one BOS.
         if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
-        return tokens, rendered.rstrip().endswith("<think>")
+        return tokens, opened
 
     def _token_text(self, token: int) -> str:
         import llama_cpp

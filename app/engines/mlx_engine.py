@@ -3,18 +3,20 @@
 Same contract as the llama.cpp engine: the same events, stamped with now() where they happen,
 token counts by the model's own tokenizer, cancel between tokens, stop strings, the chat template's
 thinking switch. On Apple Silicon it runs on the GPU (Metal); elsewhere on the CPU build of MLX.
-A thinking budget is not enforced here yet: such a request fails with a clear message.
+Thinking budgets and minimums are enforced between tokens over one KV cache, as in llama.cpp's.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.stop_strings import StopMatcher
+from app.engines.thinking_budget import CLOSE_THOUGHT, EXTEND_THOUGHT, ThinkingBudget, budget_for, prefill_direct
 from app.engines.types import (
     EngineError,
     Event,
@@ -63,7 +65,7 @@ class MlxEngine:
         except Exception as exc:  # mlx-lm says what is wrong in its own words
             raise EngineError(f"MLX could not load {spec.path}: {exc}", kind="load_failed") from exc
         self._spec = spec
-        list(self._stream(self._tokenizer.encode("Hi"), 1, 0.0, 0))  # warm-up: kernels built at load
+        self._warm_up()
         folder = Path(spec.path)
         quantization = config.get("quantization") or {}
         on_gpu = mx.default_device() == mx.gpu
@@ -98,67 +100,141 @@ class MlxEngine:
         if failed:
             yield failed
             return
-        if request.thinking_budget is not None:
-            yield Failed(now(), "bad_request", "the MLX engine does not enforce thinking budgets yet: "
-                                               "run without a budget, or use the llama.cpp engine")
-            return
         extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
         try:
             rendered = self._tokenizer.apply_chat_template(
                 [{"role": m.role, "content": m.content} for m in request.messages],
-                add_generation_prompt=True, tokenize=False, **extra)
+                add_generation_prompt=True, tokenize=False, chat_template=self._spec.chat_template, **extra)
         except Exception as exc:
             yield template_failed(self._spec.label, exc)
             return
+        rendered, opened = prefill_direct(rendered, request.thinking, self._spec.thinking)
         prompt = self._tokenizer.encode(rendered, add_special_tokens=False)
         failed = prompt_too_long(len(prompt), self._spec.label, self._spec.n_ctx)
         if failed:
             yield failed
             return
-        yield Started(now(), len(prompt), 0, rendered.rstrip().endswith("<think>"))
-        stops = StopMatcher(self._spec.stop + request.stop)
-        max_new = min(request.max_tokens, self._spec.n_ctx - len(prompt))
-        s = request.sampling
-        n_gen, finish, decode_s, tail = 0, "length", 0.0, ""
-        for response in self._stream(prompt, max_new, s.temperature, request.seed, s.top_p, s.min_p, s.top_k):
-            t = now()
-            if n_gen == 0:  # the first response: the prompt has been processed
-                yield PromptDone(t, len(prompt), len(prompt), len(prompt) / max(response.prompt_tps, 1e-9))
-            if self._cancel.value:
-                finish, tail = "cancelled", stops.flush()
-                break
-            if response.finish_reason == "stop":  # the end-of-turn token: not text, not counted
-                shown, hit = stops.feed(response.text)
-                finish, tail = "stop", "" if hit else shown + stops.flush()
-                break
-            n_gen += 1
-            if response.generation_tps > 0 and n_gen > 1:
-                decode_s = (n_gen - 1) / response.generation_tps
-            shown, hit = stops.feed(response.text)
-            logprob = float(response.logprobs[response.token]) if request.logprobs else None
-            yield Token(t, shown, int(response.token), logprob=logprob)
-            if hit:
-                finish = "stop"
-                break
-            if response.finish_reason == "length":
-                finish, tail = "length", stops.flush()
-        yield Finished(now(), finish, n_gen, decode_s, tail, False)
+        try:
+            budget = budget_for(request, opened, self._spec.thinking)
+        except ValueError as exc:
+            yield Failed(now(), "bad_request", str(exc))
+            return
+        yield Started(now(), len(prompt), 0, opened)
+        yield from self._generate(request, prompt, budget)
 
-    def _stream(self, prompt: list[int], max_tokens: int, temperature: float, seed: int, top_p: float = 1.0,
-                min_p: float = 0.0, top_k: int = 0):
+    def _generate(self, request: GenerationRequest, prompt: list[int], budget) -> Iterator[Event]:
+        """Generation passes over one KV cache: a pass stops where the thought is closed or kept open,
+        the message is put in, and the next pass evaluates only that message."""
         import mlx.core as mx
-        from mlx_lm import stream_generate
+        from mlx_lm.models.cache import make_prompt_cache
+
+        mx.random.seed(request.seed)
+        mx.reset_peak_memory()
+        run = _Run(stops=StopMatcher(self._spec.stop + request.stop), budget=budget,
+                   detokenizer=self._tokenizer.detokenizer, cache=make_prompt_cache(self._model),
+                   max_new=min(request.max_tokens, self._spec.n_ctx - len(prompt)), n_prompt=len(prompt))
+        feed, put_in = prompt, CLOSE_THOUGHT if budget.must_close_now() else None
+        while True:
+            if put_in:
+                message = budget.message(put_in, request.thinking_budget_message, request.thinking_continue_message)
+                feed = self._tokenizer.encode(message, add_special_tokens=False)
+                for token in feed:  # shown, so the reader sees why the thought stopped or goes on
+                    run.detokenizer.add_token(token)
+                    yield Token(now(), run.detokenizer.last_segment, int(token), injected=True)
+                budget.injected(message, put_in)
+            finish = yield from self._pass(feed, request, run)
+            if finish not in (CLOSE_THOUGHT, EXTEND_THOUGHT):
+                break
+            put_in = finish
+        run.detokenizer.finalize()
+        tail = "" if finish == "stop" else run.stops.feed(run.detokenizer.last_segment)[0] + run.stops.flush()
+        yield Finished(now(), finish, run.n_gen, run.decode_s, tail, budget.forced, budget.extensions,
+                       int(mx.get_peak_memory()))
+
+    def _pass(self, feed: list[int], request: GenerationRequest, run: "_Run"):
+        """One run of mlx-lm's generate_step; returns the finish reason or what to put in next.
+
+        generate_step has already evaluated a token when it yields it (it computes one ahead), so a
+        refused token is trimmed off the KV cache again.
+        """
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step, generation_stream, wired_limit
+        from mlx_lm.models.cache import trim_prompt_cache
         from mlx_lm.sample_utils import make_sampler
 
-        mx.random.seed(seed)
-        sampler = make_sampler(temp=temperature, top_p=top_p, min_p=min_p, top_k=top_k)
-        return stream_generate(self._model, self._tokenizer, prompt, max_tokens=max_tokens, sampler=sampler)
+        s = request.sampling
+        sampler = make_sampler(temp=s.temperature, top_p=s.top_p, min_p=s.min_p, top_k=s.top_k)
+        eos = set(self._tokenizer.eos_token_ids)
+        pass_start, first_t = now(), None
+        steps = generate_step(mx.array(feed), self._model, max_tokens=max(run.max_new - run.n_gen, 1),
+                              sampler=sampler, prompt_cache=run.cache)
+        # On Apple Silicon the weights are wired into memory for the pass, as stream_generate does.
+        with wired_limit(self._model, [generation_stream]):
+            try:
+                for token, logprobs in steps:
+                    t = now()
+                    if not run.prompt_done:
+                        run.prompt_done = True
+                        yield PromptDone(t, run.n_prompt, run.n_prompt, t - pass_start)
+                    if first_t is None:
+                        first_t = t
+                    else:
+                        run.decode_s += t - run.last_t
+                    run.last_t = t
+                    if self._cancel.value:
+                        return "cancelled"
+                    if token in eos:
+                        if run.budget.refuses("", end_of_turn=True):
+                            trim_prompt_cache(run.cache, 1)
+                            return EXTEND_THOUGHT
+                        return "stop"
+                    if run.budget.refuses(self._tokenizer.decode([token])):
+                        trim_prompt_cache(run.cache, 1)
+                        return EXTEND_THOUGHT
+                    run.n_gen += 1
+                    run.detokenizer.add_token(token)
+                    shown, hit = run.stops.feed(run.detokenizer.last_segment)
+                    logprob = float(logprobs[token]) if request.logprobs else None
+                    yield Token(t, shown, int(token), logprob=logprob)
+                    if hit:
+                        return "stop"
+                    if run.n_gen >= run.max_new:
+                        return "length"
+                    if run.budget.after_token(shown):
+                        return CLOSE_THOUGHT
+            finally:
+                steps.close()
+        return "length"
+
+    def _warm_up(self) -> None:
+        """One short generation: MLX builds its kernels on first use, which belongs to the load."""
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step
+
+        for _ in generate_step(mx.array(self._tokenizer.encode("Hi")), self._model, max_tokens=1):
+            pass
 
     def cancel(self) -> None:
         self._cancel.value = 1
 
     def close(self) -> None:
         self._model = self._tokenizer = None
+
+
+@dataclass
+class _Run:
+    """What one request's passes share: the KV cache, the text decoder, stop strings, the budget, counts."""
+
+    stops: StopMatcher
+    budget: ThinkingBudget
+    detokenizer: Any
+    cache: list
+    max_new: int
+    n_prompt: int
+    n_gen: int = 0
+    prompt_done: bool = False
+    decode_s: float = 0.0  # from the first generated token to the last, as llama.cpp's decode timer counts
+    last_t: float = 0.0
 
 
 def _n_params(model, group_size: int) -> int:

@@ -1,40 +1,77 @@
-"""A token budget for the thinking phase, enforced inside the generation loop.
+"""Limits on the thinking phase, enforced inside the generation loop: a budget and a minimum.
 
-It has to live with the engine: closing the thought means putting an end-of-thinking message into
-the model's context between two tokens, which only the worker can do. It tracks just enough of
+They have to live with the engine: closing the thought, or refusing to let it close, means changing
+the model's context between two tokens, which only the worker can do. This tracks just enough of
 the text to know whether the model is thinking; app/reasoning labels the stream for display.
+
+- Budget: after that many thinking tokens, an end-of-thinking message is put in and the model
+  answers from what it has (Qwen3's documented method; llama.cpp's --reasoning-budget-message).
+- Minimum (budget forcing, as in the s1 paper): when the model tries to end its thought early, with
+  `</think>` or its end of turn, that token is dropped and "Wait" is put in, so it thinks on.
 """
 
 from __future__ import annotations
 
 OPEN, CLOSE = "<think>", "</think>"
-# Qwen3's documented message (and llama.cpp's --reasoning-budget-message idea): the model is told
-# why the thought ends, then answers from what it has.
 DEFAULT_CLOSE_MESSAGE = (
     "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now.\n"
     "</think>\n\n"
 )
+DEFAULT_CONTINUE_MESSAGE = "\nWait"
+# s1 appended "Wait" up to 6 times; a model that closes again at once each time would otherwise loop
+# for ever without spending a token, so after this many the model's own close stands.
+MAX_EXTENSIONS = 8
+
+# What an engine does next, when a generation pass stops for the thought's sake.
+CLOSE_THOUGHT, EXTEND_THOUGHT = "close-thought", "extend-thought"
 
 
 class ThinkingBudget:
-    """Feed it each generated token's text; it says when the thought must be closed."""
+    """Feed it each generated token's text; it says when the thought must be closed or kept open."""
 
-    def __init__(self, budget: int | None, opened_in_prompt: bool) -> None:
+    def __init__(self, budget: int | None, opened_in_prompt: bool, minimum: int | None = None) -> None:
         if budget is not None and budget < 0:
             raise ValueError(f"a thinking budget must be 0 or more tokens, not {budget}")
-        self.budget = budget
+        if minimum is not None and minimum < 0:
+            raise ValueError(f"a minimum thought must be 0 or more tokens, not {minimum}")
+        if budget is not None and minimum is not None and minimum > budget:
+            raise ValueError(f"the minimum thought ({minimum} tokens) is longer than the budget ({budget} tokens)")
+        self.budget, self.minimum = budget, minimum or None
         self.thinking = opened_in_prompt
         self.spent = 0  # tokens generated while thinking, the opening tag included
-        self.finished = budget is None  # nothing left to watch
+        self.finished = self.budget is None and self.minimum is None  # nothing to watch
         self.forced = False  # the budget, not the model, ended the thought
+        self.extensions = 0  # times the model's early close was refused
         self._text = ""
 
     def must_close_now(self) -> bool:
         """Before any token: a budget of 0 on a prompt that opened the thought closes it at once."""
         return self.thinking and not self.finished and self.budget == 0
 
+    def refuses(self, piece: str, end_of_turn: bool = False) -> bool:
+        """Before a token is taken: True when it would end the thought short of the minimum.
+
+        The engine then drops the token and puts in the continue message. A close tag split over
+        several tokens is caught at its first piece ("</"), since the pieces cannot be taken back.
+        """
+        if not self.thinking or self.finished or self.minimum is None or self.spent >= self.minimum:
+            return False
+        if self.extensions >= MAX_EXTENSIONS:
+            return False
+        start = piece.lstrip()
+        closes = CLOSE in self._text + piece or (len(start) >= 2 and CLOSE.startswith(start))
+        return end_of_turn or closes
+
+    def injected(self, text: str, kind: str) -> None:
+        """The engine put in the message for `kind`; it is not a generated token."""
+        if kind == CLOSE_THOUGHT:
+            self.finished = self.forced = True  # the thought is over: nothing more to watch
+        else:
+            self._text += text
+            self.extensions += 1
+
     def after_token(self, text: str) -> bool:
-        """Record one token; True when the budget is spent and the thought must be closed now."""
+        """Record one generated token; True when the budget is spent and the thought must be closed now."""
         if self.finished:
             return False
         self._text += text
@@ -51,7 +88,34 @@ class ThinkingBudget:
         if CLOSE in self._text:
             self.finished = True  # the model closed its thought itself
             return False
-        if self.spent >= self.budget:
+        if self.budget is not None and self.spent >= self.budget:
             self.finished = self.forced = True
             return True
         return False
+
+    def message(self, kind: str, close_message: str | None, continue_message: str | None) -> str:
+        """The text to put in for a pass that stopped with `kind`, the request's own wording first."""
+        if kind == CLOSE_THOUGHT:
+            return close_message or DEFAULT_CLOSE_MESSAGE
+        return continue_message or DEFAULT_CONTINUE_MESSAGE
+
+
+def budget_for(request, opened_in_prompt: bool, style: str | None) -> ThinkingBudget:
+    """The request's limits on its thought; ValueError, worded for the user, when they make no sense."""
+    if request.thinking_min and style == "harmony":
+        raise ValueError("a minimum thought needs a model that thinks in <think> tags; "
+                         "gpt-oss thinks in harmony channels")
+    return ThinkingBudget(request.thinking_budget, opened_in_prompt, request.thinking_min)
+
+
+def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> tuple[str, bool]:
+    """The rendered prompt as the model should see it, and whether it leaves a thought open.
+
+    Direct mode on a model without a switch in its template (DeepSeek-R1 distills): an empty
+    thought, already closed, is how these models are told to answer directly.
+    """
+    opened = rendered.rstrip().endswith(OPEN)
+    if thinking is False and style == "think-tags":
+        rendered = rendered.rstrip() + f"\n\n{CLOSE}\n\n" if opened else rendered + f"{OPEN}\n\n{CLOSE}\n\n"
+        return rendered, False
+    return rendered, opened

@@ -101,6 +101,8 @@ class GenerationRequest:
     thinking: bool | None = None  # None: the model's default; passed to templates that switch it
     thinking_budget: int | None = None  # tokens of thought before it is closed for an answer
     thinking_budget_message: str | None = None  # None: the default end-of-thinking message
+    thinking_min: int | None = None  # budget forcing: an earlier end of the thought is refused with "Wait"
+    thinking_continue_message: str | None = None  # None: the default "Wait"
     n_threads: int | None = None  # override the load-time thread count for this request
     cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
     strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py); the engine ignores it
@@ -147,6 +149,8 @@ class Finished:
     engine_decode_s: float  # llama.cpp's timer for single-token decodes, to cross-check ours
     text_tail: str = ""  # text held back at the end (a partial character or stop-string prefix)
     thinking_budget_hit: bool = False  # the budget, not the model, ended the thought
+    thinking_extended: int = 0  # times the model's early close was refused for the minimum
+    peak_memory_bytes: int | None = None  # the engine's own count at its peak (MLX); None where it keeps none
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,7 @@ class SessionLog:
             "created_at": _now(), "writer": self._writer, "pane": pane, "mode": mode,
             "status": "running", "params": _request_json(request),
             "thinking_budget": request.thinking_budget if request else None,
+            "thinking_min": request.thinking_min if request else None,
         }
         if info is not None:
             row.update(model=info.name, model_path=info.path, engine=info.engine,

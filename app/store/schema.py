@@ -135,6 +135,15 @@ def _answer_logprob(db: Database) -> None:
     _run(db, "ALTER TABLE runs ADD COLUMN answer_logprob_mean REAL")
 
 
+@migrations(name="003_thinking_min_engine_memory")
+def _thinking_min_engine_memory(db: Database) -> None:
+    # Budget forcing (a minimum thought, and how often it was enforced), and the peak memory an
+    # engine counts itself (MLX), which RSS misses for GPU buffers.
+    _run(db, "ALTER TABLE runs ADD COLUMN thinking_min INTEGER",
+         "ALTER TABLE runs ADD COLUMN thinking_extended INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE runs ADD COLUMN engine_peak_memory_bytes INTEGER")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

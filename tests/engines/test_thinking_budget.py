@@ -1,10 +1,11 @@
-"""The thinking budget: counted in the worker, closed with a message, then the model answers."""
+"""Limits on the thought, in the worker: a budget closes it with a message, then the model answers;
+a minimum (budget forcing) refuses an early end with "Wait". Real-model tests run on both engines."""
 
 import dataclasses
 
 import pytest
 
-from app.engines.thinking_budget import ThinkingBudget
+from app.engines.thinking_budget import EXTEND_THOUGHT, MAX_EXTENSIONS, ThinkingBudget, budget_for, prefill_direct
 from app.engines.types import GenerationRequest, Sampling
 from app.session import Session
 
@@ -42,16 +43,67 @@ def test_negative_budget_is_refused():
         ThinkingBudget(-1, opened_in_prompt=True)
 
 
+def test_a_minimum_refuses_an_early_close_tag_or_end_of_turn_until_it_is_reached():
+    budget = ThinkingBudget(None, opened_in_prompt=True, minimum=3)
+    assert budget.refuses("</think>") and budget.refuses("", end_of_turn=True)
+    assert budget.refuses(" </") and budget.refuses("</th")  # a tag split over tokens: its first piece
+    assert not budget.refuses("<") and not budget.refuses(" the")
+    budget.injected("\nWait", EXTEND_THOUGHT)
+    assert feed(budget, ["a", "b", "c"]) == [False, False, False] and budget.spent == 3
+    assert not budget.refuses("</think>") and budget.extensions == 1
+
+
+def test_a_minimum_leaves_a_model_that_answers_directly_alone():
+    budget = ThinkingBudget(None, opened_in_prompt=False, minimum=50)
+    feed(budget, ["Paris", "."])
+    assert not budget.refuses("", end_of_turn=True)
+
+
+def test_a_model_that_closes_at_once_every_time_is_let_go_after_max_extensions():
+    budget = ThinkingBudget(None, opened_in_prompt=True, minimum=100)
+    for _ in range(MAX_EXTENSIONS):
+        assert budget.refuses("</think>")
+        budget.injected("\nWait", EXTEND_THOUGHT)
+    assert not budget.refuses("</think>")
+
+
+@pytest.mark.parametrize("budget, minimum, message", [
+    (None, -1, "minimum thought must be 0 or more"),
+    (10, 20, r"minimum thought \(20 tokens\) is longer than the budget \(10 tokens\)"),
+])
+def test_a_minimum_that_makes_no_sense_is_refused(budget, minimum, message):
+    with pytest.raises(ValueError, match=message):
+        ThinkingBudget(budget, opened_in_prompt=True, minimum=minimum)
+
+
+def test_a_minimum_on_a_harmony_model_is_refused():
+    request = GenerationRequest.from_prompt("hi", thinking_min=10)
+    with pytest.raises(ValueError, match="harmony channels"):
+        budget_for(request, False, "harmony")
+    assert budget_for(request, True, "think-tags").minimum == 10
+
+
+def test_direct_mode_prefills_an_empty_thought_only_where_the_template_has_no_switch():
+    assert prefill_direct("<|im_start|>assistant\n<think>\n", False, "think-tags") == (
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n", False)
+    assert prefill_direct("<|im_start|>assistant\n", False, "think-tags") == (
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n", False)
+    assert prefill_direct("A:<think>", None, "think-tags") == ("A:<think>", True)
+    assert prefill_direct("A:", False, "think-tags-switch") == ("A:", False)
+
+
 THINKING_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
     "<|im_start|>assistant\n<think>\n"
 )
 
 
-@pytest.fixture(scope="module")
-def thinking_smollm2(smollm2_spec):
-    """SmolLM2 behind a template that opens <think>, as DeepSeek-R1 distills' does."""
+@pytest.fixture(scope="module", params=["llama.cpp", "mlx"])
+def thinking_smollm2(request, smollm2_spec):
+    """SmolLM2 behind a template that opens <think>, as DeepSeek-R1 distills' does, on each engine."""
     spec = dataclasses.replace(smollm2_spec, chat_template=THINKING_TEMPLATE, thinking="think-tags")
+    if request.param == "mlx":
+        spec = dataclasses.replace(spec, path=request.getfixturevalue("smollm2_mlx_path"), engine="mlx")
     with Session([spec]) as session:
         session.load()
         yield session
@@ -91,3 +143,29 @@ def test_direct_mode_on_a_model_without_a_switch_prefills_an_empty_thought(think
     assert result.status == "ok"
     assert result.n_thinking_tokens == 0 and result.thinking == ""
     assert result.n_answer_tokens == result.n_generated > 0 and result.text.strip()
+
+
+def test_real_model_minimum_thought_refuses_its_end_of_turn_with_wait(thinking_smollm2):
+    # Left alone, SmolLM2 "thinks" 85 tokens here and ends its turn inside the thought.
+    free = ask(thinking_smollm2, max_tokens=160)
+    forced = ask(thinking_smollm2, max_tokens=160, thinking_min=100)
+    assert free.thinking_extended == 0 and "Wait" not in free.thinking
+    assert forced.status == "ok" and forced.thinking_min == 100 and forced.thinking_extended >= 1
+    assert forced.thinking.count("Wait") >= forced.thinking_extended
+    assert forced.n_thinking_tokens >= 100 or forced.finish_reason == "length" or \
+        forced.thinking_extended == MAX_EXTENSIONS
+    assert forced.n_generated == forced.n_thinking_tokens + forced.n_answer_tokens  # "Wait" is not generated
+
+
+def test_real_model_minimum_then_budget_thinks_on_then_is_closed(thinking_smollm2):
+    result = ask(thinking_smollm2, max_tokens=90, thinking_min=40, thinking_budget=50,
+                 thinking_continue_message="\nHmm, let me check.")
+    assert result.thinking_budget_hit and result.n_thinking_tokens == 50
+    assert "let me check" in result.thinking if result.thinking_extended else True
+    assert result.n_answer_tokens > 0
+
+
+def test_real_model_minimum_longer_than_the_budget_fails_the_run_clearly(thinking_smollm2):
+    result = ask(thinking_smollm2, max_tokens=8, thinking_min=30, thinking_budget=10)
+    assert result.status == "failed" and result.error_kind == "bad_request"
+    assert "longer than the budget" in result.error
