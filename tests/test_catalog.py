@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import types
 from pathlib import Path
@@ -12,16 +13,21 @@ import pytest
 from app import catalog
 from app.catalog import (
     DEFAULT_MODELS,
+    FORMATS,
     THINKING_STYLES,
     CatalogError,
+    check_mlx_model,
     load_catalog,
     local_gguf_files,
+    local_mlx_folders,
     locate,
     resolve,
 )
 from app.engines.types import EngineError
 
 QWEN_REPO, QWEN_FILE = "Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf"
+QWEN_MLX_REPO, QWEN_MLX_ID = "mlx-community/Qwen3-0.6B-4bit", "qwen3-0.6b-mlx"
+MLX_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,23 @@ def fake_hub_download(hub_cache: Path, repo: str, filename: str, revision: str =
     return path
 
 
+def make_mlx_folder(folder: Path, files: tuple[str, ...] = MLX_FILES) -> Path:
+    """The files check_mlx_folder looks for (contents are the engine's business, not the catalog's)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).write_text('{"model_type": "qwen3"}' if name == "config.json" else "{}")
+    return folder
+
+
+def fake_mlx_snapshot(hub_cache: Path, repo: str, revision: str, files: tuple[str, ...] = MLX_FILES,
+                      main: bool = True) -> Path:
+    repo_dir = hub_cache / ("models--" + repo.replace("/", "--"))
+    if main:
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(revision)
+    return make_mlx_folder(repo_dir / "snapshots" / revision, files)
+
+
 # --- The real catalog ---------------------------------------------------------------------------
 
 
@@ -75,11 +98,14 @@ def test_ids_are_unique_and_lowercase(entries):
 def test_every_entry_has_one_valid_source_and_a_known_thinking_style(entries):
     for e in entries:
         assert e.thinking in THINKING_STYLES, e.id
-        assert e.format == "gguf", e.id
+        assert e.format in FORMATS, e.id
         assert e.size_bytes > 0 and e.context_length > 0, e.id
         if e.is_bundled:
-            assert e.hf_repo is None and e.hf_file is None, e.id
+            assert e.hf_repo is None and e.hf_file is None and e.format == "gguf", e.id
             assert e.package_file, e.id
+        elif e.is_mlx:
+            assert e.hf_repo.startswith("mlx-community/") and e.hf_file is None, e.id
+            assert e.install_command == f"huggingface-cli download {e.hf_repo} --local-dir models/{e.id}"
         else:
             assert e.hf_repo.count("/") == 1 and e.hf_file.endswith(".gguf"), e.id
             assert e.install_command.startswith(f"huggingface-cli download {e.hf_repo} {e.hf_file}")
@@ -95,6 +121,16 @@ def test_the_families_users_pick_are_there(entries):
     assert by_id(entries, "gpt-oss-20b").thinking == "harmony"
     assert by_id(entries, "deepseek-r1-1.5b").thinking == "think-tags"
     assert by_id(entries, "qwen3-1.7b").thinking_switch == "enable_thinking"
+
+
+def test_every_mlx_entry_mirrors_a_gguf_entry_of_its_model(entries):
+    mlx = [e for e in entries if e.is_mlx]
+    assert {QWEN_MLX_ID, "qwen3-1.7b-mlx", "deepseek-r1-1.5b-mlx", "smollm2-135m-mlx"} <= {e.id for e in mlx}
+    for e in mlx:
+        twin = next(g for g in entries if g.format == "gguf" and (g.family, g.params) == (e.family, e.params))
+        same = ("name", "thinking", "thinking_switch", "license", "context_length")
+        assert [getattr(e, f) for f in same] == [getattr(twin, f) for f in same], e.id
+        assert e.quantization.startswith("MLX "), e.id  # tells it apart from the GGUF in a model picker
 
 
 # --- Bundled models -----------------------------------------------------------------------------
@@ -318,6 +354,71 @@ def test_huggingface_hub_is_asked_when_installed(empty_machine, entries, monkeyp
     assert calls == [(QWEN_REPO, QWEN_FILE, hub_cache)]
 
 
+# --- MLX entries: a folder in models/ or a snapshot of the repository in the hub cache ------------
+
+
+def test_an_mlx_entry_not_downloaded_gives_the_download_command(empty_machine):
+    with pytest.raises(EngineError) as caught:
+        resolve(QWEN_MLX_ID)
+    message = caught.value.message
+    assert caught.value.kind == "not_downloaded"
+    assert f"{QWEN_MLX_REPO}, an MLX model folder" in message
+    assert f"huggingface-cli download {QWEN_MLX_REPO} --local-dir " in message
+    assert message.rstrip("`.").endswith(f"models/{QWEN_MLX_ID}")
+
+
+def test_an_mlx_folder_in_models_resolves_to_the_mlx_engine(empty_machine):
+    models_dir, _ = empty_machine
+    folder = make_mlx_folder(models_dir / QWEN_MLX_ID)
+    spec = resolve(QWEN_MLX_ID.upper(), n_ctx=1024)
+    assert (spec.path, spec.name, spec.engine, spec.n_ctx) == (str(folder), QWEN_MLX_ID, "mlx", 1024)
+    assert spec.thinking == "think-tags-switch"
+    assert resolve("smollm2-135m").engine == "llama.cpp"
+    assert local_mlx_folders(models_dir) == []  # the entry's folder, not listed again as a local one
+
+
+def test_an_mlx_snapshot_in_the_hub_cache_is_located_main_first(empty_machine, entries):
+    _, hub_cache = empty_machine
+    entry = by_id(entries, QWEN_MLX_ID)
+    older = fake_mlx_snapshot(hub_cache, QWEN_MLX_REPO, "old", main=False)
+    assert locate(entry) == older  # any complete revision will do
+    current = fake_mlx_snapshot(hub_cache, QWEN_MLX_REPO, "current")
+    os.utime(older)  # newer than refs/main's, which still wins
+    assert locate(entry) == current
+
+
+@pytest.mark.parametrize("files", [("config.json", "model.safetensors"), ("config.json", "tokenizer.json"),
+                                   ("model.safetensors", "tokenizer.json")],
+                         ids=["no-tokenizer", "no-weights", "no-config"])
+def test_an_incomplete_mlx_folder_is_not_located(empty_machine, entries, files):
+    models_dir, hub_cache = empty_machine
+    make_mlx_folder(models_dir / QWEN_MLX_ID, files)
+    fake_mlx_snapshot(hub_cache, QWEN_MLX_REPO, "abc", files)
+    assert locate(by_id(entries, QWEN_MLX_ID)) is None
+
+
+def test_a_sharded_mlx_model_needs_every_shard_its_index_names(tmp_path):
+    folder = make_mlx_folder(tmp_path / "sharded", ("config.json", "tokenizer.json", "model-1-of-2.safetensors"))
+    index = folder / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"a": "model-1-of-2.safetensors", "b": "model-2-of-2.safetensors"}}')
+    with pytest.raises(EngineError) as caught:
+        check_mlx_model(folder)
+    assert caught.value.kind == "bad_model_file"
+    assert "not a complete MLX model" in caught.value.message and "model-2-of-2.safetensors" in caught.value.message
+    (folder / "model-2-of-2.safetensors").write_text("{}")
+    assert check_mlx_model(folder) == {"model_type": "qwen3"}
+    index.write_text("not json")
+    with pytest.raises(EngineError, match="cannot be read"):
+        check_mlx_model(folder)
+
+
+def test_local_mlx_folders_lists_the_users_own_folders(tmp_path):
+    make_mlx_folder(tmp_path / "my-finetune")
+    make_mlx_folder(tmp_path / QWEN_MLX_ID)
+    (tmp_path / "notes").mkdir()
+    assert local_mlx_folders(tmp_path) == [tmp_path / "my-finetune"]
+
+
 def test_hf_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -352,9 +453,20 @@ def write_catalog(tmp_path: Path, text: str) -> Path:
     return path
 
 
+VALID_MLX_ENTRY = (VALID_ENTRY.replace('format = "gguf"', 'format = "mlx"')
+                   .replace('hf_repo = "someone/Tiny-GGUF"\nhf_file = "tiny.gguf"', 'hf_repo = "someone/Tiny-4bit"'))
+
+
 def test_a_minimal_valid_catalog_loads(tmp_path):
     (entry,) = load_catalog(write_catalog(tmp_path, VALID_ENTRY))
     assert entry.id == "tiny" and entry.stop == () and not entry.is_bundled and not entry.assemble
+    assert not entry.is_mlx and entry.local_name == "tiny.gguf"
+
+
+def test_a_minimal_mlx_entry_loads(tmp_path):
+    (entry,) = load_catalog(write_catalog(tmp_path, VALID_MLX_ENTRY))
+    assert (entry.format, entry.hf_repo, entry.hf_file, entry.local_name) == ("mlx", "someone/Tiny-4bit", None, "tiny")
+    assert entry.is_mlx and not entry.is_bundled
 
 
 @pytest.mark.parametrize(
@@ -369,9 +481,16 @@ def test_a_minimal_valid_catalog_loads(tmp_path):
         (VALID_ENTRY.replace('hf_file = "tiny.gguf"', 'hf_file = "tiny.bin"'), ["tiny", "hf_file"]),
         (VALID_ENTRY + "contex_length = 4096\n", ["tiny", "contex_length"]),
         (VALID_ENTRY.replace('id = "tiny"', 'id = "Tiny Model"'), ["Tiny Model", "lowercase"]),
+        (VALID_ENTRY.replace('format = "gguf"', 'format = "onnx"'), ["tiny", "'onnx'", "gguf, mlx"]),
+        (VALID_ENTRY.replace('hf_file = "tiny.gguf"\n', ""), ["tiny", "format 'gguf'", "no hf_file", '"mlx"']),
+        (VALID_MLX_ENTRY + 'hf_file = "model.safetensors"\n', ["tiny", "format 'mlx'", "without hf_file"]),
+        (VALID_MLX_ENTRY.replace('hf_repo = "someone/Tiny-4bit"', 'hf_repo = "Tiny-4bit"'), ["tiny", "owner/name"]),
+        (VALID_MLX_ENTRY.replace('hf_repo = "someone/Tiny-4bit"', 'package = "tiny-pkg"\nfile = "tiny"'),
+         ["tiny", "format 'mlx' but bundled", "hf_repo"]),
     ],
     ids=["duplicate", "no-source", "two-sources", "thinking", "missing-key", "wrong-type",
-         "not-gguf", "unknown-key", "bad-id"],
+         "not-gguf", "unknown-key", "bad-id", "unknown-format", "gguf-without-file", "mlx-with-file",
+         "mlx-bad-repo", "mlx-bundled"],
 )
 def test_a_broken_entry_is_named(tmp_path, text, words):
     with pytest.raises(CatalogError) as caught:

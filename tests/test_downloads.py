@@ -4,14 +4,21 @@ The stand-in answers what huggingface_hub asks of the real Hub for an LFS file: 
 /{repo}/resolve/{revision}/{file} give a redirect to a CDN carrying X-Repo-Commit, X-Linked-Etag
 (the SHA-256) and X-Linked-Size; the CDN serves the bytes with Range support. The CDN is addressed
 as `localhost` while the Hub is `127.0.0.1`, so huggingface_hub sees another host and does not
-follow the redirect on HEAD, as with the real CDN.
+follow the redirect on HEAD, as with the real CDN. A small file (under SMALL bytes: config.json,
+tokenizer_config.json) is served as the Hub serves a file kept in git rather than LFS: straight from
+/resolve, with its git blob id as the ETag. GET /api/models/{repo}[/revision/{rev}] lists a
+repository's files ("siblings"), which is how an MLX repository is downloaded whole.
+
+The MLX repository served is a real model folder, converted from the bundled SmolLM2 GGUF.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -32,6 +39,7 @@ from app.downloads import (
     import_gguf,
 )
 from app.engines.gguf_header import GGUFError
+from app.engines.mlx_convert import check_mlx_folder
 
 REPO = "fastslow-test/tiny-GGUF"
 FILE = "tiny-q4_k_m.gguf"
@@ -41,6 +49,17 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONTENT = b"".join(hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(10_000))
 OTHER_CONTENT = CONTENT[::-1][:100_000]
 CHUNK = 32 * 1024  # huggingface_hub streams in 10 MB chunks; small ones give several updates
+SMALL = 10_000  # files below this are served as git files, not LFS (as the Hub does below ~10 MB)
+MLX_REPO = "fastslow-test/tiny-mlx-4bit"
+
+
+@functools.lru_cache(maxsize=16)  # the stand-in answers two HEADs per file; hash 100 MB once
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 class FakeHub(ThreadingHTTPServer):
@@ -60,6 +79,13 @@ class FakeHub(ThreadingHTTPServer):
     def gets(self) -> list[tuple[str, str, str | None]]:
         return [r for r in self.requests if r[0] == "GET"]
 
+    def transfers(self) -> list[tuple[str, str, str | None]]:
+        """GETs of file contents (not of the repository listing)."""
+        return [r for r in self.gets() if not r[1].startswith("/api/")]
+
+    def serve_repo(self, repo: str, files: dict[str, bytes]) -> None:
+        self.files.update({(repo, name): data for name, data in files.items()})
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: FakeHub
@@ -76,9 +102,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, with_body: bool) -> None:
         hub = self.server
         hub.requests.append((self.command, self.path, self.headers.get("Range")))
-        parts = self.path.lstrip("/").split("/")
+        parts = self.path.split("?")[0].lstrip("/").split("/")
         if parts[0] == "cdn":
             return self._cdn("/".join(parts[1:3]), "/".join(parts[3:]), with_body)
+        if parts[:2] == ["api", "models"]:
+            return self._listing("/".join(parts[2:4]), with_body)
         repo, rest = "/".join(parts[:2]), parts[2:]
         if len(rest) < 3 or rest[0] != "resolve" or all(r != repo for r, _ in hub.files):
             return self._error("RepoNotFound")
@@ -86,7 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         if (repo, filename) not in hub.files:
             return self._error("EntryNotFound")
         data = hub.files[(repo, filename)]
-        sha = "f" * 64 if hub.lie_about_sha else hashlib.sha256(data).hexdigest()
+        if len(data) < SMALL:  # a git file: no redirect, no X-Linked-*; the git blob id as ETag
+            return self._send(data, with_body, {"X-Repo-Commit": COMMIT, "ETag": f'"{git_blob_id(data)}"'})
+        sha = "f" * 64 if hub.lie_about_sha else sha256_of(data)
         self.send_response(302)
         self.send_header("Location", f"http://localhost:{hub.server_port}/cdn/{repo}/{filename}")
         self.send_header("X-Repo-Commit", COMMIT)
@@ -96,8 +126,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _listing(self, repo: str, with_body: bool) -> None:
+        """What HfApi.model_info reads: the commit and every file of the repository."""
+        names = [name for r, name in self.server.files if r == repo]
+        if not names:
+            return self._error("RepoNotFound")
+        body = json.dumps({"id": repo, "sha": COMMIT, "siblings": [{"rfilename": n} for n in names]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
     def _cdn(self, repo: str, filename: str, with_body: bool) -> None:
-        data = self.server.files[(repo, filename)]
+        self._send(self.server.files[(repo, filename)], with_body)
+
+    def _send(self, data: bytes, with_body: bool, headers: dict[str, str] | None = None) -> None:
         start = 0
         wanted = self.headers.get("Range")
         if wanted:  # huggingface_hub resumes with "bytes=N-"
@@ -106,6 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         if with_body:
@@ -149,9 +196,47 @@ def models_dir(tmp_path) -> Path:
 
 
 def hub_entry(**changes) -> catalog.CatalogEntry:
-    base = next(e for e in catalog.load_catalog() if e.hf_repo is not None)
+    base = next(e for e in catalog.load_catalog() if e.hf_repo is not None and not e.is_mlx)
     fields = {"id": "tiny-test", "hf_repo": REPO, "hf_file": FILE, "size_bytes": len(CONTENT)}
     return dataclasses.replace(base, **{**fields, **changes})
+
+
+def mlx_entry(**changes) -> catalog.CatalogEntry:
+    base = next(e for e in catalog.load_catalog() if e.is_mlx)
+    return dataclasses.replace(base, **{"id": "tiny-mlx", "hf_repo": MLX_REPO, **changes})
+
+
+@pytest.fixture(scope="session")
+def mlx_model_files(smollm2_path, tmp_path_factory) -> dict[str, bytes]:
+    """A real MLX model folder's files (SmolLM2 converted from the bundled GGUF), as a repo serves them."""
+    pytest.importorskip("mlx", reason="building an MLX folder needs MLX (pip install -e '.[mlx]')")
+    from app.engines.mlx_convert import convert_gguf
+
+    folder = convert_gguf(smollm2_path, tmp_path_factory.mktemp("mlx-repo") / "smollm2-mlx")
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    files["README.md"] = b"# A stand-in for an mlx-community repository\n"
+    return files
+
+
+@pytest.fixture
+def mlx_hub(hub, mlx_model_files) -> FakeHub:
+    hub.serve_repo(MLX_REPO, mlx_model_files)
+    return hub
+
+
+# A complete MLX folder as far as the checks go (file contents are the engine's business): for the
+# error paths, which need no real model.
+SMALL_MLX_REPO = {"docs/empty.txt": b"", "config.json": b'{"model_type": "llama"}', "model.safetensors": CONTENT,
+                  "tokenizer.json": OTHER_CONTENT}  # a file in a folder, and an empty one, listed first
+
+
+@pytest.fixture(params=["gguf", "mlx"])
+def entry(request, hub) -> catalog.CatalogEntry:
+    """Each format's entry on the stand-in: the paths they share fail the same way."""
+    if request.param == "gguf":
+        return hub_entry()
+    hub.serve_repo(MLX_REPO, SMALL_MLX_REPO)
+    return mlx_entry(size_bytes=sum(map(len, SMALL_MLX_REPO.values())))
 
 
 def fetch(hub: FakeHub, models_dir: Path, entry=None, progress=None, cancel=None, endpoint=None):
@@ -216,11 +301,11 @@ def test_cancel_stops_midway_and_the_next_call_resumes_with_a_range_request(hub,
     assert not partial.exists()
 
 
-def test_cancel_before_start_fetches_nothing(hub, models_dir):
+def test_cancel_before_start_fetches_nothing(hub, entry, models_dir):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(DownloadCancelled):
-        fetch(hub, models_dir, cancel=cancel)
+        fetch(hub, models_dir, entry=entry, cancel=cancel)
     assert hub.requests == []
 
 
@@ -244,18 +329,18 @@ def test_missing_repo_or_file_is_not_found(hub, models_dir, changes):
     assert "catalog.toml" in caught.value.message
 
 
-def test_unreachable_hub_is_no_network(hub, models_dir):
+def test_unreachable_hub_is_no_network(hub, entry, models_dir):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(DownloadError) as caught:
-        fetch(hub, models_dir, endpoint=closed)
+        fetch(hub, models_dir, entry=entry, endpoint=closed)
     assert caught.value.kind == "no_network"
     assert "Cannot reach Hugging Face" in caught.value.message
     assert "internet connection" in caught.value.message
 
 
-def test_offline_mode_is_no_network(hub, models_dir, monkeypatch, request):
+def test_offline_mode_is_no_network(hub, entry, models_dir, monkeypatch, request):
     from huggingface_hub import constants, utils
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -264,22 +349,22 @@ def test_offline_mode_is_no_network(hub, models_dir, monkeypatch, request):
     reset_sessions()
     request.addfinalizer(reset_sessions)
     with pytest.raises(DownloadError) as caught:
-        fetch(hub, models_dir)
+        fetch(hub, models_dir, entry=entry)
     assert caught.value.kind == "no_network" and "HF_HUB_OFFLINE" in caught.value.message
     assert hub.requests == []
 
 
-def test_too_little_disk_space_is_refused_before_downloading(hub, models_dir, monkeypatch):
+def test_too_little_disk_space_is_refused_before_downloading(hub, entry, models_dir, monkeypatch):
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
     with pytest.raises(DownloadError) as caught:
-        fetch(hub, models_dir)
+        fetch(hub, models_dir, entry=entry)
     assert caught.value.kind == "disk_full"
     assert "free some space" in caught.value.message and "HF_HUB_CACHE" in caught.value.message
-    assert hub.gets() == []
+    assert hub.transfers() == []  # at most the repository's listing
 
 
-def test_disk_filling_up_midway_is_disk_full(hub, models_dir, monkeypatch):
+def test_disk_filling_up_midway_is_disk_full(hub, entry, models_dir, monkeypatch):
     import huggingface_hub.file_download
 
     def full(*args, **kwargs):
@@ -287,7 +372,7 @@ def test_disk_filling_up_midway_is_disk_full(hub, models_dir, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.file_download, "http_get", full)
     with pytest.raises(DownloadError) as caught:
-        fetch(hub, models_dir)
+        fetch(hub, models_dir, entry=entry)
     assert caught.value.kind == "disk_full" and "free some space" in caught.value.message
 
 
@@ -305,6 +390,141 @@ def test_without_huggingface_hub_says_what_to_install(models_dir, monkeypatch):
         download_model(hub_entry(), models_dir=models_dir)
     assert caught.value.kind == "no_hub_library"
     assert "pip install 'fastslow[hub]'" in caught.value.message
+
+
+# --- MLX: a whole repository ---------------------------------------------------------------------
+
+
+def repo_dir() -> Path:
+    return catalog.hf_repo_dir(MLX_REPO, Path(os.environ["HF_HUB_CACHE"]))
+
+
+def test_an_mlx_repository_downloads_whole_with_progress_over_its_total(mlx_hub, mlx_model_files, models_dir):
+    entry, total = mlx_entry(), sum(map(len, mlx_model_files.values()))
+    seen: list[DownloadProgress] = []
+    path = fetch(mlx_hub, models_dir, entry=entry, progress=seen.append)
+
+    assert path == repo_dir() / "snapshots" / COMMIT
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == mlx_model_files
+    assert check_mlx_folder(path)["model_type"] == "llama"
+    assert catalog.locate(entry, models_dir) == path
+    spec = catalog.resolve(entry.id, catalog=[entry], models_dir=models_dir)
+    assert (spec.path, spec.engine) == (str(path), "mlx")
+
+    counts = [p.downloaded_bytes for p in seen]
+    assert len(seen) > 5 and counts == sorted(counts)
+    assert all(p.model_id == entry.id and p.total_bytes == total for p in seen)
+    assert seen[-1].done and seen[-1].downloaded_bytes == total
+    assert not any(p.done for p in seen[:-1])
+    assert not list((repo_dir() / "blobs").glob("*.incomplete"))
+    config = mlx_model_files["config.json"]  # a git file: stored under its git blob id, not a SHA-256
+    assert (repo_dir() / "blobs" / git_blob_id(config)).read_bytes() == config
+    # config.json comes last: until then the snapshot does not look like a model.
+    resolved = [r[1] for r in mlx_hub.requests if r[0] == "HEAD"]
+    assert resolved[-1].endswith("/config.json")
+
+    mlx_hub.requests.clear()
+    assert fetch(mlx_hub, models_dir, entry=entry) == path and mlx_hub.requests == []
+
+
+def test_an_mlx_download_cancelled_midway_resumes_where_it_stopped(mlx_hub, mlx_model_files, models_dir):
+    entry, total = mlx_entry(), sum(map(len, mlx_model_files.values()))
+    weights = mlx_model_files["model.safetensors"]
+    cancel = threading.Event()
+
+    def stop_halfway(p: DownloadProgress) -> None:
+        if p.downloaded_bytes >= total // 2:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        fetch(mlx_hub, models_dir, entry=entry, progress=stop_halfway, cancel=cancel)
+    assert catalog.locate(entry, models_dir) is None
+    partial = repo_dir() / "blobs" / f"{sha256_of(weights)}.incomplete"
+    kept = partial.stat().st_size
+    assert total // 3 < kept < len(weights) and partial.read_bytes() == weights[:kept]
+
+    mlx_hub.requests.clear()
+    seen: list[DownloadProgress] = []
+    path = fetch(mlx_hub, models_dir, entry=entry, progress=seen.append)
+    assert (path / "model.safetensors").read_bytes() == weights
+    assert catalog.locate(entry, models_dir) == path
+    weight_gets = [r for r in mlx_hub.transfers() if r[1].endswith("/model.safetensors")]
+    assert [r[2] for r in weight_gets] == [f"bytes={kept}-"]  # only the rest of the weights
+    assert len(weights) - kept in mlx_hub.sent
+    assert seen[0].downloaded_bytes > kept and seen[-1].done and seen[-1].downloaded_bytes == total
+
+
+def test_files_in_folders_and_empty_files_of_an_mlx_repository_arrive_too(hub, models_dir):
+    hub.serve_repo(MLX_REPO, SMALL_MLX_REPO)
+    path = fetch(hub, models_dir, entry=mlx_entry())
+    assert path == repo_dir() / "snapshots" / COMMIT
+    assert {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()} == SMALL_MLX_REPO
+
+
+@pytest.mark.parametrize("missing, words", [("tokenizer.json", "a tokenizer"), ("model.safetensors", "weights")])
+def test_a_repository_that_is_not_a_complete_mlx_model_is_reported_and_removed(hub, models_dir, missing, words):
+    hub.serve_repo(MLX_REPO, {k: v for k, v in SMALL_MLX_REPO.items() if k != missing})
+    entry = mlx_entry()
+    with pytest.raises(DownloadError) as caught:
+        fetch(hub, models_dir, entry=entry)
+    message = caught.value.message
+    assert caught.value.kind == "not_mlx_model"
+    assert message.startswith(f"{MLX_REPO} is not a complete MLX model: it lacks {words}")
+    assert "removed" in message and f"hf_repo of {entry.id} in models/catalog.toml" in message
+    assert not repo_dir().exists()  # nothing half-valid left behind
+    assert catalog.locate(entry, models_dir) is None
+
+
+def test_an_mlx_repository_that_is_not_there_is_not_found(hub, models_dir):
+    entry = mlx_entry(hf_repo="nobody/nothing")
+    with pytest.raises(DownloadError) as caught:
+        fetch(hub, models_dir, entry=entry)
+    assert caught.value.kind == "not_found"
+    assert "Hugging Face has no repository nobody/nothing" in caught.value.message
+    assert f"fix hf_repo of {entry.id} in models/catalog.toml" in caught.value.message
+
+
+def test_the_models_overview_shows_a_downloaded_mlx_entry_once(mlx_hub, mlx_model_files, models_dir, monkeypatch):
+    from app.hardware import memory_state
+    from app.models_overview import overview
+
+    entry = mlx_entry()
+    monkeypatch.setattr(catalog, "load_catalog", lambda path=catalog.CATALOG_PATH: [entry])
+    (row,) = overview(2048, memory_state(), models_dir)  # what `fastslow models` prints
+    assert (row["model"], row["format"], row["where"], row["size_bytes"]) == (entry.id, "MLX", "not downloaded",
+                                                                              entry.size_bytes)
+    path = fetch(mlx_hub, models_dir, entry=entry)
+    # Also put where huggingface-cli would: still one row, the catalog's.
+    shutil.copytree(path, models_dir / entry.local_name)
+    (row,) = overview(2048, memory_state(), models_dir)
+    assert row["path"] == str(models_dir / entry.local_name) and row["format"] == "MLX"
+    assert row["size_bytes"] == sum(map(len, mlx_model_files.values()))
+    assert (row["quant"], row["architecture"], row["context_length"]) == ("MLX 4-bit", "llama", 8192)
+    assert row["fit"].split("? (~")[0] in ("fits", "tight", "too_big") and "the model's size" in row["fit_detail"]
+
+    monkeypatch.setattr("app.models_overview.mlx_unavailable", lambda: "MLX is not installed (mlx)")
+    (row,) = overview(2048, memory_state(), models_dir)
+    assert row["fit"] == "needs MLX" and row["fit_detail"].startswith("MLX is not installed (mlx). ")
+
+
+def test_delete_frees_a_downloaded_mlx_repository(mlx_hub, mlx_model_files, models_dir):
+    entry = mlx_entry()
+    fetch(mlx_hub, models_dir, entry=entry)
+    assert delete_model(entry, models_dir=models_dir) == sum(map(len, mlx_model_files.values()))
+    assert catalog.locate(entry, models_dir) is None and not repo_dir().exists()
+    assert delete_model(entry, models_dir=models_dir) == 0
+
+
+def test_an_mlx_folder_put_into_models_is_found_and_deleted(hub, models_dir):
+    entry = mlx_entry()
+    folder = models_dir / entry.local_name  # where `huggingface-cli download … --local-dir` puts it
+    folder.mkdir()
+    for name, data in SMALL_MLX_REPO.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
+    assert fetch(hub, models_dir, entry=entry) == folder and hub.requests == []
+    assert delete_model(entry, models_dir=models_dir) == sum(map(len, SMALL_MLX_REPO.values()))
+    assert not folder.exists() and catalog.locate(entry, models_dir) is None
 
 
 # --- deleting ------------------------------------------------------------------------------------

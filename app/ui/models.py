@@ -1,11 +1,11 @@
-"""The model manager: every catalog and local model, whether it fits here, download, import, delete.
+"""The model manager: every catalog and local model (GGUF or MLX), whether it fits here, download,
+import, delete.
 
 Downloads, imports and the fit check run off the GUI thread; errors become one clear sentence.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -26,14 +26,15 @@ from PySide6.QtWidgets import (
 from superqt.utils import thread_worker
 
 from app.catalog import MODELS_DIR, load_catalog
-from app.downloads import delete_model, download_model, import_gguf, import_mlx_folder
+from app.downloads import delete_model, download_model, import_gguf, import_mlx_folder, remove_local
 from app.engines.types import EngineError
 from app.hardware import memory_state
 from app.engines.gguf_header import read_gguf_header
 from app.models_overview import gib, overview, params_text
 from app.reasoning.parser import detect_style
 
-COLUMNS = ("Model", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")
+COLUMNS = ("Model", "Format", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")
+FIT = COLUMNS.index("Fits here")
 
 
 class ModelManager(QWidget):
@@ -111,11 +112,11 @@ class ModelManager(QWidget):
         self.table.setRowCount(len(rows))
         for n, row in enumerate(rows):
             where = row["where"] if row["where"] in ("bundled", "not downloaded") else "downloaded"
-            values = (row["name"], row["params"], row["quant"], gib(row["size_bytes"]), row["thinking"],
-                      row["license"], row["fit"], where)
+            values = (row["name"], row["format"], row["params"], row["quant"], gib(row["size_bytes"]),
+                      row["thinking"], row["license"], row["fit"], where)
             for col, value in enumerate(values):
                 item = QTableWidgetItem("—" if value is None else str(value))
-                if col == 6 and row.get("fit_detail"):
+                if col == FIT and row.get("fit_detail"):
                     item.setToolTip(row["fit_detail"])
                 self.table.setItem(n, col, item)
         self.table.resizeColumnsToContents()
@@ -138,7 +139,7 @@ class ModelManager(QWidget):
             return
         facts = (f" · {row['architecture']}, context {row['context_length'] or '?':,}"
                  if row.get("architecture") else "")
-        self.detail.setText(f"<b>{row['name']}</b> · {row['source']}{facts} · {row.get('fit_detail') or ''}"
+        self.detail.setText(f"<b>{row['name']}</b> · {row['format']} · {row['source']}{facts} · {row.get('fit_detail') or ''}"
                             + (f"<br>{row['path']}" if row["path"] else ""))
         self.download_button.setEnabled(row["where"] == "not downloaded")
         self.delete_button.setEnabled(row["where"] not in ("bundled", "not downloaded"))
@@ -231,12 +232,8 @@ class ModelManager(QWidget):
             entry = self._entry(row)
             if entry is not None:
                 freed = delete_model(entry, models_dir=self.models_dir)
-            elif Path(row["path"]).is_dir():  # an MLX folder
-                freed = sum(f.stat().st_size for f in Path(row["path"]).rglob("*") if f.is_file())
-                shutil.rmtree(row["path"])
-            else:
-                freed = Path(row["path"]).stat().st_size
-                Path(row["path"]).unlink()
+            else:  # a GGUF file or MLX folder the user put into models/
+                freed = remove_local(Path(row["path"]))
         except (EngineError, OSError) as exc:
             self._say(_error_text(exc), error=True)
             return False
