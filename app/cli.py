@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="switch thinking off, for models with a switch")
     compare.add_argument("--thinking-budget", type=_non_negative, metavar="N",
                          help="close the thought after N tokens and let the model answer")
+    compare.add_argument("--min-thinking", type=_non_negative, metavar="N",
+                         help="budget forcing: when the model ends its thought before N tokens, put in "
+                              "\"Wait\" so it thinks on (up to 8 times)")
     compare.add_argument("--auto", action="store_true",
                          help="let the router decide thinking on/off and the budget (it says why)")
     compare.add_argument("--router", choices=ROUTERS, default="heuristic",
@@ -226,6 +229,18 @@ def _positive(text: str) -> int:
 # -- compare ---------------------------------------------------------------------------------
 
 
+def _min_thinking_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --min-thinking beside the other thinking flags, if anything."""
+    if args.min_thinking is None:
+        return None
+    if args.thinking is False:
+        return "--min-thinking keeps a thought going, and --no-think switches thinking off: choose one"
+    if args.thinking_budget is not None and args.min_thinking > args.thinking_budget:
+        return (f"--min-thinking {args.min_thinking} is longer than --thinking-budget {args.thinking_budget}: "
+                "the minimum must fit in the budget")
+    return None
+
+
 def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -233,13 +248,18 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
         return EXIT_BAD_INPUT
     thinking, budget, decision = args.thinking, args.thinking_budget, None
+    problem = _min_thinking_problem(args)
+    if problem:
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.auto:
         decision = ask_router(prompt, args.router)
         thinking = decision.route == THINK
         budget = decision.budget if budget is None else budget
         if not args.json:
             print(f"router: {_describe(decision)}", file=out)
-    request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget)
+    request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget,
+                            args.min_thinking if thinking is not False else None)
     log = _open_log(args)
     session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
     for name in args.models or list(DEFAULT_MODELS):

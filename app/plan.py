@@ -20,6 +20,7 @@ PLAN_MODES = (DIRECT_MODE, THINKING_MODE, AUTO_MODE)
 class PanePlan:
     mode: str = DIRECT_MODE
     thinking_budget: int | None = None  # Thinking: close the thought after this many tokens; None: no limit
+    thinking_min: int | None = None  # Thinking: refuse an earlier end of the thought with "Wait" (s1)
     temperature: float = 0.7
     max_tokens: int = 512
     seed: int = 0
@@ -30,6 +31,11 @@ class PanePlan:
             raise ValueError(f"mode must be one of {', '.join(PLAN_MODES)}, not {self.mode!r}")
         if self.thinking_budget is not None and self.thinking_budget < 0:
             raise ValueError(f"the thinking budget must be 0 or more, not {self.thinking_budget}")
+        if self.thinking_min is not None and self.thinking_min < 0:
+            raise ValueError(f"the minimum thought must be 0 or more, not {self.thinking_min}")
+        if None not in (self.thinking_min, self.thinking_budget) and self.thinking_min > self.thinking_budget:
+            raise ValueError(f"the minimum thought ({self.thinking_min}) is longer than the budget "
+                             f"({self.thinking_budget})")
         if self.max_tokens < 1:
             raise ValueError(f"max tokens must be 1 or more, not {self.max_tokens}")
         if not 0.0 <= self.temperature <= 5.0:
@@ -62,7 +68,8 @@ def plan_request(
         chosen = plan.override or decision.route
         thinking = chosen == THINK
         budget = (plan.thinking_budget if plan.thinking_budget is not None else decision.budget) if thinking else None
-    request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget)
+    request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget,
+                            plan.thinking_min if thinking else None)
     return request, decision
 
 
@@ -74,6 +81,7 @@ def build_request(
     seed: int,
     thinking: bool | None,
     thinking_budget: int | None,
+    thinking_min: int | None = None,
 ) -> GenerationRequest:
     """The one place a prompt and its settings become a request (the app's panes, `fastslow compare`)."""
     messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
@@ -84,6 +92,7 @@ def build_request(
         seed=seed,
         thinking=thinking,
         thinking_budget=thinking_budget,
+        thinking_min=thinking_min,
     )
 
 

@@ -132,6 +132,15 @@ def test_usage_errors_exit_2():
     assert negative.returncode == 2 and "must be 0 or more" in negative.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (("--no-think",), "--no-think switches thinking off: choose one"),
+    (("--thinking-budget", "10"), "--min-thinking 20 is longer than --thinking-budget 10"),
+])
+def test_a_minimum_thought_that_cannot_be_kept_exits_2_before_loading(flags, message):
+    out = fastslow("compare", "Is 91 prime?", "--min-thinking", "20", *flags)
+    assert out.returncode == 2 and message in out.stderr and "loading" not in out.stdout
+
+
 def test_worker_killed_mid_run_exits_1_and_the_other_pane_finishes():
     import psutil
 

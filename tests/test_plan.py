@@ -22,6 +22,15 @@ def test_thinking_carries_the_budget():
     assert request.thinking is True and request.thinking_budget == 128
 
 
+def test_a_minimum_thought_goes_with_thinking_only():
+    request, _ = plan_request(MATH, PanePlan(mode="thinking", thinking_budget=128, thinking_min=32))
+    assert (request.thinking_budget, request.thinking_min) == (128, 32)
+    request, _ = plan_request(MATH, PanePlan(mode="direct", thinking_min=32))
+    assert request.thinking is False and request.thinking_min is None
+    request, decision = plan_request(CHAT, PanePlan(mode="auto", thinking_min=32))
+    assert decision.route == "direct" and request.thinking_min is None
+
+
 def test_auto_follows_the_router_and_keeps_its_decision():
     request, decision = plan_request(MATH, PanePlan(mode="auto"))
     assert decision == decide(MATH) and decision.route == "think"
@@ -47,6 +56,8 @@ def test_a_system_message_goes_first():
     [
         ({"mode": "slow"}, "mode must be one of"),
         ({"thinking_budget": -1}, "0 or more"),
+        ({"thinking_min": -1}, "minimum thought must be 0 or more"),
+        ({"thinking_budget": 10, "thinking_min": 20}, r"minimum thought \(20\) is longer than the budget \(10\)"),
         ({"max_tokens": 0}, "1 or more"),
         ({"temperature": 9.0}, "between 0 and 5"),
         ({"override": "maybe"}, "override must be"),

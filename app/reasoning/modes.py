@@ -26,4 +26,5 @@ def thinking_request(request: GenerationRequest, thinking_style: str) -> Generat
     else:
         messages.insert(0, Message("system", SCAFFOLD_INSTRUCTION))
     # The budget is the engine's, for native <think>; a scaffold is bounded by max_tokens alone.
-    return replace(request, messages=tuple(messages), thinking=None, thinking_budget=None, strategy="scaffold")
+    return replace(request, messages=tuple(messages), thinking=None, thinking_budget=None, thinking_min=None,
+                   strategy="scaffold")

@@ -88,6 +88,13 @@ class PaneView(QFrame):
         self.budget.setSingleStep(64)
         self.budget.setPrefix("budget ")
         self.budget.setToolTip("Thinking tokens before the thought is closed and the model must answer")
+        self.min_thinking = QSpinBox()
+        self.min_thinking.setRange(0, 32768)
+        self.min_thinking.setSpecialValueText("no min")
+        self.min_thinking.setSingleStep(64)
+        self.min_thinking.setPrefix("min ")
+        self.min_thinking.setToolTip("Budget forcing (s1): when the model ends its thought before this many tokens, "
+                                     "\"Wait\" is put in so it thinks on (up to 8 times)")
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 2.0)
         self.temperature.setSingleStep(0.1)
@@ -106,7 +113,7 @@ class PaneView(QFrame):
         top.addWidget(self.model, 1)
         top.addWidget(self.run_button)
         settings = QHBoxLayout()
-        for widget in (self.mode, self.budget, self.temperature, self.max_tokens):
+        for widget in (self.mode, self.budget, self.min_thinking, self.temperature, self.max_tokens):
             settings.addWidget(widget)
         settings.addStretch(1)
         controls = QVBoxLayout()
@@ -175,6 +182,7 @@ class PaneView(QFrame):
     def set_plan(self, plan: PanePlan) -> None:
         self.mode.setCurrentIndex(self.mode.findData(plan.mode))
         self.budget.setValue(-1 if plan.thinking_budget is None else plan.thinking_budget)
+        self.min_thinking.setValue(plan.thinking_min or 0)
         self.temperature.setValue(plan.temperature)
         self.max_tokens.setValue(plan.max_tokens)
 
@@ -183,6 +191,7 @@ class PaneView(QFrame):
         return PanePlan(
             mode=self.mode.currentData(),
             thinking_budget=None if budget < 0 else budget,
+            thinking_min=self.min_thinking.value() or None,
             temperature=round(self.temperature.value(), 2),
             max_tokens=self.max_tokens.value(),
             seed=seed,
@@ -192,6 +201,7 @@ class PaneView(QFrame):
     def _on_mode_changed(self) -> None:
         mode = self.mode.currentData()
         self.budget.setEnabled(mode != DIRECT_MODE)
+        self.min_thinking.setEnabled(mode != DIRECT_MODE)
         self.router_row.setVisible(mode == AUTO_MODE)
 
     def show_decision(self, text: str) -> None:
@@ -212,7 +222,8 @@ class PaneView(QFrame):
     def set_running(self, running: bool, busy: bool) -> None:
         self.run_button.setText("Cancel" if running else "Run")
         self.run_button.setEnabled(running or not busy)
-        for widget in (self.model, self.mode, self.budget, self.temperature, self.max_tokens, self.override):
+        for widget in (self.model, self.mode, self.budget, self.min_thinking, self.temperature, self.max_tokens,
+                       self.override):
             widget.setEnabled(not busy)
         if not busy:
             self._on_mode_changed()

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from platformdirs import user_data_dir
 
 from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
+from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError, ModelSpec, now
 from app.eval.answers import check_answer
 from app.hardware import physical_cores
@@ -64,10 +65,15 @@ def scaling_folder() -> Path:
 
 
 def model_choices(models_dir=None) -> list[tuple[str, str]]:
-    """(label, key) for every model on this machine: catalog models that are here, then local files."""
-    choices = [(f"{entry.name} ({entry.quantization})", entry.id) for entry, path in located(models_dir) if path]
+    """(label, key) for every model on this machine: catalog models that are here, then local files.
+
+    MLX models stay listed where MLX cannot run, marked so; choosing one says why it cannot load.
+    """
+    needs = " — needs MLX" if mlx_unavailable() else ""
+    choices = [(f"{entry.name} ({entry.quantization}){needs if entry.is_mlx else ''}", entry.id)
+               for entry, path in located(models_dir) if path]
     choices += [(path.name, str(path)) for path in local_gguf_files(models_dir)]
-    choices += [(f"{path.name} (MLX)", str(path)) for path in local_mlx_folders(models_dir)]
+    choices += [(f"{path.name} (MLX){needs}", str(path)) for path in local_mlx_folders(models_dir)]
     return choices
 
 

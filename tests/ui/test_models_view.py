@@ -20,14 +20,21 @@ from PySide6.QtCore import Qt
 
 from app import catalog
 from app.downloads import download_model
+from app.engines.mlx_engine import mlx_unavailable
 from app.models_overview import gib
 from app.ui.models import COLUMNS, ModelManager
-from tests.test_downloads import CHUNK, CONTENT, _Handler, hub  # noqa: F401 (hub: a fixture used here)
+from tests.test_downloads import (  # noqa: F401 (hub, mlx_model_files: fixtures used here)
+    CHUNK,
+    CONTENT,
+    _Handler,
+    hub,
+    mlx_model_files,
+)
 
 WORK_TIMEOUT_MS = 60_000  # the first listing rebuilds the bundled Gemma file (hashes ~250 MB) once per process
 RED = "#b00020"
 PAUSE_AT = 4 * CHUNK  # the gated CDN sends this much, then waits for the test: 40% of CONTENT
-FIT, WHERE = COLUMNS.index("Fits here"), COLUMNS.index("Where")
+FIT, WHERE, FORMAT, QUANT = (COLUMNS.index(c) for c in ("Fits here", "Where", "Format", "Quant"))
 BUNDLED = {"smollm2-135m": "SmolLM2 135M Instruct", "gemma3-270m": "Gemma 3 270M"}
 VERDICTS = ("fits", "tight", "too_big")
 
@@ -55,7 +62,11 @@ def gated_hub(hub, request):
 
 
 def hub_entry() -> catalog.CatalogEntry:
-    return next(e for e in catalog.load_catalog() if e.hf_repo is not None)
+    return next(e for e in catalog.load_catalog() if e.hf_repo is not None and not e.is_mlx)
+
+
+def mlx_entry() -> catalog.CatalogEntry:
+    return next(e for e in catalog.load_catalog() if e.is_mlx)
 
 
 @pytest.fixture
@@ -149,8 +160,11 @@ def test_table_lists_the_bundled_and_catalog_models_with_their_fit(make_manager)
 
     for entry in (e for e in entries if e.hf_repo is not None):
         assert cell(manager, entry.id, 0).text() == entry.name
+        assert cell(manager, entry.id, FORMAT).text() == entry.format.upper()  # GGUF or MLX
         assert cell(manager, entry.id, WHERE).text() == "not downloaded"
         fit = cell(manager, entry.id, FIT)
+        if entry.is_mlx and mlx_unavailable():  # said instead of a verdict: see test_..._without_mlx
+            continue
         assert fit.text().split("? (~")[0] in VERDICTS, fit.text()  # e.g. "fits? (~732 MiB)"
         assert fit.toolTip().startswith("estimated from the download size: ~")
 
@@ -374,6 +388,10 @@ def test_an_mlx_folder_is_imported_listed_and_deleted(qtbot, make_manager, smoll
     row = select(manager, "smollm2-mlx")
     assert (row["source"], row["quant"], row["architecture"]) == ("local MLX folder", "MLX 4-bit", "llama")
     assert ("smollm2-mlx (MLX)", str(manager.models_dir / "smollm2-mlx")) in model_choices(manager.models_dir)
+    with pytest.MonkeyPatch.context() as patch:  # where MLX cannot run, the pickers say so
+        patch.setattr("app.ui.window.mlx_unavailable", lambda: "MLX is not installed")
+        assert ("smollm2-mlx (MLX) — needs MLX", str(manager.models_dir / "smollm2-mlx")) in \
+            model_choices(manager.models_dir)
     with qtbot.waitSignal(manager.models_changed, timeout=WORK_TIMEOUT_MS):
         assert manager.delete_selected(confirm=False)
     wait_idle(qtbot, manager)
@@ -391,3 +409,57 @@ def test_an_incomplete_mlx_folder_is_refused_in_red(qtbot, make_manager, tmp_pat
         wait_idle(qtbot, manager)
     assert "lacks weights" in manager.message.text() and RED in manager.message.styleSheet()
     assert not (manager.models_dir / "half-model").exists()
+
+
+# --- MLX catalog entries ------------------------------------------------------------------------
+
+
+def test_an_mlx_entry_is_downloaded_whole_from_the_hub_and_deleted(qtbot, make_manager, hub, mlx_model_files,
+                                                                   monkeypatch):
+    entry = mlx_entry()
+    hub.serve_repo(entry.hf_repo, mlx_model_files)  # a real MLX folder, under the catalog's repository
+    bind_download(monkeypatch, hub.url)
+    manager = make_manager()
+    values: list[int] = []
+    manager.progress.valueChanged.connect(values.append)
+    select(manager, entry.id)
+    assert cell(manager, entry.id, FORMAT).text() == "MLX" and cell(manager, entry.id, QUANT).text() == entry.quantization
+    assert "MLX" in manager.detail.text() and entry.hf_repo in manager.detail.text()
+    assert manager.download_button.isEnabled() and not manager.delete_button.isEnabled()
+
+    with qtbot.waitSignal(manager.models_changed, timeout=WORK_TIMEOUT_MS), no_unhandled_errors(qtbot):
+        qtbot.mouseClick(manager.download_button, Qt.LeftButton)
+        assert manager.message.text() == f"Downloading {entry.name} from {entry.hf_repo}…"
+    wait_idle(qtbot, manager)
+
+    folder = catalog.locate(entry, manager.models_dir)
+    assert folder is not None and folder.is_relative_to(catalog.hf_cache_dir())
+    assert {p.name for p in folder.iterdir()} == set(mlx_model_files)
+    assert shown(manager, f"Downloaded and verified: {folder}")
+    assert values[-1] == 100 and values == sorted(values)
+    row = manager.rows[index_of(manager, entry.id)]
+    assert row["path"] == str(folder) and row["size_bytes"] == sum(map(len, mlx_model_files.values()))
+    assert (row["quant"], row["architecture"]) == ("MLX 4-bit", "llama")  # now from the folder's config
+    assert cell(manager, entry.id, WHERE).text() == "downloaded"
+
+    manager.table.clearSelection()
+    select(manager, entry.id)
+    assert manager.delete_button.isEnabled() and not manager.download_button.isEnabled()
+    with qtbot.waitSignal(manager.models_changed, timeout=5000):
+        assert manager.delete_selected(confirm=False)
+    wait_idle(qtbot, manager)
+    assert catalog.locate(entry, manager.models_dir) is None and not folder.exists()
+    assert cell(manager, entry.id, WHERE).text() == "not downloaded"
+
+
+def test_mlx_entries_say_when_mlx_is_not_installed_here(make_manager, monkeypatch):
+    reason = "MLX is not installed (mlx, mlx_lm): pip install 'fastslow[mlx]'"
+    monkeypatch.setattr("app.models_overview.mlx_unavailable", lambda: reason)
+    manager = make_manager()
+    entry = mlx_entry()
+    fit = cell(manager, entry.id, FIT)
+    assert fit.text() == "needs MLX" and reason in fit.toolTip() and "not loaded" in fit.toolTip()
+    assert cell(manager, hub_entry().id, FIT).text().split("? (~")[0] in VERDICTS  # GGUF as before
+    select(manager, entry.id)
+    assert manager.download_button.isEnabled()  # it can still be fetched, for a machine that has MLX
+    assert reason in manager.detail.text()

@@ -103,6 +103,20 @@ def test_an_empty_prompt_is_refused_with_a_message(qtbot, window, ui_log):
     assert ui_log.list_runs() == []
 
 
+def test_a_minimum_thought_longer_than_the_budget_is_refused_with_a_message(qtbot, window, ui_log):
+    pane = window.panes[1]
+    pane.mode.setCurrentIndex(pane.mode.findData("thinking"))
+    pane.budget.setValue(64)
+    pane.min_thinking.setValue(128)
+    window.prompt.setPlainText(MATH)
+    assert window.run_all() is False
+    assert "longer than the budget" in window.notice.text() and ui_log.list_runs() == []
+    pane.min_thinking.setValue(32)
+    assert pane.plan().thinking_min == 32
+    pane.mode.setCurrentIndex(pane.mode.findData("direct"))
+    assert not pane.min_thinking.isEnabled()
+
+
 def test_a_model_file_that_is_not_gguf_shows_why_in_its_pane_and_the_other_pane_still_runs(
     qtbot, window, tmp_path
 ):
