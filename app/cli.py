@@ -325,20 +325,23 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
     log = _open_log(args)
-    with Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log) as session:
-        session.load()
-        pane = session.panes[0]
-        if pane.load_error is not None:
-            raise pane.load_error
-        out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
-                  f"(thinking style: {pane.thinking_style})\n")
-        samples = run_eval(
-            session, problems, policies, args.max_tokens, args.thinking_budget,
-            on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
-                                          f"{s.predicted} (ref {s.reference})\n"),
-            k=args.k, cascade_confidence=args.cascade_threshold,
-        )
-    _close_log(log, session)
+    session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
+    try:  # a model that fails to load still leaves the log closed, its session ended
+        with session:
+            session.load()
+            pane = session.panes[0]
+            if pane.load_error is not None:
+                raise pane.load_error
+            out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
+                      f"(thinking style: {pane.thinking_style})\n")
+            samples = run_eval(
+                session, problems, policies, args.max_tokens, args.thinking_budget,
+                on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
+                                              f"{s.predicted} (ref {s.reference})\n"),
+                k=args.k, cascade_confidence=args.cascade_threshold,
+            )
+    finally:
+        _close_log(log, session)
     summaries = summarise(samples)
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -358,6 +361,31 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
+def _sweep_models(args, config: SweepConfig, problems, store: SampleStore, log, out: TextIO) -> list:
+    """Each model of `fastslow scale` in turn; a session log that fails is said once, then left alone."""
+    all_points = []
+    per_question = len(config.budgets) + max(config.ks, default=0)
+    for name in args.models or [DEFAULT_MODELS[0]]:
+        spec = resolve(name, n_ctx=args.ctx, n_threads=args.threads)
+        swept = sweep_model(
+            spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads,
+            on_loaded=lambda pane: out.write(
+                f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × {per_question} "
+                f"generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} shared samples)"
+                f"{' + judges' if 'self' in config.verifiers else ''}\n"),
+            on_generation=lambda g, new: out.write(
+                f"  {g.problem_id} {g.kind:<6} budget {g.budget:<5} seed {g.seed:<3} "
+                f"{'✓' if g.correct else '✗'} {g.predicted}{'' if new else '  (stored)'}\n"),
+        )
+        out.write(f"  {swept.ran} generated now, {len(store.done)} in the store\n")
+        all_points += swept.points
+        if swept.log_error is not None and log is not None:
+            print(f"fastslow: warning: the session log failed: {swept.log_error}; the sweep goes on "
+                  f"(samples.jsonl has every generation), unlogged", file=sys.stderr)
+            log = None
+    return all_points
+
+
 def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
@@ -374,24 +402,11 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if store.done:
         out.write(f"resuming: {len(store.done)} generations already in {folder / 'samples.jsonl'}\n")
     log = _open_log(args)
-    all_points = []
-    per_question = len(config.budgets) + max(config.ks, default=0)
-    for name in args.models or [DEFAULT_MODELS[0]]:
-        spec = resolve(name, n_ctx=args.ctx, n_threads=args.threads)
-        label, ran, found = sweep_model(
-            spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads,
-            on_loaded=lambda pane: out.write(
-                f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × {per_question} "
-                f"generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} shared samples)"
-                f"{' + judges' if 'self' in config.verifiers else ''}\n"),
-            on_generation=lambda g, new: out.write(
-                f"  {g.problem_id} {g.kind:<6} budget {g.budget:<5} seed {g.seed:<3} "
-                f"{'✓' if g.correct else '✗'} {g.predicted}{'' if new else '  (stored)'}\n"),
-        )
-        out.write(f"  {ran} generated now, {len(store.done)} in the store\n")
-        all_points += found
-    if log is not None:
-        log.close()
+    try:
+        all_points = _sweep_models(args, config, problems, store, log, out)
+    finally:
+        if log is not None:
+            log.close()
     rows = scaling_report.table(all_points)
     out.write("\n" + _columns(rows[0], rows[1:]) + "\n")
     out.write("\n" + scaling_report.reading(all_points) + "\n")

@@ -201,8 +201,8 @@ def sweep_model(
     on_loaded: Callable[[Pane], None] | None = None,
     on_generation: Callable[[Generation, bool], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> tuple[str, int, list[Point]]:
-    """Load one model in its own worker, sweep it, and return (its label, generations run now, points)."""
+) -> "ModelSweep":
+    """Load one model in its own worker, sweep it, and say what came of it."""
     with Session([spec], mode="fair", cores=cores, tdp_w=tdp_w, log=log) as session:
         session.load()
         pane = session.panes[0]
@@ -217,7 +217,15 @@ def sweep_model(
             return session.compare(request)[0]
 
         ran = run_sweep(ask, pane.label, problems, config, store, on_generation)
-    return pane.label, ran, points(store, pane.label, problems, config)
+    return ModelSweep(pane.label, ran, points(store, pane.label, problems, config), session.log_error)
+
+
+@dataclass(frozen=True)
+class ModelSweep:
+    label: str
+    ran: int  # generations run now (the rest came from the store)
+    points: list["Point"]
+    log_error: Exception | None  # the session log failed: these runs were kept in memory only
 
 
 # -- points -----------------------------------------------------------------------------------

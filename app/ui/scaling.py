@@ -251,7 +251,7 @@ def _sweep_worker(spec, problems, config: SweepConfig, folder: Path, stop: threa
     elif error is not None:
         raise error
     else:
-        message = f"Done: {outcome['result'][1]} generated now, {len(store.done)} in {folder / 'samples.jsonl'}"
+        message = f"Done: {outcome['result'].ran} generated now, {len(store.done)} in {folder / 'samples.jsonl'}"
     found = points(store, spec.label, problems, config)  # from the store: finished or stopped alike
     report.write_results(folder, found)
     return found, message

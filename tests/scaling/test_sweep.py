@@ -81,3 +81,38 @@ def test_a_suite_file_with_no_answers_is_refused(tmp_path):
     suite.write_text('{"question": "What is 2 + 2?", "answer": "four, I think"}\n')
     out = fastslow("scale", *SMALL, "--suite-file", str(suite), "--output", str(tmp_path / "out"))
     assert out.returncode == 2 and "has no number to score against" in out.stderr
+
+
+def test_a_session_log_that_fails_mid_sweep_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    from app import cli
+    from app.store import SessionLog, StoreError
+
+    class FullDisk(SessionLog):
+        def start_run(self, *args, **kwargs):
+            raise StoreError("the disk holding the log is full", kind="full")
+
+    monkeypatch.setattr(cli, "open_log", lambda db: (FullDisk.open(tmp_path / "log.db"), None))
+    args = [a for a in SMALL if a != "--no-log"]
+    assert cli.main(["scale", *args, "--budgets", "0", "--k", "1", "--output", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "the session log failed: the disk holding the log is full" in err and "unlogged" in err
+    assert [s["kind"] for s in stored(tmp_path / "out")] == ["budget", "sample"]  # nothing lost
+
+
+def test_eval_closes_its_session_log_when_the_model_fails_to_load(tmp_path, monkeypatch, capsys):
+    from app import cli
+    from app.store import SessionLog
+
+    closed = []
+
+    class Watched(SessionLog):
+        def close(self):
+            closed.append(True)
+            super().close()
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model" * 100)
+    monkeypatch.setattr(cli, "open_log", lambda db: (Watched.open(tmp_path / "log.db"), None))
+    code = cli.main(["eval", "--limit", "1", "-m", str(broken), "--output", str(tmp_path / "out")])
+    assert code != 0 and "GGUF" in capsys.readouterr().err
+    assert closed == [True]
