@@ -216,6 +216,13 @@ class Session:
         self._attach_energy(i, running)
         self._log_finish(i)
 
+    def pids_sharing_with(self, i: int, running) -> list[int]:
+        """The other workers whose CPU time pane i's energy is shared with: those running beside it
+        in live mode, none in fair mode."""
+        if self.mode != "live":
+            return []
+        return [self.panes[j].client.pid for j in running if j != i and self.panes[j].client is not None]
+
     def _attach_energy(self, i: int, running: list[int]) -> None:
         """Energy over the run's window, split into thinking and answer; shared by CPU time in live mode."""
         client = self.panes[i].client
@@ -224,9 +231,7 @@ class Session:
             return
         samples = self.sampler.samples
         t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
-        others = [] if self.mode != "live" else [
-            self.panes[j].client.pid for j in running if j != i and self.panes[j].client is not None
-        ]
+        others = self.pids_sharing_with(i, running)
         boundary = None
         if r.n_thinking_tokens:  # a thought that never closed is thinking to the end
             boundary = t0 + r.ttfat_s if r.ttfat_s is not None else t1

@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_settings()
     notices = [loaded.problem] if loaded.problem else []
     if first_start:
-        notices.append("Welcome: the bundled SmolLM2 135M is loading in both panes (Fast answers directly, "
-                       "Thinking reasons first). Press Ctrl+Enter to compare; more models are in the Models tab.")
+        notices.append("Welcome: both panes run the bundled SmolLM2 135M (Fast answers directly, Thinking "
+                       "reasons first); each says when its model is ready. Press Ctrl+Enter to compare; more "
+                       "models are in the Models tab.")
     log, log_error = open_log(args.db or loaded.settings.db_path())
     if log_error is not None:
         notices.append(f"The session log cannot be used ({log_error}); runs are kept in memory for now.")

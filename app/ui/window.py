@@ -304,13 +304,13 @@ class MainWindow(QMainWindow):
     def _refresh_stats(self) -> None:
         sampler = self.session.sampler
         samples = sampler.samples if sampler is not None else []
-        pids = {i: p.client.pid for i, p in enumerate(self.session.panes) if p.client is not None}
         t = now()
         for i, recorder in list(self.session.recorders.items()):
-            if i not in self._running_panes:
+            client = self.session.panes[i].client
+            if i not in self._running_panes or client is None:
                 continue
-            others = [pid for j, pid in pids.items() if j != i and j in self._running_panes] if self.session.mode == "live" else []
-            stats = live_stats(recorder, t, samples, pids.get(i), others)
+            others = self.session.pids_sharing_with(i, self._running_panes)
+            stats = live_stats(recorder, t, samples, client.pid, others)
             self.panes[i].show_stats(stats, recorder.result.mode)
 
     def _all_runs(self) -> list[tuple[int, str, RunRecorder]]:
