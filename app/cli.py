@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated: oracle (pass@k), majority, program (re-checks arithmetic), self (model judges)")
     scale.add_argument("--answer-tokens", type=_positive, default=96,
                        help="tokens allowed for the answer after the thought (default 96)")
+    scale.add_argument("--force", action="store_true", dest="force_budget",
+                       help="budget forcing (s1): hold each thought to exactly its budget, an earlier end "
+                            "refused with \"Wait\"")
     scale.add_argument("--seed", type=int, default=0)
     scale.add_argument("--ctx", type=_positive)
     scale.add_argument("--threads", type=_positive)
@@ -391,7 +394,7 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         config = SweepConfig(budgets=args.budgets, ks=args.ks, k_budget=args.k_budget,
                              verifiers=tuple(v.strip() for v in args.verifiers.split(",") if v.strip()),
-                             seed=args.seed, max_answer_tokens=args.answer_tokens)
+                             seed=args.seed, max_answer_tokens=args.answer_tokens, force_budget=args.force_budget)
     except ValueError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -413,6 +416,7 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     written = [folder / "samples.jsonl", *scaling_report.write_results(folder, all_points)]
     try:
         title = f"{len(problems)} problems of {Path(args.suite_file or args.suite).stem}"
+        title += ", budget forcing" if config.force_budget else ""
         written += scaling_report.plot(all_points, folder, title)
     except RuntimeError as exc:
         print(f"fastslow: no charts: {exc}", file=sys.stderr)

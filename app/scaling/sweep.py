@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from app.eval.answers import extract_answer, is_correct
@@ -32,6 +32,9 @@ class SweepConfig:
     verifiers: tuple[str, ...] = ("oracle", "majority", "program")
     max_answer_tokens: int = 96  # room for the answer after the thought
     seed: int = 0
+    # Budget forcing (s1's sequential scaling): each thought is held to exactly its budget, an earlier
+    # end refused with "Wait", so the x axis is the thinking the model was made to do.
+    force_budget: bool = False
 
     def __post_init__(self) -> None:
         if not self.budgets and not self.ks:
@@ -71,10 +74,17 @@ class Generation:
     energy_source: str = ""
     status: str = "ok"
     strategy: str = "native"
+    forced: bool = False  # the thought was held to its budget (budget forcing)
+    thinking_extended: int = 0  # how often "Wait" was put in to hold it there
 
     @property
     def key(self) -> tuple:
-        return (self.kind, self.model, self.problem_id, self.budget, self.seed, self.k)
+        return generation_key(self.kind, self.model, self.problem_id, self.budget, self.seed, self.k, self.forced)
+
+
+def generation_key(kind: str, model: str, problem_id: str, budget: int, seed: int, k: int, forced: bool) -> tuple:
+    """What makes a generation the same one on resume: a forced thought is another experiment."""
+    return (kind, model, problem_id, budget, seed, k, forced)
 
 
 @dataclass
@@ -142,12 +152,12 @@ def run_sweep(
             g.correct = is_correct(g.predicted, problem.answer)
 
         for budget in config.budgets:
-            g = Generation("budget", model, problem.id, budget, config.seed)
+            g = Generation("budget", model, problem.id, budget, config.seed, forced=config.force_budget)
             get(g, lambda budget=budget: _request(problem.question, budget, config, seed=None), answer)
         k_max = max(config.ks, default=0)
         samples = []
         for seed in range(config.seed, config.seed + k_max):
-            g = Generation("sample", model, problem.id, config.sample_budget, seed)
+            g = Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
             samples.append(get(g, lambda seed=seed: _request(problem.question, config.sample_budget, config, seed), answer))
         if "self" in config.verifiers:
             for k in config.ks:
@@ -159,7 +169,8 @@ def run_sweep(
                     g.predicted = v.read_judgement(g.solution, answers)
                     g.correct = is_correct(g.predicted, problem.answer)
 
-                g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k)
+                g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k,
+                               forced=config.force_budget)
                 get(g, lambda answers=answers: make_request(
                     v.judge_prompt(problem.question, answers), 16, False, None, instruction=""), judged)
     return ran
@@ -168,7 +179,8 @@ def run_sweep(
 def _request(question: str, budget: int, config: SweepConfig, seed: int | None):
     # Budget 0 answers directly; a budget b thinks for at most b tokens, then answers.
     thinking = budget > 0
-    return make_request(question, budget + config.max_answer_tokens, thinking, budget if thinking else None, seed)
+    request = make_request(question, budget + config.max_answer_tokens, thinking, budget if thinking else None, seed)
+    return replace(request, thinking_min=budget) if thinking and config.force_budget else request
 
 
 def _fill(generation: Generation, result: RunResult) -> None:
@@ -180,6 +192,7 @@ def _fill(generation: Generation, result: RunResult) -> None:
     g.latency_s = result.total_s or 0.0
     g.energy_j, g.energy_source = result.energy_j, energy_sources([result])
     g.status, g.strategy = result.status, result.strategy
+    g.thinking_extended = result.thinking_extended
 
 
 def _candidates(samples: Iterable[Generation]) -> list[v.Candidate]:
@@ -251,10 +264,14 @@ class Point:
 
 def points(store: SampleStore, model: str, problems: Sequence[Problem], config: SweepConfig) -> list[Point]:
     """Every point of the sweep from what the store holds (problems with a missing generation are left out)."""
-    by_key = store.done
+    forced = config.force_budget
+
+    def stored(kind: str, problem: Problem, budget: int, seed: int, k: int = 0) -> Generation | None:
+        return store.done.get(generation_key(kind, model, problem.id, budget, seed, k, forced))
+
     out: list[Point] = []
     for budget in config.budgets:
-        gens = [by_key.get(("budget", model, p.id, budget, config.seed, 0)) for p in problems]
+        gens = [stored("budget", p, budget, config.seed) for p in problems]
         paired = [(g, p) for g, p in zip(gens, problems) if g is not None]
         out.append(_point(model, "budget", budget, "greedy", [g for g, _ in paired],
                           [is_correct(g.predicted, p.answer) for g, p in paired]))
@@ -263,7 +280,7 @@ def points(store: SampleStore, model: str, problems: Sequence[Problem], config: 
         for verifier in config.verifiers:
             costs, right = [], []
             for p in problems:
-                samples = [by_key.get(("sample", model, p.id, config.sample_budget, seed, 0))
+                samples = [stored("sample", p, config.sample_budget, seed)
                            for seed in range(config.seed, config.seed + k_max)]
                 if any(s is None for s in samples[:k]):
                     continue
@@ -278,7 +295,7 @@ def points(store: SampleStore, model: str, problems: Sequence[Problem], config: 
                     ok = is_correct(v.program(candidates), p.answer)
                 else:
                     answers = v.distinct_answers(candidates)
-                    judge = by_key.get(("judge", model, p.id, config.sample_budget, config.seed, k))
+                    judge = stored("judge", p, config.sample_budget, config.seed, k)
                     if len(answers) < 2:
                         ok = is_correct(answers[0] if answers else None, p.answer)
                     elif judge is None:

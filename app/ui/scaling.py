@@ -57,6 +57,7 @@ class ScalingView(QWidget):
         self.checks = {name: QCheckBox(name) for name in VERIFIERS}
         for name in ("oracle", "majority", "program"):
             self.checks[name].setChecked(True)
+        self.force = QCheckBox("Hold each thought to its budget (budget forcing: \"Wait\" when it stops early)")
         self.run_button = QPushButton("Run the sweep")
         self.run_button.clicked.connect(lambda: self.run())
         self.stop_button = QPushButton("Stop")
@@ -76,6 +77,7 @@ class ScalingView(QWidget):
         for box in self.checks.values():
             verifiers.addWidget(box)
         form.addRow("Verifiers", verifiers)
+        form.addRow("", self.force)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)
@@ -176,7 +178,8 @@ class ScalingView(QWidget):
                 raise ValueError(f"{what} must be whole numbers separated by commas, not {text!r}") from None
 
         return SweepConfig(budgets=numbers(self.budgets.text(), "budgets"), ks=numbers(self.ks.text(), "k"),
-                           verifiers=tuple(name for name, box in self.checks.items() if box.isChecked()))
+                           verifiers=tuple(name for name, box in self.checks.items() if box.isChecked()),
+                           force_budget=self.force.isChecked())
 
     def run(self) -> bool:
         if self._worker is not None:

@@ -116,3 +116,25 @@ def test_eval_closes_its_session_log_when_the_model_fails_to_load(tmp_path, monk
     code = cli.main(["eval", "--limit", "1", "-m", str(broken), "--output", str(tmp_path / "out")])
     assert code != 0 and "GGUF" in capsys.readouterr().err
     assert closed == [True]
+
+
+def test_budget_forcing_holds_each_thought_to_its_budget_and_is_an_experiment_of_its_own(tmp_path, smollm2_spec):
+    import dataclasses
+
+    from app.engines.thinking_budget import MAX_EXTENSIONS
+    from app.eval.suites import load_suite, suite_path
+    from app.scaling.sweep import SampleStore, SweepConfig, generation_key, sweep_model
+    from tests.engines.test_thinking_budget import THINKING_TEMPLATE
+
+    spec = dataclasses.replace(smollm2_spec, chat_template=THINKING_TEMPLATE, thinking="think-tags")
+    problems = load_suite(suite_path("gsm8k"), limit=1)
+    store = SampleStore.open(tmp_path / "samples.jsonl")
+    for force in (True, False):
+        swept = sweep_model(spec, problems, SweepConfig(budgets=(0, 96), ks=(), max_answer_tokens=8,
+                                                        force_budget=force), store)
+        assert swept.ran == 2  # forced and free generations are stored apart, never mistaken on resume
+    forced, free = (store.done[generation_key("budget", swept.label, problems[0].id, 96, 0, 0, force)]
+                    for force in (True, False))
+    assert forced.forced and (forced.n_thinking_tokens == 96 or forced.thinking_extended == MAX_EXTENSIONS)
+    assert not free.forced and free.thinking_extended == 0 and free.n_thinking_tokens <= 96
+    assert [p.x for p in swept.points] == [0, 96]

@@ -60,3 +60,10 @@ def test_bad_input_is_refused_in_the_tab(qtbot, tmp_path):
     view.ks.setText("two")
     assert not view.run() and "whole numbers" in view.progress.text()
     assert not view.open_results(tmp_path / "nowhere") and "No sweep results" in view.progress.text()
+
+
+def test_budget_forcing_is_a_choice_in_the_tab(qtbot, tmp_path):
+    view = make(qtbot, tmp_path)
+    assert not view.config().force_budget
+    view.force.setChecked(True)
+    assert view.config().force_budget
