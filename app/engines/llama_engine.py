@@ -42,6 +42,7 @@ from app.engines.types import (
     prompt_too_long,
     template_failed,
 )
+from app.reasoning.parser import detect_style
 
 # Backend names as llama_print_system_info() spells them, in the order we prefer to report.
 _GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
@@ -139,6 +140,7 @@ class LlamaCppEngine:
         self._spec: ModelSpec | None = None
         self._threads = 1
         self._formatter = None
+        self._style = "none"  # how the model marks its thought (app/reasoning/parser.py's styles)
         self._abort_cb = None  # a ctypes callback must outlive its registration: keep it here
 
     # -- loading ---------------------------------------------------------------------------
@@ -185,6 +187,7 @@ class LlamaCppEngine:
             )
         else:
             self._formatter, source = None, "none"
+        self._style = spec.thinking or detect_style(template)
 
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: bool(self._cancel.value))
         n_layers = llama_cpp.llama_model_n_layer(llm._model.model)
@@ -270,7 +273,7 @@ class LlamaCppEngine:
             return
         max_new = min(request.max_tokens, n_ctx - n_prompt)
         try:
-            budget = budget_for(request, opens_thinking, spec.thinking)
+            budget = budget_for(request, opens_thinking, self._style)
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return
@@ -357,7 +360,9 @@ class LlamaCppEngine:
                     return "cancelled"
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     return EXTEND_THOUGHT if run.budget.refuses("", end_of_turn=True) else "stop"
-                piece = _piece(llama_cpp, vocab, token)
+                # gpt-oss's channel markers are control tokens, which llama.cpp renders only when
+                # asked: the reader (and the budget) must see them to tell thought from answer.
+                piece = _piece(llama_cpp, vocab, token, special=self._style == "harmony")
                 if run.budget.refuses(piece.decode("utf-8", "replace")):
                     return EXTEND_THOUGHT
                 run.n_gen += 1
@@ -385,7 +390,7 @@ class LlamaCppEngine:
         rendered = self._formatter(
             messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
         ).prompt
-        rendered, opened = prefill_direct(rendered, request.thinking, self._spec.thinking)
+        rendered, opened = prefill_direct(rendered, request.thinking, self._style)
         tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
         bos = llm._model.token_bos()
         # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's

@@ -33,6 +33,7 @@ from app.engines.types import (
     prompt_too_long,
     template_failed,
 )
+from app.reasoning.parser import detect_style
 
 
 def mlx_unavailable() -> str | None:
@@ -108,14 +109,15 @@ class MlxEngine:
         except Exception as exc:
             yield template_failed(self._spec.label, exc)
             return
-        rendered, opened = prefill_direct(rendered, request.thinking, self._spec.thinking)
+        style = self._spec.thinking or detect_style(self._spec.chat_template or self._tokenizer.chat_template)
+        rendered, opened = prefill_direct(rendered, request.thinking, style)
         prompt = self._tokenizer.encode(rendered, add_special_tokens=False)
         failed = prompt_too_long(len(prompt), self._spec.label, self._spec.n_ctx)
         if failed:
             yield failed
             return
         try:
-            budget = budget_for(request, opened, self._spec.thinking)
+            budget = budget_for(request, opened, style)
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return

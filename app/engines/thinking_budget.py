@@ -8,15 +8,34 @@ the text to know whether the model is thinking; app/reasoning labels the stream 
   answers from what it has (Qwen3's documented method; llama.cpp's --reasoning-budget-message).
 - Minimum (budget forcing, as in the s1 paper): when the model tries to end its thought early, with
   `</think>` or its end of turn, that token is dropped and "Wait" is put in, so it thinks on.
+
+Two ways of marking a thought: <think>…</think>, and gpt-oss's harmony channels, where the thought
+is the analysis channel (<|channel|>analysis<|message|>…<|end|>) and the answer the final one.
 """
 
 from __future__ import annotations
 
-OPEN, CLOSE = "<think>", "</think>"
-DEFAULT_CLOSE_MESSAGE = (
-    "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now.\n"
-    "</think>\n\n"
-)
+from dataclasses import dataclass
+
+_WHY = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now."
+
+
+@dataclass(frozen=True)
+class ThoughtMarkers:
+    open: str  # what starts the thought
+    close: str  # what ends it
+    close_message: str  # put in when the budget is spent: why, then the close and the answer's start
+
+
+THINK_TAGS = ThoughtMarkers("<think>", "</think>", _WHY + "\n</think>\n\n")
+HARMONY = ThoughtMarkers("<|channel|>analysis<|message|>", "<|end|>",
+                         _WHY + "<|end|><|start|>assistant<|channel|>final<|message|>")
+OPEN, CLOSE = THINK_TAGS.open, THINK_TAGS.close
+DEFAULT_CLOSE_MESSAGE = THINK_TAGS.close_message
+
+
+def markers_for(style: str | None) -> ThoughtMarkers:
+    return HARMONY if style == "harmony" else THINK_TAGS
 DEFAULT_CONTINUE_MESSAGE = "\nWait"
 # s1 appended "Wait" up to 6 times; a model that closes again at once each time would otherwise loop
 # for ever without spending a token, so after this many the model's own close stands.
@@ -29,14 +48,15 @@ CLOSE_THOUGHT, EXTEND_THOUGHT = "close-thought", "extend-thought"
 class ThinkingBudget:
     """Feed it each generated token's text; it says when the thought must be closed or kept open."""
 
-    def __init__(self, budget: int | None, opened_in_prompt: bool, minimum: int | None = None) -> None:
+    def __init__(self, budget: int | None, opened_in_prompt: bool, minimum: int | None = None,
+                 markers: ThoughtMarkers = THINK_TAGS) -> None:
         if budget is not None and budget < 0:
             raise ValueError(f"a thinking budget must be 0 or more tokens, not {budget}")
         if minimum is not None and minimum < 0:
             raise ValueError(f"a minimum thought must be 0 or more tokens, not {minimum}")
         if budget is not None and minimum is not None and minimum > budget:
             raise ValueError(f"the minimum thought ({minimum} tokens) is longer than the budget ({budget} tokens)")
-        self.budget, self.minimum = budget, minimum or None
+        self.budget, self.minimum, self.markers = budget, minimum or None, markers
         self.thinking = opened_in_prompt
         self.spent = 0  # tokens generated while thinking, the opening tag included
         self.finished = self.budget is None and self.minimum is None  # nothing to watch
@@ -58,8 +78,8 @@ class ThinkingBudget:
             return False
         if self.extensions >= MAX_EXTENSIONS:
             return False
-        start = piece.lstrip()
-        closes = CLOSE in self._text + piece or (len(start) >= 2 and CLOSE.startswith(start))
+        start, close = piece.lstrip(), self.markers.close
+        closes = close in self._text + piece or (len(start) >= 2 and close.startswith(start))
         return end_of_turn or closes
 
     def injected(self, text: str, kind: str) -> None:
@@ -75,17 +95,18 @@ class ThinkingBudget:
         if self.finished:
             return False
         self._text += text
+        opening = self.markers.open
         if not self.thinking:
             start = self._text.lstrip()
-            if start.startswith(OPEN):
-                self.thinking, self._text = True, start[len(OPEN) :]
-            elif start and not OPEN.startswith(start):
+            if start.startswith(opening):
+                self.thinking, self._text = True, start[len(opening) :]
+            elif start and not opening.startswith(start):
                 self.finished = True  # it answered without thinking
                 return False
             else:
                 return False  # only whitespace, or half of "<think>", so far
         self.spent += 1
-        if CLOSE in self._text:
+        if self.markers.close in self._text:
             self.finished = True  # the model closed its thought itself
             return False
         if self.budget is not None and self.spent >= self.budget:
@@ -96,16 +117,13 @@ class ThinkingBudget:
     def message(self, kind: str, close_message: str | None, continue_message: str | None) -> str:
         """The text to put in for a pass that stopped with `kind`, the request's own wording first."""
         if kind == CLOSE_THOUGHT:
-            return close_message or DEFAULT_CLOSE_MESSAGE
+            return close_message or self.markers.close_message
         return continue_message or DEFAULT_CONTINUE_MESSAGE
 
 
 def budget_for(request, opened_in_prompt: bool, style: str | None) -> ThinkingBudget:
     """The request's limits on its thought; ValueError, worded for the user, when they make no sense."""
-    if request.thinking_min and style == "harmony":
-        raise ValueError("a minimum thought needs a model that thinks in <think> tags; "
-                         "gpt-oss thinks in harmony channels")
-    return ThinkingBudget(request.thinking_budget, opened_in_prompt, request.thinking_min)
+    return ThinkingBudget(request.thinking_budget, opened_in_prompt, request.thinking_min, markers_for(style))
 
 
 def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> tuple[str, bool]:
@@ -114,7 +132,7 @@ def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> t
     Direct mode on a model without a switch in its template (DeepSeek-R1 distills): an empty
     thought, already closed, is how these models are told to answer directly.
     """
-    opened = rendered.rstrip().endswith(OPEN)
+    opened = rendered.rstrip().endswith(markers_for(style).open)
     if thinking is False and style == "think-tags":
         rendered = rendered.rstrip() + f"\n\n{CLOSE}\n\n" if opened else rendered + f"{OPEN}\n\n{CLOSE}\n\n"
         return rendered, False

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from app.engines.thinking_budget import EXTEND_THOUGHT, MAX_EXTENSIONS, ThinkingBudget, budget_for, prefill_direct
+from app.engines.thinking_budget import CLOSE_THOUGHT, EXTEND_THOUGHT, MAX_EXTENSIONS, ThinkingBudget, budget_for, prefill_direct
 from app.engines.types import GenerationRequest, Sampling
 from app.session import Session
 
@@ -76,11 +76,18 @@ def test_a_minimum_that_makes_no_sense_is_refused(budget, minimum, message):
         ThinkingBudget(budget, opened_in_prompt=True, minimum=minimum)
 
 
-def test_a_minimum_on_a_harmony_model_is_refused():
-    request = GenerationRequest.from_prompt("hi", thinking_min=10)
-    with pytest.raises(ValueError, match="harmony channels"):
-        budget_for(request, False, "harmony")
-    assert budget_for(request, True, "think-tags").minimum == 10
+def test_on_a_harmony_model_the_thought_is_the_analysis_channel():
+    request = GenerationRequest.from_prompt("hi", thinking_budget=3, thinking_min=2)
+    budget = budget_for(request, False, "harmony")
+    assert feed(budget, ["<|channel|>", "analysis", "<|message|>"]) == [False, False, False]
+    assert budget.thinking and budget.spent == 1  # the token that completed the header
+    assert budget.refuses("<|end|>") and budget.refuses("", end_of_turn=True)
+    assert feed(budget, ["Let", " me"]) == [False, True] and budget.forced
+    assert budget.message(CLOSE_THOUGHT, None, None).endswith("<|end|><|start|>assistant<|channel|>final<|message|>")
+    direct = budget_for(request, False, "harmony")
+    feed(direct, ["<|channel|>", "final", "<|message|>", "Hi"])
+    assert direct.finished and not direct.thinking  # it went straight to its answer
+    assert prefill_direct("<|start|>assistant<|channel|>analysis<|message|>", None, "harmony")[1]
 
 
 def test_direct_mode_prefills_an_empty_thought_only_where_the_template_has_no_switch():
@@ -169,3 +176,25 @@ def test_real_model_minimum_longer_than_the_budget_fails_the_run_clearly(thinkin
     result = ask(thinking_smollm2, max_tokens=8, thinking_min=30, thinking_budget=10)
     assert result.status == "failed" and result.error_kind == "bad_request"
     assert "longer than the budget" in result.error
+
+
+HARMONY_TEMPLATE = (
+    "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}"
+    "<|start|>assistant<|channel|>analysis<|message|>"
+)
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "mlx"])
+def test_real_model_budget_closes_a_harmony_analysis_channel_and_the_final_channel_answers(
+        request, smollm2_spec, engine):
+    """gpt-oss's format, written out as text for SmolLM2: the thought is the analysis channel."""
+    spec = dataclasses.replace(smollm2_spec, chat_template=HARMONY_TEMPLATE, thinking=None)  # detected
+    if engine == "mlx":
+        spec = dataclasses.replace(spec, path=request.getfixturevalue("smollm2_mlx_path"), engine="mlx")
+    with Session([spec]) as session:
+        session.load()
+        assert session.panes[0].thinking_style == "harmony"
+        result = ask(session, max_tokens=40, thinking_budget=8)
+    assert result.status == "ok" and result.thinking_budget_hit and result.n_thinking_tokens == 8
+    assert "Considering the limited time" in result.thinking and "<|" not in result.thinking
+    assert result.n_answer_tokens > 0 and result.text.strip() and "<|channel|>" not in result.text
