@@ -15,7 +15,13 @@ from dataclasses import dataclass
 DIRECT, THINK = "direct", "think"
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_ARITHMETIC = re.compile(r"\d\s*[-+*/×÷^%]\s*\d|\b(?:sum|product|percent|percentage|average|ratio|remainder)\b", re.I)
+_ARITHMETIC = re.compile(
+    r"\d\s*[-+*/×÷^%]\s*\d|\b(?:sum|product|percent|percentage|average|ratio|remainder)\b|"
+    r"\d\s*(?:times|multiplied by|divided by|plus|minus)\s*\d",
+    re.I,
+)
+# Two operands of two digits or more: past what a small model does reliably in one step.
+_MULTI_DIGIT = re.compile(r"\d{2,}\s*(?:[-+*/×÷^]|times|multiplied by|divided by)\s*\d{2,}", re.I)
 _MULTI_STEP = re.compile(
     r"\b(?:then|after|each|every|per|total|altogether|remaining|left|more than|less than|twice|half|"
     r"how many|how much|how long|in all)\b",
@@ -23,10 +29,12 @@ _MULTI_STEP = re.compile(
 )
 _CODE = re.compile(r"```|\bdef |\bclass |\bfunction\b|\bbug\b|\bcompile|\bregex\b|\bSQL\b|\balgorithm\b", re.I)
 _LOGIC = re.compile(
-    r"\b(?:prove|puzzle|riddle|if and only if|implies|deduce|logic|which of the following|"
+    r"\b(?:puzzle|riddle|if and only if|implies|deduce|logic|which of the following|"
     r"step by step|explain why|optimi[sz]e|trade-?off)\b",
     re.I,
 )
+# A proof or derivation: short to ask, long to answer well — the length cue must not outweigh it.
+_PROOF = re.compile(r"^\s*(?:prove|show that|derive|demonstrate that)\b|\b(?:prove|proof) that\b", re.I)
 _FACTUAL = re.compile(
     r"^\s*(?:what is the capital|who (?:is|was|wrote|invented)|when (?:was|did)|where is|define|"
     r"translate|what does .{1,40} mean)\b",
@@ -41,8 +49,10 @@ _WEIGHTS = {
     "numbers": 0.45,  # per number beyond the first, up to 4
     "arithmetic": 1.0,
     "multi_step": 0.5,  # per cue, up to 3
+    "multi_digit": 1.2,
     "code": 1.5,
     "logic": 1.5,
+    "proof": 2.5,
     "long": 0.8,  # over 40 words
     "factual": -2.0,
     "chat": -3.0,
@@ -67,8 +77,10 @@ def features(prompt: str) -> dict[str, float]:
         "numbers": float(min(max(numbers - 1, 0), 4)),
         "arithmetic": float(bool(_ARITHMETIC.search(prompt))),
         "multi_step": float(min(len(_MULTI_STEP.findall(prompt)), 3)),
+        "multi_digit": float(bool(_MULTI_DIGIT.search(prompt))),
         "code": float(bool(_CODE.search(prompt))),
         "logic": float(bool(_LOGIC.search(prompt))),
+        "proof": float(bool(_PROOF.search(prompt))),
         "long": float(words > 40),
         "factual": float(bool(_FACTUAL.search(prompt))),
         "chat": float(bool(_CHAT.search(prompt)) and words < 8),
@@ -89,9 +101,11 @@ def _probability(feats: dict[str, float]) -> float:
 _REASONS = {
     "numbers": "{n:.0f} more numbers to combine",
     "arithmetic": "arithmetic",
+    "multi_digit": "multi-digit arithmetic",
     "multi_step": "multi-step wording",
     "code": "code",
     "logic": "a reasoning or logic task",
+    "proof": "a proof or derivation",
     "long": "a long question",
     "factual": "a factual lookup",
     "chat": "small talk",

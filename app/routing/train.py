@@ -26,7 +26,7 @@ from app.routing.classifier import decide as classifier_decide
 DATA = Path(__file__).resolve().parents[2] / "data" / "router"
 BUCKETS = 1024
 EPOCHS = 300
-RATE = 0.5
+RATE = 0.1
 L2 = 1e-3
 HOLDOUT_EVERY = 5  # every 5th templated prompt, and GSM8K's second half, are held out
 
@@ -72,6 +72,11 @@ def from_samples(path: Path) -> list[Example]:
     return labelled
 
 
+def _step(weight: float, gradient: float, acc: dict, key) -> float:
+    acc[key] = acc.get(key, 0.0) + gradient * gradient
+    return weight - RATE * gradient / (math.sqrt(acc[key]) + 1e-8)
+
+
 def train(examples: list[Example]) -> dict:
     names = list(heuristic.features("").keys())
     # Each source weighs the same: GSM8K's 500 questions would otherwise teach "long and numeric
@@ -82,6 +87,7 @@ def train(examples: list[Example]) -> dict:
         named, hashed = encode(prompt, BUCKETS)
         encoded.append((named, list(hashed), label, len(examples) / (len(per_source) * per_source[source])))
     bias, wf, wt = 0.0, dict.fromkeys(names, 0.0), [0.0] * BUCKETS
+    acc: dict = {}  # each weight's summed squared gradients
     for _ in range(EPOCHS):
         g_bias, g_f, g_t = 0.0, dict.fromkeys(names, 0.0), [0.0] * BUCKETS
         for named, hashed, label, weight in encoded:
@@ -93,11 +99,14 @@ def train(examples: list[Example]) -> dict:
             for b in hashed:
                 g_t[b] += error
         m = len(encoded)
-        bias -= RATE * g_bias / m
+        # AdaGrad: each weight's step shrinks with its own gradient history, so a word seen in a
+        # handful of prompts learns as fast as a feature seen in every one (plain gradient descent
+        # left the words near zero and "short" decided everything).
+        bias = _step(bias, g_bias / m, acc, "bias")
         for n in names:
-            wf[n] -= RATE * (g_f[n] / m + L2 * wf[n])
+            wf[n] = _step(wf[n], g_f[n] / m + L2 * wf[n], acc, n)
         for b in range(BUCKETS):
-            wt[b] -= RATE * (g_t[b] / m + L2 * wt[b])
+            wt[b] = _step(wt[b], g_t[b] / m + L2 * wt[b], acc, b)
     return {
         "version": 1,
         "buckets": BUCKETS,

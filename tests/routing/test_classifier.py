@@ -22,6 +22,13 @@ def test_held_out_prompts_of_every_source_are_routed_as_labelled():
     assert all(value >= 0.9 for value in agreement.values()), agreement
 
 
+@pytest.mark.parametrize("prompt", ["Prove that there are infinitely many primes.", "Derive the quadratic formula.",
+                                    "Derive the formula for the area of a trapezoid.", "What is 17 times 23?"])
+def test_short_proofs_derivations_and_long_multiplication_think(prompt):
+    # Short, like most direct prompts: plain gradient descent let "a short question" outvote them.
+    assert decide(prompt).route == THINK
+
+
 def test_every_decision_says_why_in_words():
     math = decide("Tom has 3 boxes with 12 apples each and gives away 7. How many apples are left?")
     assert math.route == THINK and math.budget is not None and 0.5 <= math.confidence <= 1

@@ -48,7 +48,20 @@ def test_every_decision_says_why():
 
 def test_code_and_logic_think():
     assert decide("Why does this function return None?\n```python\ndef f(x): x + 1\n```").route == THINK
-    assert "a reasoning or logic task" in decide("Prove that the square root of 2 is irrational.").reasons
+    assert "a reasoning or logic task" in decide("Solve this riddle: what has keys but no locks?").reasons
+
+
+@pytest.mark.parametrize("prompt", ["Prove that there are infinitely many primes.", "Derive the quadratic formula.",
+                                    "Show that the square root of 2 is irrational."])
+def test_a_short_proof_or_derivation_thinks(prompt):
+    decision = decide(prompt)
+    assert decision.route == THINK and decision.reasons[0] == "a proof or derivation"
+
+
+def test_multi_digit_arithmetic_thinks_and_one_digit_sums_do_not():
+    assert decide("What is 17 times 23?").route == THINK
+    assert "multi-digit arithmetic" in decide("What is 17 times 23?").reasons
+    assert decide("What is 2 + 2?").route == DIRECT
 
 
 def test_threshold_calibrated_to_a_target_share_of_thinking(gsm8k_questions):
