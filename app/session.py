@@ -7,6 +7,7 @@ Each RunResult says which mode produced it.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass, replace
@@ -103,7 +104,8 @@ class Session:
             self.sampler.stop()
             self.power.close()
         self.power = detect_sources(self.tdp_w)
-        self.sampler = Sampler(self.power.sources, 1.0 / self.sample_hz)
+        # Full rate while a run goes on; one sample a second between runs, when nothing is measured.
+        self.sampler = Sampler(self.power.sources, 1.0 / self.sample_hz, idle_interval_s=max(1.0, 1.0 / self.sample_hz))
         self.sampler.start([p.client.pid for p in self.panes if p.client is not None])
 
     def load_pane(self, index: int, spec: ModelSpec, force: bool = False) -> Pane:
@@ -206,9 +208,10 @@ class Session:
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
         recorder.t_submit = now()
-        for event in self.panes[i].client.generate(self.requests[i]):
-            recorder.feed(event)
-            yield i, event, recorder
+        with self.sampler.active() if self.sampler is not None else contextlib.nullcontext():
+            for event in self.panes[i].client.generate(self.requests[i]):
+                recorder.feed(event)
+                yield i, event, recorder
         if self.sampler is not None:
             self.sampler.sample_now()
         # The row is completed as soon as this run ends, energy included (its window is sampled by

@@ -1,5 +1,8 @@
 """A background thread that samples CPU, memory, battery and power at a fixed rate (default 10 Hz).
 
+It may slow down between runs (idle_interval_s): waking costs CPU of its own, and nothing is being
+measured then. A run marks itself with `with sampler.active():`, which brings the full rate back at once.
+
 Timestamps are time.perf_counter(), the clock of every engine event (app.engines.types.now), so a
 run's window [submit, finish] can be laid straight over the samples.
 """
@@ -7,13 +10,16 @@ run's window [submit, finish] can be laid straight over the samples.
 from __future__ import annotations
 
 import collections
+import contextlib
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import psutil
 
+from app.telemetry.procfs import open_counters
 from app.telemetry.sources import (
     PowerSource,
     Reading,
@@ -59,10 +65,16 @@ class Sampler:
     `failures`; a worker that exits is dropped from the pids.
     """
 
-    def __init__(self, sources: list[PowerSource] = (), interval_s: float = 0.1, max_samples: int = 36_000) -> None:
+    def __init__(self, sources: list[PowerSource] = (), interval_s: float = 0.1, max_samples: int = 36_000,
+                 idle_interval_s: float | None = None) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, not {interval_s}")
+        if idle_interval_s is not None and idle_interval_s < interval_s:
+            raise ValueError(f"idle_interval_s ({idle_interval_s}) must be at least interval_s ({interval_s})")
         self.interval_s = interval_s
+        self.idle_interval_s = idle_interval_s or interval_s  # between runs
+        self._active = 0  # runs going on now
+        self._wake = threading.Event()
         self.sources = list(sources)
         self.failures: list[tuple[str, str]] = []
         self._samples: collections.deque[Sample] = collections.deque(maxlen=max_samples)  # an hour at 10 Hz
@@ -74,7 +86,8 @@ class Sampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_cpu = psutil.cpu_times()
+        self._counters = open_counters()  # Linux: /proc files kept open (cheaper reads); else None
+        self._last_cpu = self._cpu_times()
         self._battery: tuple[float | None, bool | None] = (None, None)
         self.own_cpu_s = 0.0  # CPU time the sampling thread itself has used, for the cost benchmark
 
@@ -95,6 +108,7 @@ class Sampler:
         if self._thread is None:
             return
         self._stop.set()
+        self._wake.set()
         self._thread.join()
         self._thread = None
         self.sample_now()
@@ -114,6 +128,8 @@ class Sampler:
         self._memory.pop(pid, None)
         self._last_proc_cpu.pop(pid, None)
         self._last_read.pop(("memory", pid), None)
+        if self._counters is not None:
+            self._counters.forget(pid)
 
     @property
     def pids(self) -> list[int]:
@@ -125,6 +141,18 @@ class Sampler:
         """A snapshot, oldest first."""
         with self._lock:
             return list(self._samples)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """While a run goes on: sample at the full rate, starting now."""
+        with self._lock:
+            self._active += 1
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
 
     def __enter__(self) -> Sampler:
         return self.start() if self._thread is None else self
@@ -141,11 +169,13 @@ class Sampler:
             while not self._stop.is_set():
                 self.sample_now()
                 # A fixed grid, so a slow tick does not shift every later one.
-                deadline += self.interval_s
+                deadline += self.interval_s if self._active else self.idle_interval_s
                 delay = deadline - time.perf_counter()
                 if delay < 0:
                     deadline, delay = time.perf_counter(), 0.0
-                self._stop.wait(delay)
+                if self._wake.wait(delay):  # a run started (or stop): sample now, then at full rate
+                    self._wake.clear()
+                    deadline = time.perf_counter()
         finally:
             self.own_cpu_s += time.thread_time() - started
 
@@ -153,7 +183,7 @@ class Sampler:
         """Take one sample (from any thread), store it and return it."""
         with self._lock:
             t = time.perf_counter()
-            times = psutil.cpu_times()
+            times = self._cpu_times()
             busy = 100.0 * busy_share(self._last_cpu, times)
             self._last_cpu = times
             if self._due("memory", t, MEMORY_EVERY_S):
@@ -177,7 +207,7 @@ class Sampler:
         procs: dict[int, ProcSample] = {}
         for pid, process in list(self._procs.items()):
             try:
-                times = process.cpu_times()
+                cpu_s = self._process_cpu_s(process)
                 if self._due(("memory", pid), t, MEMORY_EVERY_S):  # a new pid is due at once
                     rss = process.memory_info().rss
                     peak = max(self._memory.get(pid, (0, 0))[1], rss, _os_peak_rss(process) or 0)
@@ -187,13 +217,21 @@ class Sampler:
                 # nothing more to sample, and its pid may be reused by another process.
                 self._forget(pid)
                 continue
-            cpu_s = times.user + times.system
             last_t, last_cpu = self._last_proc_cpu.get(pid, (t, cpu_s))
             percent = 100.0 * (cpu_s - last_cpu) / (t - last_t) if t > last_t else 0.0
             self._last_proc_cpu[pid] = (t, cpu_s)
             rss, peak = self._memory[pid]
             procs[pid] = ProcSample(cpu_s=cpu_s, cpu_percent=percent, rss=rss, peak_rss=peak)
         return procs
+
+    def _cpu_times(self):
+        return self._counters.system() if self._counters is not None else psutil.cpu_times()
+
+    def _process_cpu_s(self, process: psutil.Process) -> float:
+        if self._counters is not None:
+            return self._counters.process_cpu_s(process.pid)
+        times = process.cpu_times()
+        return times.user + times.system
 
     def _read_sources(self, t: float, cpu_times) -> dict[str, Reading]:
         readings: dict[str, Reading] = {}

@@ -154,6 +154,47 @@ def test_the_interval_is_configurable_and_kept():
     assert 30 < rate <= 55  # 50 Hz asked; a loaded test machine may miss some ticks
 
 
+def test_between_runs_it_slows_down_and_a_run_brings_the_full_rate_back_at_once():
+    with Sampler(interval_s=0.02, idle_interval_s=0.5) as sampler:
+        time.sleep(1.1)
+        idle = len(sampler.samples)
+        started = time.perf_counter()
+        with sampler.active():
+            _wait_for(lambda: sampler.samples[-1].t >= started, timeout=0.2)  # not half a second later
+            time.sleep(0.5)
+            busy = [s for s in sampler.samples if s.t >= started]
+        time.sleep(0.1)
+        ended = len(sampler.samples)
+        time.sleep(0.6)
+        after = len(sampler.samples) - ended
+    assert 2 <= idle <= 4  # 2 Hz: at 0, 0.5 and 1.0 s
+    assert len(busy) >= 15  # 50 Hz for 0.5 s, on a loaded machine
+    assert after <= 3
+
+
+def test_an_idle_rate_faster_than_the_full_rate_is_refused():
+    with pytest.raises(ValueError, match="idle_interval_s"):
+        Sampler(interval_s=0.5, idle_interval_s=0.1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc exists on Linux only")
+def test_procfs_counters_agree_with_psutil_and_know_when_a_process_has_gone(worker):
+    from app.telemetry.procfs import ProcfsCounters
+
+    busy = worker(BUSY)
+    counters = ProcfsCounters()
+    time.sleep(0.3)
+    mine, theirs = counters.process_cpu_s(busy.pid), sum(psutil.Process(busy.pid).cpu_times()[:2])
+    assert mine > 0.1 and abs(mine - theirs) < 0.05
+    system, reference = counters.system(), psutil.cpu_times()
+    assert abs(system.idle - reference.idle) < 1.0 and abs(system.user - reference.user) < 1.0
+    busy.kill()
+    busy.wait()
+    with pytest.raises(psutil.NoSuchProcess):
+        counters.process_cpu_s(busy.pid)
+    counters.close()
+
+
 def test_stop_takes_a_last_sample_and_can_be_repeated():
     sampler = Sampler()
     sampler.stop()  # never started: nothing to do
