@@ -1,8 +1,10 @@
 """`--self-test`: prove an installation (or a desktop bundle) works, headless, in well under a minute.
 
 Finds the bundled model, loads it in a worker process, generates a few tokens, writes the run to a
-session log in a temporary folder and reads it back. Prints one line per step; exit status 0 when
-every step passed, 1 otherwise. No Qt: it runs where no display is.
+session log in a temporary folder and reads it back. Where MLX is installed (Apple Silicon; Linux for
+testing), it also builds an MLX copy of the model and generates with the MLX engine, which is how a
+bundle proves it carries MLX whole. Prints one line per step; exit status 0 when every step passed, 1
+otherwise. No Qt: it runs where no display is.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Callable, TextIO
 
 from app import __version__
 from app.catalog import DEFAULT_MODELS, resolve
-from app.engines.types import GenerationRequest, Sampling
+from app.engines.mlx_engine import mlx_unavailable
+from app.engines.types import GenerationRequest, ModelSpec, Sampling
 from app.session import Session
 from app.store import SessionLog
 
@@ -34,6 +37,9 @@ def run_self_test(out: TextIO | None = None) -> int:
         (f"generate {TOKENS} tokens", lambda: _generate(state)),
         ("write and read the session log", lambda: _log(state)),
     ]
+    no_mlx = mlx_unavailable()
+    if no_mlx is None:
+        steps.append(("generate with the MLX engine", lambda: _mlx(state)))
     failed = False
     try:
         for name, step in steps:
@@ -52,6 +58,8 @@ def run_self_test(out: TextIO | None = None) -> int:
             state["log"].close()
         if "tmp" in state:
             state["tmp"].cleanup()
+    if no_mlx is not None and not failed:
+        out.write(f"skip the MLX engine: {no_mlx}\n")
     out.write("self-test failed\n" if failed else "self-test passed\n")
     return 1 if failed else 0
 
@@ -95,3 +103,23 @@ def _log(state: dict) -> str:
     if check != "ok":
         raise RuntimeError(f"integrity check: {check}")
     return f"run {run.id} read back, integrity ok"
+
+
+def _mlx(state: dict) -> str:
+    from dataclasses import replace
+
+    from app.engines.mlx_convert import convert_gguf
+
+    folder = convert_gguf(state["spec"].path, Path(state["tmp"].name) / "mlx-model")
+    spec: ModelSpec = replace(state["spec"], path=str(folder), engine="mlx", name=f"{state['spec'].name} (MLX)")
+    with Session([spec], mode="fair") as session:
+        session.load()
+        pane = session.panes[0]
+        if pane.load_error is not None:
+            raise pane.load_error
+        request = GenerationRequest.from_prompt("Say hello.", max_tokens=TOKENS, sampling=Sampling(temperature=0.0))
+        [result] = session.compare(request)
+    if result.status != "ok" or result.n_generated == 0:
+        raise RuntimeError(f"the MLX run ended {result.status}: {result.error or 'no tokens'}")
+    return (f"{pane.info.engine_version} on {pane.info.backend_used}, {result.n_generated} tokens, "
+            f"{result.decode_tps or 0:.0f} tokens/s")
