@@ -198,3 +198,22 @@ def test_real_model_budget_closes_a_harmony_analysis_channel_and_the_final_chann
     assert result.status == "ok" and result.thinking_budget_hit and result.n_thinking_tokens == 8
     assert "Considering the limited time" in result.thinking and "<|" not in result.thinking
     assert result.n_answer_tokens > 0 and result.text.strip() and "<|channel|>" not in result.text
+
+
+SWITCH_TEMPLATE = (  # Qwen3's way: enable_thinking=false writes an empty, closed thought into the prompt
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "<|im_start|>assistant\n{% if enable_thinking is defined and enable_thinking is false %}"
+    "<think>\n\n</think>\n\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "mlx"])
+def test_the_templates_thinking_switch_reaches_the_prompt_on_both_engines(request, smollm2_spec, engine):
+    spec = dataclasses.replace(smollm2_spec, chat_template=SWITCH_TEMPLATE, thinking="think-tags-switch")
+    if engine == "mlx":
+        spec = dataclasses.replace(spec, path=request.getfixturevalue("smollm2_mlx_path"), engine="mlx")
+    with Session([spec]) as session:
+        session.load()
+        on, off = (ask(session, max_tokens=6, thinking=switch) for switch in (True, False))
+    assert off.n_prompt_tokens > on.n_prompt_tokens  # the empty thought is in the prompt
+    assert off.status == on.status == "ok" and off.n_thinking_tokens == 0 and off.n_answer_tokens > 0
