@@ -20,10 +20,11 @@ import psutil
 from app.engines.gguf_header import read_gguf_header
 from app.engines.stop_strings import StopMatcher
 from app.engines.thinking_budget import (
-    CLOSE_THOUGHT,
     EXTEND_THOUGHT,
     ThinkingBudget,
     budget_for,
+    drive_passes,
+    pass_end,
     prefill_direct,
 )
 from app.engines.types import (
@@ -294,23 +295,17 @@ class LlamaCppEngine:
             budget=budget,
         )
         sequence = list(prompt_tokens)
-        put_in = CLOSE_THOUGHT if budget.must_close_now() else None
+
+        def put_in(message: str) -> Iterator[Event]:
+            ids = llm.tokenize(message.encode("utf-8"), add_bos=False, special=True)
+            for token in ids:  # shown, so the reader sees why the thought stopped or goes on
+                text = _piece(llama_cpp, llm._model.vocab, token).decode("utf-8", "replace")
+                yield Token(now(), text, token, injected=True)
+            sequence.extend(ids)
+
         self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
         try:
-            while True:
-                if put_in:
-                    message = budget.message(put_in, request.thinking_budget_message,
-                                             request.thinking_continue_message)
-                    ids = llm.tokenize(message.encode("utf-8"), add_bos=False, special=True)
-                    for token in ids:  # shown, so the reader sees why the thought stopped or goes on
-                        text = _piece(llama_cpp, llm._model.vocab, token).decode("utf-8", "replace")
-                        yield Token(now(), text, token, injected=True)
-                    budget.injected(message, put_in)
-                    sequence += ids
-                finish = yield from self._decode(sequence, request, run)
-                if finish not in (CLOSE_THOUGHT, EXTEND_THOUGHT):
-                    break
-                put_in = finish
+            finish = yield from drive_passes(budget, request, put_in, lambda: self._decode(sequence, request, run))
         except RuntimeError as exc:
             if not self._cancel.value:
                 yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
@@ -369,12 +364,9 @@ class LlamaCppEngine:
                 sequence.append(token)
                 shown, hit = run.stops.feed(run.decoder.decode(piece))
                 yield Token(t, shown, token, logprob=_logprob(llm, token) if request.logprobs else None)
-                if hit:
-                    return "stop"
-                if run.n_gen >= run.max_new:
-                    return "length"
-                if run.budget.after_token(shown):
-                    return CLOSE_THOUGHT
+                end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
+                if end:
+                    return end
         finally:
             tokens.close()
         return "length"

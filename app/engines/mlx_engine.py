@@ -16,7 +16,14 @@ from typing import Any, Iterator
 
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.stop_strings import StopMatcher
-from app.engines.thinking_budget import CLOSE_THOUGHT, EXTEND_THOUGHT, ThinkingBudget, budget_for, prefill_direct
+from app.engines.thinking_budget import (
+    EXTEND_THOUGHT,
+    ThinkingBudget,
+    budget_for,
+    drive_passes,
+    pass_end,
+    prefill_direct,
+)
 from app.engines.types import (
     EngineError,
     Event,
@@ -135,19 +142,15 @@ class MlxEngine:
         run = _Run(stops=StopMatcher(self._spec.stop + request.stop), budget=budget,
                    detokenizer=self._tokenizer.detokenizer, cache=make_prompt_cache(self._model),
                    max_new=min(request.max_tokens, self._spec.n_ctx - len(prompt)), n_prompt=len(prompt))
-        feed, put_in = prompt, CLOSE_THOUGHT if budget.must_close_now() else None
-        while True:
-            if put_in:
-                message = budget.message(put_in, request.thinking_budget_message, request.thinking_continue_message)
-                feed = self._tokenizer.encode(message, add_special_tokens=False)
-                for token in feed:  # shown, so the reader sees why the thought stopped or goes on
-                    run.detokenizer.add_token(token)
-                    yield Token(now(), run.detokenizer.last_segment, int(token), injected=True)
-                budget.injected(message, put_in)
-            finish = yield from self._pass(feed, request, run)
-            if finish not in (CLOSE_THOUGHT, EXTEND_THOUGHT):
-                break
-            put_in = finish
+        feed = [prompt]  # what the next pass evaluates: the prompt, then each message put in
+
+        def put_in(message: str) -> Iterator[Event]:
+            feed[0] = self._tokenizer.encode(message, add_special_tokens=False)
+            for token in feed[0]:  # shown, so the reader sees why the thought stopped or goes on
+                run.detokenizer.add_token(token)
+                yield Token(now(), run.detokenizer.last_segment, int(token), injected=True)
+
+        finish = yield from drive_passes(budget, request, put_in, lambda: self._pass(feed[0], request, run))
         run.detokenizer.finalize()
         tail = "" if finish == "stop" else run.stops.feed(run.detokenizer.last_segment)[0] + run.stops.flush()
         yield Finished(now(), finish, run.n_gen, run.decode_s, tail, budget.forced, budget.extensions,
@@ -198,12 +201,9 @@ class MlxEngine:
                     shown, hit = run.stops.feed(run.detokenizer.last_segment)
                     logprob = float(logprobs[token]) if request.logprobs else None
                     yield Token(t, shown, int(token), logprob=logprob)
-                    if hit:
-                        return "stop"
-                    if run.n_gen >= run.max_new:
-                        return "length"
-                    if run.budget.after_token(shown):
-                        return CLOSE_THOUGHT
+                    end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
+                    if end:
+                        return end
             finally:
                 steps.close()
         return "length"

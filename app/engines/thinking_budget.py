@@ -16,6 +16,7 @@ is the analysis channel (<|channel|>analysis<|message|>…<|end|>) and the answe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Generator, Iterator
 
 _WHY = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now."
 
@@ -137,3 +138,36 @@ def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> t
         rendered = rendered.rstrip() + f"\n\n{CLOSE}\n\n" if opened else rendered + f"{OPEN}\n\n{CLOSE}\n\n"
         return rendered, False
     return rendered, opened
+
+
+def drive_passes(
+    budget: ThinkingBudget,
+    request,
+    put_in: Callable[[str], Iterator],
+    generate_pass: Callable[[], Generator],
+) -> Generator:
+    """The loop both engines run: generation passes, and between them the message the thought
+    needs (closing it, or "Wait"). `put_in(message)` yields its injected Token events and queues
+    the message for the model; `generate_pass()` yields events and returns a finish reason, or
+    CLOSE_THOUGHT / EXTEND_THOUGHT. Returns the finish reason of the last pass."""
+    kind = CLOSE_THOUGHT if budget.must_close_now() else None
+    while True:
+        if kind:
+            message = budget.message(kind, request.thinking_budget_message, request.thinking_continue_message)
+            yield from put_in(message)
+            budget.injected(message, kind)
+        finish = yield from generate_pass()
+        if finish not in (CLOSE_THOUGHT, EXTEND_THOUGHT):
+            return finish
+        kind = finish
+
+
+def pass_end(hit: bool, n_generated: int, max_new: int, budget: ThinkingBudget, shown: str) -> str | None:
+    """After a token is taken: why the pass ends there (a stop string, the token limit, the budget), if it does."""
+    if hit:
+        return "stop"
+    if n_generated >= max_new:
+        return "length"
+    if budget.after_token(shown):
+        return CLOSE_THOUGHT
+    return None

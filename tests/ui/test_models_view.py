@@ -266,8 +266,13 @@ def test_download_shows_progress_then_verified_and_the_model_can_be_deleted(qtbo
     assert manager.rows[index_of(manager, entry.id)]["path"] == str(path)
     assert cell(manager, entry.id, WHERE).text() == "downloaded"
 
-    # A catalog model the user fetched can be removed again. The buttons follow a change of selection
-    # only (see test_a_cancelled_download_can_be_started_again), so select the row afresh.
+    # A catalog model the user fetched can be removed again.
+    delete_downloaded(qtbot, manager, entry)
+
+
+def delete_downloaded(qtbot, manager, entry) -> None:
+    """Delete a downloaded catalog model from the manager and check it is gone. The buttons follow a
+    change of selection only (see test_a_cancelled_download_can_be_started_again): select afresh."""
     manager.table.clearSelection()
     select(manager, entry.id)
     assert manager.delete_button.isEnabled() and not manager.download_button.isEnabled()
@@ -442,14 +447,8 @@ def test_an_mlx_entry_is_downloaded_whole_from_the_hub_and_deleted(qtbot, make_m
     assert (row["quant"], row["architecture"]) == ("MLX 4-bit", "llama")  # now from the folder's config
     assert cell(manager, entry.id, WHERE).text() == "downloaded"
 
-    manager.table.clearSelection()
-    select(manager, entry.id)
-    assert manager.delete_button.isEnabled() and not manager.download_button.isEnabled()
-    with qtbot.waitSignal(manager.models_changed, timeout=5000):
-        assert manager.delete_selected(confirm=False)
-    wait_idle(qtbot, manager)
-    assert catalog.locate(entry, manager.models_dir) is None and not folder.exists()
-    assert cell(manager, entry.id, WHERE).text() == "not downloaded"
+    delete_downloaded(qtbot, manager, entry)
+    assert not folder.exists()
 
 
 def test_mlx_entries_say_when_mlx_is_not_installed_here(make_manager, monkeypatch):
