@@ -58,6 +58,9 @@ class MlxEngine:
         self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
         self._model = self._tokenizer = None
         self._spec: ModelSpec | None = None
+        # The KV cache kept between requests, as llama.cpp keeps its own: a prompt that starts like the
+        # last one evaluates only what differs. _cached: the tokens whose keys and values it holds.
+        self._cache, self._cached, self._cache_clean = None, [], False
 
     def load(self, spec: ModelSpec) -> ModelInfo:
         reason = mlx_unavailable()
@@ -135,14 +138,16 @@ class MlxEngine:
         """Generation passes over one KV cache: a pass stops where the thought is closed or kept open,
         the message is put in, and the next pass evaluates only that message."""
         import mlx.core as mx
-        from mlx_lm.models.cache import make_prompt_cache
 
         mx.random.seed(request.seed)
         mx.reset_peak_memory()
+        cache, reused = self._cache_for(prompt, request.cache_prompt)
+        self._cache_clean = False  # until this request ends normally: a request left midway is not trusted
         run = _Run(stops=StopMatcher(self._spec.stop + request.stop), budget=budget,
-                   detokenizer=self._tokenizer.detokenizer, cache=make_prompt_cache(self._model),
-                   max_new=min(request.max_tokens, self._spec.n_ctx - len(prompt)), n_prompt=len(prompt))
-        feed = [prompt]  # what the next pass evaluates: the prompt, then each message put in
+                   detokenizer=self._tokenizer.detokenizer, cache=cache,
+                   max_new=min(request.max_tokens, self._spec.n_ctx - len(prompt)), n_prompt=len(prompt),
+                   n_evaluated=len(prompt) - reused)
+        feed = [prompt[reused:]]  # what the next pass evaluates: the prompt's new part, then each message
 
         def put_in(message: str) -> Iterator[Event]:
             feed[0] = self._tokenizer.encode(message, add_special_tokens=False)
@@ -151,10 +156,32 @@ class MlxEngine:
                 yield Token(now(), run.detokenizer.last_segment, int(token), injected=True)
 
         finish = yield from drive_passes(budget, request, put_in, lambda: self._pass(feed[0], request, run))
+        self._cache_clean = True
         run.detokenizer.finalize()
         tail = "" if finish == "stop" else run.stops.feed(run.detokenizer.last_segment)[0] + run.stops.flush()
         yield Finished(now(), finish, run.n_gen, run.decode_s, tail, budget.forced, budget.extensions,
                        int(mx.get_peak_memory()))
+
+    def _cache_for(self, prompt: list[int], reuse: bool) -> tuple[list, int]:
+        """A KV cache for this prompt, and how many of the prompt's first tokens it already holds."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        cache, cached = self._cache, self._cached
+        sound = cache is not None and self._cache_clean and can_trim_prompt_cache(cache) and all(
+            getattr(layer, "offset", len(cached)) == len(cached) for layer in cache)
+        if reuse and sound:
+            common = 0
+            for mine, theirs in zip(cached, prompt):
+                if mine != theirs:
+                    break
+                common += 1
+            common = min(common, len(prompt) - 1)  # one token at least is evaluated: its logits start the reply
+            if common > 0:
+                trim_prompt_cache(cache, len(cached) - common)
+                del cached[common:]
+                return cache, common
+        self._cache, self._cached = make_prompt_cache(self._model), []
+        return self._cache, 0
 
     def _pass(self, feed: list[int], request: GenerationRequest, run: "_Run"):
         """One run of mlx-lm's generate_step; returns the finish reason or what to put in next.
@@ -164,13 +191,13 @@ class MlxEngine:
         """
         import mlx.core as mx
         from mlx_lm.generate import generate_step, generation_stream, wired_limit
-        from mlx_lm.models.cache import trim_prompt_cache
         from mlx_lm.sample_utils import make_sampler
 
         s = request.sampling
         sampler = make_sampler(temp=s.temperature, top_p=s.top_p, min_p=s.min_p, top_k=s.top_k)
         eos = set(self._tokenizer.eos_token_ids)
         pass_start, first_t = now(), None
+        self._cached.extend(feed)  # generate_step evaluates all of it before its first token
         steps = generate_step(mx.array(feed), self._model, max_tokens=max(run.max_new - run.n_gen, 1),
                               sampler=sampler, prompt_cache=run.cache)
         # On Apple Silicon the weights are wired into memory for the pass, as stream_generate does.
@@ -178,9 +205,10 @@ class MlxEngine:
             try:
                 for token, logprobs in steps:
                     t = now()
+                    self._cached.append(token)  # evaluated already: generate_step computes one ahead
                     if not run.prompt_done:
                         run.prompt_done = True
-                        yield PromptDone(t, run.n_prompt, run.n_prompt, t - pass_start)
+                        yield PromptDone(t, run.n_prompt, run.n_evaluated, t - pass_start)
                     if first_t is None:
                         first_t = t
                     else:
@@ -190,11 +218,11 @@ class MlxEngine:
                         return "cancelled"
                     if token in eos:
                         if run.budget.refuses("", end_of_turn=True):
-                            trim_prompt_cache(run.cache, 1)
+                            self._take_back(run)
                             return EXTEND_THOUGHT
                         return "stop"
                     if run.budget.refuses(self._tokenizer.decode([token])):
-                        trim_prompt_cache(run.cache, 1)
+                        self._take_back(run)
                         return EXTEND_THOUGHT
                     run.n_gen += 1
                     run.detokenizer.add_token(token)
@@ -208,6 +236,13 @@ class MlxEngine:
                 steps.close()
         return "length"
 
+    def _take_back(self, run: "_Run") -> None:
+        """Trim a refused token off the KV cache: it was evaluated when generate_step yielded it."""
+        from mlx_lm.models.cache import trim_prompt_cache
+
+        trim_prompt_cache(run.cache, 1)
+        self._cached.pop()
+
     def _warm_up(self) -> None:
         """One short generation: MLX builds its kernels on first use, which belongs to the load."""
         import mlx.core as mx
@@ -220,7 +255,7 @@ class MlxEngine:
         self._cancel.value = 1
 
     def close(self) -> None:
-        self._model = self._tokenizer = None
+        self._model = self._tokenizer = self._cache = None
 
 
 @dataclass
@@ -233,6 +268,7 @@ class _Run:
     cache: list
     max_new: int
     n_prompt: int
+    n_evaluated: int  # the prompt's tokens evaluated now; the rest were in the kept KV cache
     n_gen: int = 0
     prompt_done: bool = False
     decode_s: float = 0.0  # from the first generated token to the last, as llama.cpp's decode timer counts

@@ -16,7 +16,7 @@ from app.engines.client import EngineClient  # noqa: E402
 from app.engines.mlx_convert import check_mlx_folder  # noqa: E402
 from app.engines.mlx_engine import mlx_unavailable  # noqa: E402
 from app.engines.types import (  # noqa: E402
-    EngineError, Failed, Finished, GenerationRequest, PromptDone, Sampling, Started, Token,
+    EngineError, Failed, Finished, GenerationRequest, Message, PromptDone, Sampling, Started, Token,
 )
 
 QUESTION = "Name three primary colours."
@@ -146,3 +146,19 @@ def test_a_folder_given_as_a_model_is_read_as_an_mlx_model(tmp_path, smollm2_mlx
     with pytest.raises(EngineError, match="give the file itself") as caught:
         EngineClient().load(resolve(str(folder)))
     assert caught.value.kind == "bad_model_file"
+
+
+def test_a_repeated_prompt_reuses_the_kept_kv_cache_and_says_the_same(engine):
+    _, client, _ = engine
+    messages = (Message("system", "You are terse. " * 20), Message("user", QUESTION))
+    request = GenerationRequest(messages=messages, max_tokens=12, sampling=GREEDY)
+    run(client, GenerationRequest.from_prompt("unrelated", max_tokens=2, sampling=GREEDY))
+    first, second = run(client, request), run(client, request)
+    done = [next(e for e in events if isinstance(e, PromptDone)) for events in (first, second)]
+    assert done[0].n_prompt_evaluated > 0.8 * done[0].n_prompt_tokens  # only the template's opening was shared
+    assert 0 < done[1].n_prompt_evaluated < done[1].n_prompt_tokens
+    fresh = run(client, replace(request, cache_prompt=False))
+    assert next(e for e in fresh if isinstance(e, PromptDone)).n_prompt_evaluated == done[0].n_prompt_tokens
+    # What was reused is what a fresh evaluation computes: the same greedy tokens all three times.
+    assert [t.token_id for t in tokens_of(first)] == [t.token_id for t in tokens_of(second)] == \
+        [t.token_id for t in tokens_of(fresh)]

@@ -162,6 +162,9 @@ def test_real_model_minimum_thought_refuses_its_end_of_turn_with_wait(thinking_s
     assert forced.n_thinking_tokens >= 100 or forced.finish_reason == "length" or \
         forced.thinking_extended == MAX_EXTENSIONS
     assert forced.n_generated == forced.n_thinking_tokens + forced.n_answer_tokens  # "Wait" is not generated
+    # Again, over the KV cache that run left (its refused tokens trimmed off): the same greedy thought.
+    again = ask(thinking_smollm2, max_tokens=160, thinking_min=100)
+    assert again.n_prompt_evaluated < again.n_prompt_tokens and again.thinking == forced.thinking
 
 
 def test_real_model_minimum_then_budget_thinks_on_then_is_closed(thinking_smollm2):
