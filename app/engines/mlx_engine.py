@@ -198,8 +198,14 @@ class MlxEngine:
         eos = set(self._tokenizer.eos_token_ids)
         pass_start, first_t = now(), None
         self._cached.extend(feed)  # generate_step evaluates all of it before its first token
+
+        def between_chunks(_done: int, _total: int) -> None:  # a long prompt can be cancelled midway
+            if self._cancel.value:
+                raise _Cancelled
+
         steps = generate_step(mx.array(feed), self._model, max_tokens=max(run.max_new - run.n_gen, 1),
-                              sampler=sampler, prompt_cache=run.cache)
+                              sampler=sampler, prompt_cache=run.cache, prompt_progress_callback=between_chunks,
+                              prefill_step_size=PREFILL_CHUNK_GPU if mx.default_device() == mx.gpu else PREFILL_CHUNK_CPU)
         # On Apple Silicon the weights are wired into memory for the pass, as stream_generate does.
         with wired_limit(self._model, [generation_stream]):
             try:
@@ -232,6 +238,8 @@ class MlxEngine:
                     end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
                     if end:
                         return end
+            except _Cancelled:
+                return "cancelled"  # the cache holds part of the prompt: the next request checks and starts afresh
             finally:
                 steps.close()
         return "length"
@@ -256,6 +264,16 @@ class MlxEngine:
 
     def close(self) -> None:
         self._model = self._tokenizer = self._cache = None
+
+
+# Prompt tokens evaluated between two looks at the cancel flag. The CPU build evaluates ~15 tokens/s
+# on a 2-core VM (tests/perf/test_engines_side_by_side.py), so its chunks are small; Metal's are
+# mlx-lm's default, where a chunk takes milliseconds.
+PREFILL_CHUNK_CPU, PREFILL_CHUNK_GPU = 64, 2048
+
+
+class _Cancelled(Exception):
+    """Raised between prompt chunks when the run is cancelled."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ The MLX model is built in a fixture from the bundled SmolLM2 GGUF (real weights,
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import pytest
@@ -162,3 +163,18 @@ def test_a_repeated_prompt_reuses_the_kept_kv_cache_and_says_the_same(engine):
     # What was reused is what a fresh evaluation computes: the same greedy tokens all three times.
     assert [t.token_id for t in tokens_of(first)] == [t.token_id for t in tokens_of(second)] == \
         [t.token_id for t in tokens_of(fresh)]
+
+
+def test_a_long_prompt_can_be_cancelled_before_its_first_token_and_the_engine_goes_on(engine):
+    _, client, _ = engine
+    timer = threading.Timer(0.5, client.cancel)
+    timer.start()
+    try:  # ~1,500 prompt tokens: seconds on llama.cpp, minutes on MLX's CPU build
+        events = run(client, GenerationRequest.from_prompt("word " * 1500, max_tokens=4, cache_prompt=False))
+    finally:
+        timer.cancel()
+    assert not any(isinstance(e, PromptDone) for e in events)  # stopped inside the prompt
+    assert (events[-1].finish_reason, events[-1].n_generated) == ("cancelled", 0)
+    after = run(client, GenerationRequest.from_prompt(QUESTION, max_tokens=4, sampling=GREEDY))
+    fresh = run(client, GenerationRequest.from_prompt(QUESTION, max_tokens=4, sampling=GREEDY, cache_prompt=False))
+    assert [t.token_id for t in tokens_of(after)] == [t.token_id for t in tokens_of(fresh)]
