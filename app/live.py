@@ -30,6 +30,7 @@ class LiveStats:
     joules: float | None
     energy_source: str  # "measured:rapl", "estimated:tdp, shared by CPU time"…; "" when unknown
     status: str
+    thought_limits: str = ""  # once ended: "held open 2× with Wait", "closed by its budget", both or ""
 
 
 def live_stats(
@@ -79,7 +80,14 @@ def live_stats(
         joules=joules,
         energy_source=source,
         status=r.status,
+        thought_limits=thought_limits(r.thinking_extended, r.thinking_budget_hit),
     )
+
+
+def thought_limits(extended: int, budget_hit: bool) -> str:
+    """What the request's limits did to the thought, in words (empty when they did nothing)."""
+    said = [f"held open {extended}× with Wait"] if extended else []
+    return " · ".join(said + (["closed by its budget"] if budget_hit else []))
 
 
 def tokens_per_second_curve(token_times_s: Sequence[float], bin_s: float = 0.25) -> tuple[list[float], list[float]]:

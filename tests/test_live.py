@@ -37,6 +37,13 @@ def _counter_samples(watts: float, t0: float, t1: float, dt: float = 0.1) -> lis
     return samples
 
 
+def test_once_ended_it_says_what_the_thought_limits_did():
+    recorder = _thinking_run(finish=False)
+    recorder.feed(Finished(T0 + 2.0, "stop", 7, 0.5, thinking_budget_hit=True, thinking_extended=2))
+    assert live_stats(recorder, T0 + 3.0).thought_limits == "held open 2× with Wait · closed by its budget"
+    assert live_stats(_thinking_run(), T0 + 3.0).thought_limits == ""
+
+
 def test_while_running_the_figures_grow_with_the_clock():
     recorder = _thinking_run(finish=False)
     stats = live_stats(recorder, T0 + 2.0)

@@ -326,4 +326,6 @@ class PaneView(QFrame):
             if stats.ttfat_s is None and stats.status == "running":
                 self.thinking_toggle.setText(f"Thinking… {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens")
             else:
-                self.thinking_toggle.setText(f"Thought for {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens")
+                limits = f" · {stats.thought_limits}" if stats.thought_limits else ""
+                self.thinking_toggle.setText(f"Thought for {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens"
+                                             f"{limits}")
