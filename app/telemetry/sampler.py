@@ -144,7 +144,8 @@ class Sampler:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """While a run goes on: sample at the full rate, starting now."""
+        """While a run goes on: sample at the full rate, the first tick one interval from now
+        (take sample_now() at the run's start, as Session does)."""
         with self._lock:
             self._active += 1
         self._wake.set()
@@ -166,16 +167,19 @@ class Sampler:
         started = time.thread_time()
         deadline = time.perf_counter()
         try:
+            take = True
             while not self._stop.is_set():
-                self.sample_now()
+                if take:
+                    self.sample_now()
                 # A fixed grid, so a slow tick does not shift every later one.
                 deadline += self.interval_s if self._active else self.idle_interval_s
                 delay = deadline - time.perf_counter()
                 if delay < 0:
                     deadline, delay = time.perf_counter(), 0.0
-                if self._wake.wait(delay):  # a run started (or stop): sample now, then at full rate
-                    self._wake.clear()
-                    deadline = time.perf_counter()
+                take = not self._wake.wait(delay)
+                if not take:  # a run started (or stop): the full rate's grid starts now. No sample here:
+                    self._wake.clear()  # the run brackets itself with sample_now(), and this thread would
+                    deadline = time.perf_counter()  # only take the GIL from it while it submits
         finally:
             self.own_cpu_s += time.thread_time() - started
 

@@ -160,7 +160,7 @@ def test_between_runs_it_slows_down_and_a_run_brings_the_full_rate_back_at_once(
         idle = len(sampler.samples)
         started = time.perf_counter()
         with sampler.active():
-            _wait_for(lambda: sampler.samples[-1].t >= started, timeout=0.2)  # not half a second later
+            _wait_for(lambda: sampler.samples[-1].t >= started, timeout=0.2)  # one interval on, not half a second
             time.sleep(0.5)
             busy = [s for s in sampler.samples if s.t >= started]
         time.sleep(0.1)
