@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
     evaluate.add_argument("--max-tokens", type=_positive, default=256)
     evaluate.add_argument("--thinking-budget", type=_non_negative, metavar="N")
+    evaluate.add_argument("--min-thinking", type=_non_negative, metavar="N",
+                          help="budget forcing on every thinking request: an earlier end of the thought is "
+                               "refused with \"Wait\" (never past the budget)")
     evaluate.add_argument("--k", type=_positive, default=4, help="samples for self-consistency (default 4)")
     evaluate.add_argument("--cascade-threshold", type=_probability, default=CASCADE_CONFIDENCE, metavar="P",
                           help="cascade-logprob thinks when the direct answer's mean token probability is below P "
@@ -237,7 +240,7 @@ def _min_thinking_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with --min-thinking beside the other thinking flags, if anything."""
     if args.min_thinking is None:
         return None
-    if args.thinking is False:
+    if getattr(args, "thinking", None) is False:
         return "--min-thinking keeps a thought going, and --no-think switches thinking off: choose one"
     if args.thinking_budget is not None and args.min_thinking > args.thinking_budget:
         return (f"--min-thinking {args.min_thinking} is longer than --thinking-budget {args.thinking_budget}: "
@@ -326,6 +329,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    problem = _min_thinking_problem(args)
+    if problem:
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
     log = _open_log(args)
@@ -342,7 +349,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 session, problems, policies, args.max_tokens, args.thinking_budget,
                 on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
                                               f"{s.predicted} (ref {s.reference})\n"),
-                k=args.k, cascade_confidence=args.cascade_threshold,
+                k=args.k, cascade_confidence=args.cascade_threshold, minimum=args.min_thinking,
             )
     finally:
         _close_log(log, session)

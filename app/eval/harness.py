@@ -95,7 +95,7 @@ def parse_policies(text: str) -> list[str]:
 
 
 def plan(
-    policy: str, question: str, max_tokens: int, budget: int | None = None
+    policy: str, question: str, max_tokens: int, budget: int | None = None, minimum: int | None = None
 ) -> tuple[str, list[str], GenerationRequest]:
     """The route, its reasons, and the request one policy makes of one question."""
     if policy in ("heuristic", "classifier"):
@@ -104,14 +104,19 @@ def plan(
         budget = decision.budget if budget is None else budget
     else:
         route, reasons = (DIRECT if policy in ("direct", "cascade", "cascade-logprob") else THINK), [f"policy {policy}"]
-    return route, reasons, make_request(question, max_tokens, route == THINK, budget)
+    return route, reasons, make_request(question, max_tokens, route == THINK, budget, minimum=minimum)
 
 
 def make_request(
     question: str, max_tokens: int, thinking: bool, budget: int | None, seed: int | None = None,
-    instruction: str = INSTRUCTION,
+    instruction: str = INSTRUCTION, minimum: int | None = None,
 ) -> GenerationRequest:
-    """One benchmark generation: greedy without a seed, sampled with one; the full prompt paid each time."""
+    """One benchmark generation: greedy without a seed, sampled with one; the full prompt paid each time.
+
+    `minimum` (budget forcing) applies to thinking requests, and never exceeds their budget: a router
+    that chose a smaller budget than the minimum gets its budget thought out in full."""
+    if minimum is not None and budget is not None:
+        minimum = min(minimum, budget)
     return GenerationRequest(
         messages=(Message("user", question + instruction),),
         max_tokens=max_tokens,
@@ -120,6 +125,7 @@ def make_request(
         seed=seed or 0,
         thinking=thinking,
         thinking_budget=budget if thinking else None,
+        thinking_min=minimum if thinking else None,
         cache_prompt=False,  # each sample pays its full prompt, whatever ran before it
     )
 
@@ -133,8 +139,10 @@ def run_eval(
     on_sample: Callable[[Sample], None] | None = None,
     k: int = 4,
     cascade_confidence: float = CASCADE_CONFIDENCE,
+    minimum: int | None = None,
 ) -> list[Sample]:
-    """Every problem through every policy on the session's first model."""
+    """Every problem through every policy on the session's first model; `minimum`: every thinking
+    request's minimum thought (budget forcing)."""
     if k < 1:
         raise ValueError(f"self-consistency needs k >= 1 samples, not {k}")
 
@@ -145,11 +153,13 @@ def run_eval(
 
     samples = []
     for problem in problems:
+        def think(seed: int | None = None, question: str = problem.question) -> GenerationRequest:
+            return make_request(question, max_tokens, True, budget, seed, minimum=minimum)
+
         for policy in policies:
-            route, reasons, request = plan(policy, problem.question, max_tokens, budget)
+            route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum)
             if policy == "self-consistency":
-                results = [ask(make_request(problem.question, max_tokens, True, budget, seed), route, reasons)
-                           for seed in range(k)]
+                results = [ask(think(seed), route, reasons) for seed in range(k)]
                 vote = majority_vote([_answer(r) for r in results])
                 predicted = vote.answer
                 reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
@@ -162,7 +172,7 @@ def run_eval(
                     predicted, reasons = first, [f"two direct samples agree on {first}"]
                 else:
                     reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
-                    results.append(ask(make_request(problem.question, max_tokens, True, budget), THINK, reasons))
+                    results.append(ask(think(), THINK, reasons))
                     route, predicted = THINK, _answer(results[-1])
             elif policy == "cascade-logprob":
                 direct = replace(make_request(problem.question, max_tokens, False, None), logprobs=True)
@@ -176,7 +186,7 @@ def run_eval(
                 else:
                     reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
                                f"(< {cascade_confidence:.2f}): escalated to thinking"]
-                    results.append(ask(make_request(problem.question, max_tokens, True, budget), THINK, reasons))
+                    results.append(ask(think(), THINK, reasons))
                     route, predicted = THINK, _answer(results[-1])
             else:
                 results = [ask(request, route, reasons)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.eval.answers import extract_answer, is_correct
@@ -179,8 +179,8 @@ def run_sweep(
 def _request(question: str, budget: int, config: SweepConfig, seed: int | None):
     # Budget 0 answers directly; a budget b thinks for at most b tokens, then answers.
     thinking = budget > 0
-    request = make_request(question, budget + config.max_answer_tokens, thinking, budget if thinking else None, seed)
-    return replace(request, thinking_min=budget) if thinking and config.force_budget else request
+    return make_request(question, budget + config.max_answer_tokens, thinking, budget if thinking else None, seed,
+                        minimum=budget if config.force_budget else None)
 
 
 def _fill(generation: Generation, result: RunResult) -> None:

@@ -54,6 +54,7 @@ def test_eval_runs_policies_and_writes_samples_and_summary(tmp_path):
         (["--policies", "direct,oracle"], "unknown policy oracle"),
         (["--policies", ","], "unknown policy (none given)"),
         (["--suite", "mmlu"], "known suites are gsm8k"),
+        (["--min-thinking", "64", "--thinking-budget", "32"], "--min-thinking 64 is longer than --thinking-budget 32"),
     ],
 )
 def test_bad_eval_options_exit_2_with_a_clear_line(args, words):
@@ -81,6 +82,14 @@ def test_plan_per_policy():
     assert route == "think" and request.thinking and request.thinking_budget and reasons
     assert plan("classifier", "What is the capital of Peru?", 64)[0] == "direct"
     assert parse_policies("direct, think") == ["direct", "think"]
+
+
+def test_a_minimum_thought_goes_with_thinking_requests_and_never_past_their_budget():
+    route, _, request = plan("think", "What is 2+2?", 64, budget=32, minimum=16)
+    assert (request.thinking_budget, request.thinking_min) == (32, 16)
+    assert plan("direct", "What is 2+2?", 64, minimum=16)[2].thinking_min is None
+    routed = plan("heuristic", "Tom has 3 bags of 12 apples and eats 5. How many are left?", 64, minimum=5000)[2]
+    assert routed.thinking_min == routed.thinking_budget  # the router chose less than the minimum
 
 
 def test_summary_counts_unparsed_and_failed():
