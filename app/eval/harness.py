@@ -55,6 +55,7 @@ class Sample:
     n_generations: int = 1  # self-consistency and cascade run the model more than once
     energy_j: float | None = None  # all its generations; None when any had no energy figure
     energy_source: str = ""  # where the figure came from: "measured:rapl", "estimated:tdp"…
+    thinking_extended: int = 0  # "Wait" put in by budget forcing, over all its generations
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,6 +229,7 @@ def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predi
         n_generations=len(results),
         energy_j=total_energy(results),
         energy_source=energy_sources(results),
+        thinking_extended=sum(r.thinking_extended for r in results),
     )
 
 

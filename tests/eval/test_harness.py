@@ -127,3 +127,21 @@ def test_cascade_on_logprobs_escalates_only_when_the_direct_answer_is_unsure(tmp
         assert sample["n_generations"] == generations and sample["route"] == route
         assert "mean token probability is 0." in sample["reasons"][0]
     assert fastslow("eval", "--cascade-threshold", "1.5").returncode == 2
+
+
+def test_eval_with_a_minimum_thought_forces_it_and_counts_the_waits(smollm2_spec):
+    import dataclasses
+
+    from app.eval.harness import run_eval
+    from app.eval.suites import load_suite, suite_path
+    from app.session import Session
+    from tests.engines.test_thinking_budget import THINKING_TEMPLATE
+
+    spec = dataclasses.replace(smollm2_spec, chat_template=THINKING_TEMPLATE, thinking="think-tags")
+    problem = load_suite(suite_path("gsm8k"), limit=2)[1:]  # left alone, SmolLM2 ends its turn mid-thought here
+    with Session([spec]) as session:
+        session.load()
+        free, forced = (run_eval(session, problem, ["think"], 160, minimum=minimum)[0] for minimum in (None, 150))
+    assert free.thinking_extended == 0 and free.n_thinking_tokens < 150
+    assert forced.status == "ok" and forced.thinking_extended >= 1
+    assert forced.n_thinking_tokens > free.n_thinking_tokens
