@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -255,7 +254,7 @@ _assembled: dict[str, Path] = {}  # assemble() hashes 250 MB each call; once per
 def locate(entry: CatalogEntry, models_dir: Path | None = None, *, cache_dir: Path | None = None) -> Path | None:
     """Where this model is on this machine (its file, or for MLX its folder), or None if not here yet.
 
-    An MLX folder counts only when complete (see check_mlx_model): a half-downloaded one is not here.
+    An MLX folder counts only when complete (see check_mlx_folder): a half-downloaded one is not here.
     """
     if entry.package is not None:
         return _locate_bundled(entry)
@@ -309,29 +308,9 @@ def _locate_mlx(entry: CatalogEntry, models_dir: Path, cache: Path) -> Path | No
     return next((folder for folder in candidates if is_complete_mlx(folder)), None)
 
 
-def check_mlx_model(folder: Path) -> dict:
-    """check_mlx_folder, and every shard a model.safetensors.index.json names is there too.
-
-    A download stopped between shards has config, tokenizer and some weights: still not a model.
-    """
-    config = check_mlx_folder(folder)
-    index = folder / "model.safetensors.index.json"
-    try:
-        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-    except FileNotFoundError:
-        return config
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise EngineError(f"{index} cannot be read: {exc}", kind="bad_model_file") from None
-    missing = sorted(s for s in shards if not (folder / s).is_file())
-    if missing:
-        raise EngineError(f"{folder} is not a complete MLX model: it lacks the weight shards "
-                          f"{', '.join(missing)}", kind="bad_model_file")
-    return config
-
-
 def is_complete_mlx(folder: Path) -> bool:
     try:
-        check_mlx_model(folder)
+        check_mlx_folder(folder)
     except EngineError:
         return False
     return True

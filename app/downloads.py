@@ -163,7 +163,7 @@ def _fetch_mlx(hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None,
     paths = _fetch(hub, entry, names, cache, endpoint, rep)
     snapshot = paths[0].parents[names[0].count("/")] if paths else catalog.hf_repo_dir(entry.hf_repo, cache)
     try:
-        catalog.check_mlx_model(snapshot)
+        check_mlx_folder(snapshot)
     except EngineError as exc:
         _remove_from_cache(entry, catalog.hf_repo_dir(entry.hf_repo, cache))  # nothing half-valid stays
         raise DownloadError(
@@ -187,7 +187,7 @@ def _fetch(
     paths = []
     for name, meta in zip(names, metas):
         rep.check_cancel()
-        paths.append(_fetch_file(hub, entry, name, meta, cache, endpoint, rep))
+        paths.append(_fetch_file(hub, entry, name, meta, blobs, cache, endpoint, rep))
         rep.base += meta.size or 0
         rep.downloaded = rep.base
         rep.report()
@@ -215,12 +215,12 @@ def _still_needed(blobs: Path, meta: Any) -> int:
 
 
 def _fetch_file(
-    hub: Any, entry: CatalogEntry, name: str, meta: Any, cache: Path, endpoint: str | None, rep: _Reporter
+    hub: Any, entry: CatalogEntry, name: str, meta: Any, blobs: Path, cache: Path, endpoint: str | None,
+    rep: _Reporter,
 ) -> Path:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
-    blobs = catalog.hf_repo_dir(entry.hf_repo, cache) / "blobs"
     blob, partial = blobs / meta.etag, blobs / f"{meta.etag}.incomplete"
     if not blob.is_file():
         have = partial.stat().st_size if partial.is_file() else 0
@@ -454,7 +454,7 @@ def import_mlx_folder(path: str | os.PathLike, models_dir: Path | None = None) -
         raise DownloadError(f"{folder} already has a model named {target.name}; rename {source.name} "
                             "or remove the other one first.", kind="file_exists")
     folder.mkdir(parents=True, exist_ok=True)
-    _check_space(folder, sum(f.stat().st_size for f in source.rglob("*") if f.is_file()), source.name)
+    _check_space(folder, catalog.size_on_disk(source), source.name)
     temporary = target.with_name(target.name + ".importing")  # no config.json at the top level: not listed
     try:
         shutil.copytree(source, temporary)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.catalog import CatalogEntry, check_mlx_model, local_gguf_files, local_mlx_folders, located, size_on_disk
+from app.catalog import CatalogEntry, local_gguf_files, local_mlx_folders, located, size_on_disk
 from app.engines.gguf_header import read_gguf_header
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError
 from app.hardware import MemoryState, estimate_fit
@@ -39,7 +40,7 @@ def _add_mlx_facts(row: dict, folder: Path, memory: MemoryState) -> dict:
     size = size_on_disk(folder)
     row["size_bytes"] = size
     try:
-        config = check_mlx_model(folder)
+        config = check_mlx_folder(folder)
     except EngineError as exc:
         row["fit"] = f"unreadable: {exc}"
         return row

@@ -16,13 +16,13 @@ from app.catalog import (
     FORMATS,
     THINKING_STYLES,
     CatalogError,
-    check_mlx_model,
     load_catalog,
     local_gguf_files,
     local_mlx_folders,
     locate,
     resolve,
 )
+from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError
 
 QWEN_REPO, QWEN_FILE = "Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf"
@@ -402,14 +402,14 @@ def test_a_sharded_mlx_model_needs_every_shard_its_index_names(tmp_path):
     index = folder / "model.safetensors.index.json"
     index.write_text('{"weight_map": {"a": "model-1-of-2.safetensors", "b": "model-2-of-2.safetensors"}}')
     with pytest.raises(EngineError) as caught:
-        check_mlx_model(folder)
+        check_mlx_folder(folder)
     assert caught.value.kind == "bad_model_file"
     assert "not a complete MLX model" in caught.value.message and "model-2-of-2.safetensors" in caught.value.message
     (folder / "model-2-of-2.safetensors").write_text("{}")
-    assert check_mlx_model(folder) == {"model_type": "qwen3"}
+    assert check_mlx_folder(folder) == {"model_type": "qwen3"}
     index.write_text("not json")
     with pytest.raises(EngineError, match="cannot be read"):
-        check_mlx_model(folder)
+        check_mlx_folder(folder)
 
 
 def test_local_mlx_folders_lists_the_users_own_folders(tmp_path):

@@ -45,7 +45,24 @@ def check_mlx_folder(path: str | Path) -> dict:
         raise EngineError(f"{folder / 'config.json'} cannot be read: {exc}", kind="bad_model_file") from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise EngineError(f"{folder / 'config.json'} names no model_type", kind="bad_model_file")
+    _check_shards(folder)
     return config
+
+
+def _check_shards(folder: Path) -> None:
+    """Every shard a model.safetensors.index.json names is there: a download stopped between shards
+    has config, tokenizer and some weights, and is still not a model."""
+    index = folder / "model.safetensors.index.json"
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EngineError(f"{index} cannot be read: {exc}", kind="bad_model_file") from None
+    missing = sorted(s for s in shards if not (folder / s).is_file())
+    if missing:
+        raise EngineError(f"{folder} is not a complete MLX model: it lacks the weight shards "
+                          f"{', '.join(missing)}", kind="bad_model_file")
 
 
 def mlx_chat_template(folder: str | Path) -> str | None:
