@@ -58,6 +58,7 @@ class MlxEngine:
         self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
         self._model = self._tokenizer = None
         self._spec: ModelSpec | None = None
+        self._style = "none"  # how the model marks its thought (app/reasoning/parser.py's styles)
         # The KV cache kept between requests, as llama.cpp keeps its own: a prompt that starts like the
         # last one evaluates only what differs. _cached: the tokens whose keys and values it holds.
         self._cache, self._cached, self._cache_clean = None, [], False
@@ -76,6 +77,8 @@ class MlxEngine:
         except Exception as exc:  # mlx-lm says what is wrong in its own words
             raise EngineError(f"MLX could not load {spec.path}: {exc}", kind="load_failed") from exc
         self._spec = spec
+        # How the model marks its thought, found once as the session finds it: the budget needs it.
+        self._style = spec.thinking or detect_style(spec.chat_template or self._tokenizer.chat_template)
         self._warm_up()
         folder = Path(spec.path)
         quantization = config.get("quantization") or {}
@@ -119,15 +122,14 @@ class MlxEngine:
         except Exception as exc:
             yield template_failed(self._spec.label, exc)
             return
-        style = self._spec.thinking or detect_style(self._spec.chat_template or self._tokenizer.chat_template)
-        rendered, opened = prefill_direct(rendered, request.thinking, style)
+        rendered, opened = prefill_direct(rendered, request.thinking, self._style)
         prompt = self._tokenizer.encode(rendered, add_special_tokens=False)
         failed = prompt_too_long(len(prompt), self._spec.label, self._spec.n_ctx)
         if failed:
             yield failed
             return
         try:
-            budget = budget_for(request, opened, style)
+            budget = budget_for(request, opened, self._style)
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return

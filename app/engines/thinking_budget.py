@@ -31,12 +31,6 @@ class ThoughtMarkers:
 THINK_TAGS = ThoughtMarkers("<think>", "</think>", _WHY + "\n</think>\n\n")
 HARMONY = ThoughtMarkers("<|channel|>analysis<|message|>", "<|end|>",
                          _WHY + "<|end|><|start|>assistant<|channel|>final<|message|>")
-OPEN, CLOSE = THINK_TAGS.open, THINK_TAGS.close
-DEFAULT_CLOSE_MESSAGE = THINK_TAGS.close_message
-
-
-def markers_for(style: str | None) -> ThoughtMarkers:
-    return HARMONY if style == "harmony" else THINK_TAGS
 DEFAULT_CONTINUE_MESSAGE = "\nWait"
 # s1 appended "Wait" up to 6 times; a model that closes again at once each time would otherwise loop
 # for ever without spending a token, so after this many the model's own close stands.
@@ -44,6 +38,10 @@ MAX_EXTENSIONS = 8
 
 # What an engine does next, when a generation pass stops for the thought's sake.
 CLOSE_THOUGHT, EXTEND_THOUGHT = "close-thought", "extend-thought"
+
+
+def markers_for(style: str | None) -> ThoughtMarkers:
+    return HARMONY if style == "harmony" else THINK_TAGS
 
 
 class ThinkingBudget:
@@ -135,7 +133,8 @@ def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> t
     """
     opened = rendered.rstrip().endswith(markers_for(style).open)
     if thinking is False and style == "think-tags":
-        rendered = rendered.rstrip() + f"\n\n{CLOSE}\n\n" if opened else rendered + f"{OPEN}\n\n{CLOSE}\n\n"
+        empty = f"\n\n{THINK_TAGS.close}\n\n"
+        rendered = rendered.rstrip() + empty if opened else rendered + THINK_TAGS.open + empty
         return rendered, False
     return rendered, opened
 
