@@ -236,16 +236,19 @@ def _positive(text: str) -> int:
 # -- compare ---------------------------------------------------------------------------------
 
 
-def _min_thinking_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with --min-thinking beside the other thinking flags, if anything."""
+def _min_thinking_refused(args: argparse.Namespace) -> bool:
+    """Says on stderr what is wrong with --min-thinking beside the other thinking flags, if anything."""
     if args.min_thinking is None:
-        return None
+        return False
+    problem = None
     if getattr(args, "thinking", None) is False:
-        return "--min-thinking keeps a thought going, and --no-think switches thinking off: choose one"
-    if args.thinking_budget is not None and args.min_thinking > args.thinking_budget:
-        return (f"--min-thinking {args.min_thinking} is longer than --thinking-budget {args.thinking_budget}: "
-                "the minimum must fit in the budget")
-    return None
+        problem = "--min-thinking keeps a thought going, and --no-think switches thinking off: choose one"
+    elif args.thinking_budget is not None and args.min_thinking > args.thinking_budget:
+        problem = (f"--min-thinking {args.min_thinking} is longer than --thinking-budget {args.thinking_budget}: "
+                   "the minimum must fit in the budget")
+    if problem:
+        print(f"fastslow: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -255,9 +258,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
         return EXIT_BAD_INPUT
     thinking, budget, decision = args.thinking, args.thinking_budget, None
-    problem = _min_thinking_problem(args)
-    if problem:
-        print(f"fastslow: {problem}", file=sys.stderr)
+    if _min_thinking_refused(args):
         return EXIT_BAD_INPUT
     if args.auto:
         decision = ask_router(prompt, args.router)
@@ -329,9 +330,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    problem = _min_thinking_problem(args)
-    if problem:
-        print(f"fastslow: {problem}", file=sys.stderr)
+    if _min_thinking_refused(args):
         return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
@@ -339,10 +338,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
     try:  # a model that fails to load still leaves the log closed, its session ended
         with session:
-            session.load()
-            pane = session.panes[0]
-            if pane.load_error is not None:
-                raise pane.load_error
+            pane = session.load_single()
             out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
                       f"(thinking style: {pane.thinking_style})\n")
             samples = run_eval(

@@ -20,8 +20,8 @@ from app.engines.types import GenerationRequest, Message, Sampling
 from app.eval.answers import extract_answer, is_correct
 from app.eval.suites import Problem
 from app.reasoning.consistency import majority_vote
-from app.routing import classifier
-from app.routing.heuristic import DIRECT, THINK, decide
+from app.plan import route as ask_router
+from app.routing.heuristic import DIRECT, THINK
 from app.session import Session
 
 POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "cascade-logprob", "self-consistency")
@@ -100,7 +100,7 @@ def plan(
 ) -> tuple[str, list[str], GenerationRequest]:
     """The route, its reasons, and the request one policy makes of one question."""
     if policy in ("heuristic", "classifier"):
-        decision = decide(question) if policy == "heuristic" else classifier.decide(question)
+        decision = ask_router(question, policy)
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:
