@@ -20,6 +20,7 @@ from app import __version__
 from app.catalog import DEFAULT_MODELS, resolve
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import GenerationRequest, ModelSpec, Sampling
+from app.runs import RunResult
 from app.session import Session
 from app.store import SessionLog
 
@@ -73,19 +74,21 @@ def _load(state: dict) -> str:
     state["tmp"] = tempfile.TemporaryDirectory(prefix="fastslow-self-test-")
     state["log"] = SessionLog.open(Path(state["tmp"].name) / "self-test.db")
     state["session"] = session = Session([state["spec"]], mode="fair", log=state["log"])
-    session.load()
-    pane = session.panes[0]
-    if pane.load_error is not None:
-        raise pane.load_error
+    pane = session.load_single()
     return f"{pane.info.name}, {pane.info.quantization}, backend {pane.info.backend_used}, pid {pane.client.pid}"
 
 
-def _generate(state: dict) -> str:
+def _say_hello(session: Session, what: str = "the run") -> RunResult:
+    """TOKENS greedy tokens from the session's model, or an error saying how the run ended."""
     request = GenerationRequest.from_prompt("Say hello.", max_tokens=TOKENS, sampling=Sampling(temperature=0.0))
-    [result] = state["session"].compare(request)
+    [result] = session.compare(request)
     if result.status != "ok" or result.n_generated == 0:
-        raise RuntimeError(f"the run ended {result.status}: {result.error or 'no tokens'}")
-    state["result"] = result
+        raise RuntimeError(f"{what} ended {result.status}: {result.error or 'no tokens'}")
+    return result
+
+
+def _generate(state: dict) -> str:
+    state["result"] = result = _say_hello(state["session"])
     return f"{result.n_generated} tokens, {result.decode_tps or 0:.0f} tokens/s: {result.text.strip()[:40]!r}"
 
 
@@ -113,13 +116,7 @@ def _mlx(state: dict) -> str:
     folder = convert_gguf(state["spec"].path, Path(state["tmp"].name) / "mlx-model")
     spec: ModelSpec = replace(state["spec"], path=str(folder), engine="mlx", name=f"{state['spec'].name} (MLX)")
     with Session([spec], mode="fair") as session:
-        session.load()
-        pane = session.panes[0]
-        if pane.load_error is not None:
-            raise pane.load_error
-        request = GenerationRequest.from_prompt("Say hello.", max_tokens=TOKENS, sampling=Sampling(temperature=0.0))
-        [result] = session.compare(request)
-    if result.status != "ok" or result.n_generated == 0:
-        raise RuntimeError(f"the MLX run ended {result.status}: {result.error or 'no tokens'}")
+        pane = session.load_single()
+        result = _say_hello(session, "the MLX run")
     return (f"{pane.info.engine_version} on {pane.info.backend_used}, {result.n_generated} tokens, "
             f"{result.decode_tps or 0:.0f} tokens/s")

@@ -94,6 +94,15 @@ class Session:
                 pane.load_error = exc
         self._start_telemetry()
 
+    def load_single(self, force: bool = False) -> Pane:
+        """Load a session's one model and return its pane; a model that cannot load raises its error
+        (the one-model commands have nothing to go on with)."""
+        self.load(force)
+        pane = self.panes[0]
+        if pane.load_error is not None:
+            raise pane.load_error
+        return pane
+
     def restart_telemetry(self) -> None:
         """Apply a new TDP or sampling rate: a fresh sampler over the loaded workers."""
         self._start_telemetry()

@@ -217,10 +217,7 @@ def sweep_model(
 ) -> "ModelSweep":
     """Load one model in its own worker, sweep it, and say what came of it."""
     with Session([spec], mode="fair", cores=cores, tdp_w=tdp_w, log=log) as session:
-        session.load()
-        pane = session.panes[0]
-        if pane.load_error is not None:
-            raise pane.load_error
+        pane = session.load_single()
         if on_loaded is not None:
             on_loaded(pane)
 
