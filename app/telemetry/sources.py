@@ -201,44 +201,70 @@ def _read_text(path: Path, zone: Path) -> str:
 
 # -- NVIDIA (NVML) -------------------------------------------------------------------------------
 
+# How an NVIDIA GPU's energy is read, best first: (mode, unit, sensor update in s, how, in words).
+# The energy counter (Volta and newer) refreshes every few tens of ms. NVML does not document how
+# often the instantaneous power field refreshes; 0.1 s is our assumption. The plain power reading is
+# a 1 s average on Ampere and newer (NVML's nvmlDeviceGetPowerUsage docs), instantaneous before.
+NVML_MODES = (
+    ("counter", "mJ", 0.1, "its cumulative energy counter"),
+    ("instant", "mW", 0.1, "its instantaneous power field, integrated"),
+    ("average", "mW", 1.0, "its power reading (a 1 s average on recent GPUs), integrated"),
+)
+# c_nvmlValue_t's member for each NVML_VALUE_TYPE_* (0 double, 1 unsigned int, ... 6 unsigned short).
+_NVML_VALUE_MEMBERS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")
+
 
 class NvmlSource:
-    """One NVIDIA GPU: its cumulative energy counter (mJ, Volta and newer), else its power (mW)."""
+    """One NVIDIA GPU's board energy, from the best reading it offers (NVML_MODES, in order)."""
 
     def __init__(self, pynvml, index: int) -> None:
         self._nvml = pynvml
         self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         name = pynvml.nvmlDeviceGetName(self._handle)
         name = name.decode(errors="replace") if isinstance(name, bytes) else name
-        try:
-            pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            self._counter = True
-        except pynvml.NVMLError:  # pre-Volta: only polled power, integrated in energy.py
-            self._counter = False
-        how = "its cumulative energy counter" if self._counter else "polled board power, integrated"
+        self._readers = {"counter": self._energy_mj, "instant": self._instant_mw, "average": self._average_mw}
+        self.mode, unit, update_s, how = self._first_mode_that_answers()
         self.info = SourceInfo(
             name=f"nvml:{index}",
             label="measured:nvml",
             domain="gpu",
             measures=f"GPU {index} ({name}) board energy, from {how}",
-            unit="mJ" if self._counter else "mW",
-            # The counter refreshes every few tens of ms; power on recent drivers is a 1 s average.
-            update_s=0.1 if self._counter else 1.0,
-            detail={"gpu": name, "index": index},
+            unit=unit,
+            update_s=update_s,
+            detail={"gpu": name, "index": index, "reading": self.mode},
         )
-        self._start_mj = self._energy_mj() if self._counter else 0
+        self._start_mj = self._energy_mj() if self.mode == "counter" else 0
+
+    def _first_mode_that_answers(self) -> tuple[str, str, float, str]:
+        for mode in NVML_MODES:
+            try:
+                self._readers[mode[0]]()
+                return mode
+            except self._nvml.NVMLError as exc:  # not on this GPU or driver: try the next
+                error = exc
+        raise error  # not even its power: nvml_sources() lists the GPU as unreadable, with this error
 
     def _energy_mj(self) -> int:
         return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
 
+    def _instant_mw(self) -> float:
+        [field] = self._nvml.nvmlDeviceGetFieldValues(self._handle, [self._nvml.NVML_FI_DEV_POWER_INSTANT])
+        if field.nvmlReturn != self._nvml.NVML_SUCCESS:  # the call succeeds; each field has its own status
+            raise self._nvml.NVMLError(field.nvmlReturn)
+        return float(getattr(field.value, _NVML_VALUE_MEMBERS[field.valueType]))
+
+    def _average_mw(self) -> float:
+        return float(self._nvml.nvmlDeviceGetPowerUsage(self._handle))
+
     def read(self) -> Reading:
         t = time.perf_counter()
         try:
-            if self._counter:
-                return Reading(self.info, t, joules=(self._energy_mj() - self._start_mj) / 1e3)
-            return Reading(self.info, t, watts=self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1e3)
+            value = self._readers[self.mode]()
         except self._nvml.NVMLError as exc:
             raise SourceUnavailable(f"{self.info.name} stopped answering: {exc}") from exc
+        if self.mode == "counter":
+            return Reading(self.info, t, joules=(value - self._start_mj) / 1e3)
+        return Reading(self.info, t, watts=value / 1e3)
 
     def close(self) -> None:
         try:
@@ -247,12 +273,16 @@ class NvmlSource:
             pass
 
 
-def nvml_sources() -> tuple[list[NvmlSource], list[tuple[str, str]]]:
-    """A source per NVIDIA GPU, or the reason there is none."""
-    try:
-        import pynvml
-    except ImportError:
-        return [], [("nvml", "nvidia-ml-py is not installed (pip install nvidia-ml-py) — needed for NVIDIA GPUs")]
+def nvml_sources(pynvml=None) -> tuple[list[NvmlSource], list[tuple[str, str]]]:
+    """A source per NVIDIA GPU, or the reason there is none.
+
+    pynvml: the NVML binding; None imports nvidia-ml-py's.
+    """
+    if pynvml is None:
+        try:
+            import pynvml
+        except ImportError:
+            return [], [("nvml", "nvidia-ml-py is not installed (pip install nvidia-ml-py) — needed for NVIDIA GPUs")]
     try:
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
