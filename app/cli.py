@@ -36,6 +36,7 @@ from app.routing.heuristic import THINK
 from app.runs import RunResult
 from app.store import open_log
 from app.store.commands import add_log_commands
+from app.telemetry.commands import add_telemetry_command
 from app.session import Pane, Session
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -183,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     add_log_commands(commands)
+    add_telemetry_command(commands)
 
     selftest = commands.add_parser("self-test", help="check this installation works: load, generate, log (exit 0 if so)")
     selftest.set_defaults(func=lambda _args: run_self_test())
@@ -251,6 +253,13 @@ def _min_thinking_refused(args: argparse.Namespace) -> bool:
     return problem is not None
 
 
+def _say_energy_fixes(session: Session) -> None:
+    """A power counter this machine has but cannot read, and how to unlock it (`fastslow telemetry`
+    lists every source)."""
+    for name, reason in session.power.fixable if session.power else ():
+        print(f"fastslow: note: energy could be measured, not estimated — {name}: {reason}", file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -277,6 +286,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if printer:
             printer.loading()
         session.load(force=args.force)
+        _say_energy_fixes(session)
         for pane in session.panes:
             if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
                 print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
@@ -339,6 +349,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:  # a model that fails to load still leaves the log closed, its session ended
         with session:
             pane = session.load_single()
+            _say_energy_fixes(session)
             out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
                       f"(thinking style: {pane.thinking_style})\n")
             samples = run_eval(
@@ -595,6 +606,7 @@ def format_table(results: list[RunResult]) -> str:
         details = next(r.energy_detail.get("details") or {} for r in results if r.energy_source == source)
         said = "; ".join(d.get("measures", "") + (f" ({d['formula']})" if d.get("formula") else "") for d in details.values())
         lines.append(f"energy: {source}" + (f" — {said}" if said else ""))
+        lines += [f"  estimated, not measured: {d['why_estimated']}" for d in details.values() if d.get("why_estimated")]
     approximate = [r for r in results if r.energy_approximate]
     if approximate:
         notes = approximate[0].energy_detail.get("notes") or ["see energy_detail"]

@@ -224,3 +224,22 @@ def test_the_table_says_what_the_thought_limits_did():
     table = format_table([forced, free])
     assert "[1] r1: thought held open 2× with Wait · closed by its budget" in table
     assert "[2] fast" not in table
+
+
+def test_compare_says_when_energy_could_be_measured_and_why_it_is_estimated(tmp_path):
+    # A machine with NVIDIA's driver (its nvidia-smi on the PATH) but without nvidia-ml-py.
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\n")
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    code = ("import sys; sys.modules['pynvml'] = None\n"
+            "from app.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    out = subprocess.run(
+        [sys.executable, "-c", code, "compare", "Hi", "-m", "smollm2-135m", "--no-log", *SHORT],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert ("fastslow: note: energy could be measured, not estimated — nvml: nvidia-ml-py is not installed "
+            "(pip install nvidia-ml-py)") in out.stderr
+    if "energy: estimated:tdp" in out.stdout:  # no readable CPU counter here: the table says why
+        assert "  estimated, not measured: " in out.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ RAPL_PERMISSION_HINT = (
     "/etc/udev/rules.d/99-rapl.rules: "
     'ACTION=="add", SUBSYSTEM=="powercap", KERNEL=="intel-rapl:*", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
 )
+
+NOT_INSTALLED = "is not installed"  # how a reason says a package is missing
 
 TDP_FORMULA = "P = TDP × CPU utilisation (busy share of all logical CPUs over the sample interval)"
 
@@ -282,7 +285,7 @@ def nvml_sources(pynvml=None) -> tuple[list[NvmlSource], list[tuple[str, str]]]:
         try:
             import pynvml
         except ImportError:
-            return [], [("nvml", "nvidia-ml-py is not installed (pip install nvidia-ml-py) — needed for NVIDIA GPUs")]
+            return [], [("nvml", f"nvidia-ml-py {NOT_INSTALLED} (pip install nvidia-ml-py) — needed for NVIDIA GPUs")]
     try:
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
@@ -387,7 +390,7 @@ def ioreport_sources(monitor=None) -> tuple[list[IOReportSource], list[tuple[str
         try:
             from zeus_apple_silicon import AppleEnergyMonitor
         except ImportError:
-            return [], [("ioreport", "zeus-apple-silicon is not installed (pip install 'fastslow[apple]') — "
+            return [], [("ioreport", f"zeus-apple-silicon {NOT_INSTALLED} (pip install 'fastslow[apple]') — "
                                      "needed for measured energy on Apple Silicon; energy is estimated")]
         try:
             monitor = AppleEnergyMonitor()
@@ -444,7 +447,8 @@ def cpu_model_name() -> str:
 class TdpEstimateSource:
     """CPU energy estimated as TDP × utilisation, accumulated between reads. Always available."""
 
-    def __init__(self, tdp_w: float | None = None) -> None:
+    def __init__(self, tdp_w: float | None = None, why_estimated: str = "") -> None:
+        """why_estimated: why no CPU counter measured instead (kept in the detail, shown with the figure)."""
         model = cpu_model_name()
         cls = cpu_class(model, platform.system(), platform.machine(), psutil.sensors_battery() is not None)
         cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
@@ -461,7 +465,8 @@ class TdpEstimateSource:
             measures=f"CPU power estimated from utilisation and a {self.tdp_w:g} W TDP ({set_by})",
             unit="W (estimated)",
             update_s=0.0,  # set by how often it is read: the sampler's interval
-            detail={"tdp_w": self.tdp_w, "tdp_set_by": set_by, "cpu": model, "formula": TDP_FORMULA},
+            detail={"tdp_w": self.tdp_w, "tdp_set_by": set_by, "cpu": model, "formula": TDP_FORMULA,
+                    **({"why_estimated": why_estimated} if why_estimated else {})},
         )
         self._last_t = time.perf_counter()
         self._last_cpu = psutil.cpu_times()
@@ -503,13 +508,22 @@ def busy_share(before, after) -> float:
 
 @dataclass
 class Detected:
-    """The sources that work here, and (source, reason) for each that does not."""
+    """The sources that work here, and (source, reason) for each that does not.
+
+    fixable: those of `unavailable` this machine has but the user must unlock (a permission, a
+    package), each reason saying how; shown up front, so measured energy is never lost silently.
+    """
 
     sources: list[PowerSource] = field(default_factory=list)
     unavailable: list[tuple[str, str]] = field(default_factory=list)
+    fixable: list[tuple[str, str]] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = [f"  ok   {s.info.name:16} {s.info.label:14} {s.info.measures}" for s in self.sources]
+        lines = []
+        for s in self.sources:
+            lines.append(f"  ok   {s.info.name:16} {s.info.label:14} {s.info.measures}")
+            if formula := s.info.detail.get("formula"):  # an estimate shows how it is made
+                lines.append(f"{'':38}{formula}")
         lines += [f"  --   {name:16} {reason}" for name, reason in self.unavailable]
         return "\n".join(lines)
 
@@ -524,8 +538,22 @@ def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWER
     for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources()):
         found.sources += sources
         found.unavailable += failed
+    found.fixable = [(name, reason) for name, reason in found.unavailable if _user_can_fix(name, reason)]
     if any(s.info.domain == "cpu" and s.info.measured for s in found.sources):
         found.unavailable.append(("tdp", "not needed: CPU energy is measured"))
     else:
-        found.sources.append(TdpEstimateSource(tdp_w))
+        # Why this system's CPU counter did not measure it: stored with every estimate.
+        counter = "ioreport" if platform.system() == "Darwin" else "rapl"
+        why = "; ".join(reason for name, reason in found.unavailable if name.startswith(counter))
+        found.sources.append(TdpEstimateSource(tdp_w, why_estimated=why))
     return found
+
+
+def _user_can_fix(name: str, reason: str) -> bool:
+    """A counter this machine has, kept from us by something the user can change."""
+    if RAPL_PERMISSION_HINT in reason:  # present, root-only
+        return True
+    if name == "ioreport":  # said only on Apple Silicon, where the counters always exist
+        return NOT_INSTALLED in reason
+    # Without nvidia-ml-py there is no asking the driver, but its nvidia-smi tells a GPU is there.
+    return name == "nvml" and NOT_INSTALLED in reason and shutil.which("nvidia-smi") is not None

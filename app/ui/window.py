@@ -6,6 +6,7 @@ shows what comes back. Every long task (loading, generating, exporting) runs off
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -197,6 +198,8 @@ class MainWindow(QMainWindow):
         c.run_failed.connect(self._on_run_failed)
         c.busy_changed.connect(self._on_busy)
         c.loads_done.connect(self.models_ready.emit)
+        c.loads_done.connect(self._say_energy_fixes)
+        self._energy_fixes_said = False
 
         self.show_notices(list(notices))
         self.refresh_model_choices()
@@ -251,6 +254,18 @@ class MainWindow(QMainWindow):
     def show_notices(self, notices: list[str]) -> None:
         self.notice.setText("<br>".join(notices))
         self.notice.setVisible(bool(notices))
+
+    def _say_energy_fixes(self) -> None:
+        """Once, beside whatever is shown: a power counter this machine has but cannot read, and how
+        to unlock it (root-only RAPL, a missing package), so energy is not estimated in silence."""
+        power = self.session.power
+        if self._energy_fixes_said or power is None or not power.fixable:
+            return
+        self._energy_fixes_said = True
+        said = [self.notice.text()] if self.notice.isVisible() and self.notice.text() else []
+        fixes = [f"Energy could be measured, not estimated — {escape(name)}: {escape(reason)}"
+                 for name, reason in power.fixable]
+        self.show_notices(said + fixes)
 
     # -- running ------------------------------------------------------------------------------
 

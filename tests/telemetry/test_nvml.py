@@ -162,3 +162,27 @@ def test_a_gpu_lost_while_sampling_is_dropped_with_the_reason_and_sampling_goes_
     assert sampler.failures == [("nvml:0", "nvml:0 stopped answering: GPU is lost")]
     assert sampler.sources == []
     source.close()
+
+
+@pytest.mark.parametrize("has_nvidia_smi", [True, False])
+def test_a_gpu_machine_without_nvidia_ml_py_is_told_to_install_it_and_others_are_not(tmp_path, has_nvidia_smi):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not has_nvidia_smi and shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a real nvidia-smi")
+    if has_nvidia_smi:  # what the NVIDIA driver installs: nvidia-smi on the PATH
+        (tmp_path / "nvidia-smi").write_text("#!/bin/sh\n")
+        (tmp_path / "nvidia-smi").chmod(0o755)
+    # A fresh interpreter where importing pynvml fails, as on an install without nvidia-ml-py.
+    code = ("import sys; sys.modules['pynvml'] = None\n"
+            "from app.telemetry import detect_sources\n"
+            f"print(detect_sources(powercap_root={str(tmp_path / 'absent')!r}).fixable)")
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    expected = "[('nvml', 'nvidia-ml-py is not installed (pip install nvidia-ml-py)" if has_nvidia_smi else "[]"
+    assert out.stdout.startswith(expected)

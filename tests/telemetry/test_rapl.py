@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -121,8 +122,11 @@ def test_a_counter_that_vanishes_while_read_raises(powercap):
 
 # -- permission denied: mode 000, as the kernel ships energy_uj to non-root users (0400 root) -------
 
-def _rapl_failures_as_nobody(root: Path) -> list[list[str]]:
-    """rapl_sources(root) in a forked child that has dropped to uid/gid 65534 (nobody)."""
+def _as_nobody(work):
+    """work() as the kernel answers an unprivileged user: as root, in a forked child that has
+    dropped to uid/gid 65534 (nobody), since chmod 000 does not stop root. Returns its JSON result."""
+    if os.geteuid() != 0:
+        return json.loads(json.dumps(work()))
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
@@ -131,8 +135,7 @@ def _rapl_failures_as_nobody(root: Path) -> list[list[str]]:
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            sources, failed = rapl_sources(root)
-            os.write(write_end, json.dumps({"n_sources": len(sources), "failed": failed}).encode())
+            os.write(write_end, json.dumps(work()).encode())
             code = 0
         finally:
             os._exit(code)
@@ -141,28 +144,51 @@ def _rapl_failures_as_nobody(root: Path) -> list[list[str]]:
         result = pipe.read()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
-    decoded = json.loads(result)
-    assert decoded["n_sources"] == 0
-    return decoded["failed"]
+    return json.loads(result)
+
+
+def _locked_powercap(tmp: str) -> Path:
+    """One package zone whose energy_uj is mode 000 (the kernel ships it 0400 root)."""
+    root = Path(tmp)
+    os.chmod(root, 0o755)  # traversable by the unprivileged child
+    zone = write_zone(root, "intel-rapl:0", "package-0", 123)
+    os.chmod(zone / "energy_uj", 0o000)
+    return root
 
 
 def test_permission_denied_tells_the_user_how_to_grant_access():
-    # chmod 000 does not stop root, so as root the check runs in a forked child that drops to
-    # `nobody`: the same open() of the same file, refused by the kernel for real.
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # traversable by the unprivileged child
-        zone = write_zone(root, "intel-rapl:0", "package-0", 123)
-        os.chmod(zone / "energy_uj", 0o000)
-        if os.geteuid() == 0:
-            failed = _rapl_failures_as_nobody(root)
-        else:
-            sources, failed = rapl_sources(root)
-            assert sources == []
+        root = _locked_powercap(tmp)
+        n_sources, failed = _as_nobody(lambda: (lambda found: (len(found[0]), found[1]))(rapl_sources(root)))
+    assert n_sources == 0
     [(name, reason)] = failed
     assert name == "rapl:intel-rapl:0"
     assert "permission denied" in reason and RAPL_PERMISSION_HINT in reason
     assert "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in reason and "udev" in reason
+
+
+def test_a_locked_counter_is_flagged_fixable_and_every_estimate_says_why_it_is_not_measured():
+    def detect():
+        found = detect_sources(tdp_w=45, powercap_root=root)
+        [tdp] = [s for s in found.sources if s.info.domain == "cpu"]
+        return found.fixable, tdp.info.name, tdp.info.detail["why_estimated"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _locked_powercap(tmp)
+        fixable, estimate, why = _as_nobody(detect)
+    [(name, reason)] = fixable
+    assert name == "rapl:intel-rapl:0" and RAPL_PERMISSION_HINT in reason
+    assert estimate == "tdp" and why == reason
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="a Mac's estimate says why IOReport did not measure")
+def test_a_machine_without_rapl_has_nothing_to_fix_and_its_estimate_says_so(tmp_path):
+    found = detect_sources(tdp_w=45, powercap_root=tmp_path / "absent")
+    assert found.fixable == []
+    [tdp] = [s for s in found.sources if s.info.domain == "cpu"]
+    assert tdp.info.detail["why_estimated"] == (
+        f"{tmp_path / 'absent'} does not exist: no powercap interface (not Linux, or a VM without RAPL)")
+    found.close()
 
 
 def test_detect_prefers_rapl_over_the_estimate(powercap):

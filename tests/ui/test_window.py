@@ -9,7 +9,7 @@ import psutil
 from PySide6.QtCore import Qt
 
 from app.store import SessionLog
-from tests.ui.conftest import RUN_TIMEOUT_MS
+from tests.ui.conftest import LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS
 
 MATH = "Tom has 3 boxes with 12 apples each. He gives away 7 apples. How many apples are left?"
 
@@ -233,3 +233,28 @@ def test_the_router_setting_decides_what_auto_asks(qtbot, make_window, ui_settin
     window.prompt.setPlainText(prompt)
     window._update_route()
     assert ", ".join(classifier.decide(prompt).reasons) in pane.route_label.text()
+
+
+def test_a_power_counter_the_user_can_unlock_is_said_once_beside_the_other_notices(qtbot, make_window, monkeypatch):
+    import app.session
+    from app.telemetry.sources import RAPL_PERMISSION_HINT, detect_sources
+
+    # This machine's real sources, plus what a laptop with root-only RAPL adds (as root, no file here
+    # can be made unreadable for real; tests/telemetry/test_rapl.py does that in a child as nobody).
+    reason = f"/sys/class/powercap/intel-rapl:0/energy_uj: permission denied. {RAPL_PERMISSION_HINT}"
+
+    def locked_rapl(tdp_w=None):
+        found = detect_sources(tdp_w)
+        found.fixable.append(("rapl:intel-rapl:0", reason))
+        return found
+
+    monkeypatch.setattr(app.session, "detect_sources", locked_rapl)
+    window = make_window(load=False)
+    window.show_notices(["Welcome"])
+    with qtbot.waitSignal(window.models_ready, timeout=LOAD_TIMEOUT_MS):
+        window.load_default_models()
+    text = window.notice.text()
+    assert window.notice.isVisible() and text.startswith("Welcome<br>Energy could be measured, not estimated")
+    assert "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in text and "udev" in text
+    window.controller.loads_done.emit()  # another load (a model picked): not said twice
+    assert window.notice.text().count("Energy could be measured") == 1
