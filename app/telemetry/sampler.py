@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from app.telemetry.sources import (
 
 # CPU time and power are read every tick: energy attribution rests on them. Slower-moving figures
 # are read less often and carried forward, which keeps the sampler under 1% of a core at 10 Hz.
-BATTERY_EVERY_S = 1.0  # battery state changes over minutes
+BATTERY_EVERY_S = 5.0  # battery state changes over minutes; plugging in shows within 5 s
 MEMORY_EVERY_S = 0.5  # system memory and each worker's RSS; the peak comes from the kernel's
 # high-water mark (VmHWM / peak working set), which only grows, so no peak is lost between reads.
 
@@ -191,8 +190,7 @@ class Sampler:
             busy = 100.0 * busy_share(self._last_cpu, times)
             self._last_cpu = times
             if self._due("memory", t, MEMORY_EVERY_S):
-                memory = psutil.virtual_memory()
-                self._system_memory = (memory.total, memory.available)
+                self._system_memory = self._memory_now()
             battery_percent, on_mains = self._battery_state(t)
             sample = Sample(
                 t=t,
@@ -213,9 +211,8 @@ class Sampler:
             try:
                 cpu_s = self._process_cpu_s(process)
                 if self._due(("memory", pid), t, MEMORY_EVERY_S):  # a new pid is due at once
-                    rss = process.memory_info().rss
-                    peak = max(self._memory.get(pid, (0, 0))[1], rss, _os_peak_rss(process) or 0)
-                    self._memory[pid] = (rss, peak)
+                    rss, os_peak = self._process_memory(process)
+                    self._memory[pid] = (rss, max(self._memory.get(pid, (0, 0))[1], rss, os_peak or 0))
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 # The worker ended (or crashed; AccessDenied is how macOS says so for some exits):
                 # nothing more to sample, and its pid may be reused by another process.
@@ -236,6 +233,19 @@ class Sampler:
             return self._counters.process_cpu_s(process.pid)
         times = process.cpu_times()
         return times.user + times.system
+
+    def _memory_now(self) -> tuple[int, int]:
+        if self._counters is not None:
+            return self._counters.system_memory()
+        memory = psutil.virtual_memory()
+        return memory.total, memory.available
+
+    def _process_memory(self, process: psutil.Process) -> tuple[int, int | None]:
+        """RSS now and the OS's own high-water mark where it keeps one."""
+        if self._counters is not None:
+            return self._counters.process_memory(process.pid)
+        info = process.memory_info()
+        return info.rss, getattr(info, "peak_wset", None)  # Windows' peak working set; macOS keeps none
 
     def _read_sources(self, t: float, cpu_times) -> dict[str, Reading]:
         readings: dict[str, Reading] = {}
@@ -265,17 +275,3 @@ class Sampler:
             self._battery = (percent, on_mains)
         return self._battery
 
-
-def _os_peak_rss(process: psutil.Process) -> int | None:
-    """The kernel's own RSS high-water mark, which catches peaks between samples."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open(f"/proc/{process.pid}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1]) * 1024  # reported in kB
-        except (OSError, ValueError):
-            return None
-    elif sys.platform == "win32":
-        return getattr(process.memory_info(), "peak_wset", None)
-    return None  # macOS keeps no per-process high-water mark for other processes

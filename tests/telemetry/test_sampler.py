@@ -188,10 +188,15 @@ def test_procfs_counters_agree_with_psutil_and_know_when_a_process_has_gone(work
     assert mine > 0.1 and abs(mine - theirs) < 0.05
     system, reference = counters.system(), psutil.cpu_times()
     assert abs(system.idle - reference.idle) < 1.0 and abs(system.user - reference.user) < 1.0
+    (total, available), memory = counters.system_memory(), psutil.virtual_memory()
+    assert total == memory.total and abs(available - memory.available) < 0.05 * total
+    (rss, peak), info = counters.process_memory(busy.pid), psutil.Process(busy.pid).memory_info()
+    assert abs(rss - info.rss) <= 1 << 20 and peak == _hwm(busy.pid) >= rss  # the kernel figures psutil reads
     busy.kill()
     busy.wait()
-    with pytest.raises(psutil.NoSuchProcess):
-        counters.process_cpu_s(busy.pid)
+    for read in (counters.process_cpu_s, counters.process_memory):
+        with pytest.raises(psutil.NoSuchProcess):
+            read(busy.pid)
     counters.close()
 
 
