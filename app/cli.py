@@ -568,6 +568,8 @@ class _StreamPrinter:
         threads = self.session.threads_per_pane()
         how = "one after another" if self.session.mode == "fair" else "at the same time"
         self.out.write(f"{self.session.mode} mode: panes ran {how}, {threads} thread(s) each.\n")
+        if self.session.mode == "live" and len(results) > 1:
+            self.out.write("Energy of runs at once is shared by CPU time; fair mode (the default) measures each alone.\n")
         self.out.flush()
 
 

@@ -52,6 +52,7 @@ def test_live_mode_labels_every_line():
     streamed = [line for line in body.splitlines()[1:] if line.strip()]
     assert streamed and all(line.startswith(("[1 smollm2-135m]", "[2 gemma3-270m]")) for line in streamed)
     assert "live mode" in out.stdout
+    assert "Energy of runs at once is shared by CPU time; fair mode (the default) measures each alone." in out.stdout
 
 
 def test_prompt_from_standard_input():

@@ -122,7 +122,8 @@ def energy_for_window(
         approximate=bool(notes),  # every note so far is a reason the figure is approximate
         breakdown=breakdown,
         share=share,
-        notes=tuple(notes + ([f"{share_note}: this run's share is {share:.0%}"] if share_note else [])),
+        notes=tuple(notes + ([f"{share_note}: this run's share is {share:.0%} (fair mode measures each run alone)"]
+                              if share_note else [])),
         details=details,
     )
 

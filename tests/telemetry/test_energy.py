@@ -102,7 +102,8 @@ def test_overlapping_runs_are_shared_by_cpu_time():
     assert first.breakdown == {"rapl:package-0": pytest.approx(30.0)}
     assert first.peak_w == pytest.approx(30.0) and first.avg_w == pytest.approx(30.0)
     assert first.source_label == "measured:rapl, shared by CPU time"
-    assert "75%" in first.notes[-1] and not first.approximate
+    assert first.notes[-1] == "shared by CPU time: this run's share is 75% (fair mode measures each run alone)"
+    assert not first.approximate
 
 
 def test_a_run_alone_gets_the_whole_window():
