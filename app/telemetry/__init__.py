@@ -8,6 +8,7 @@ from app.telemetry.energy import (
     power_series,
     split_phases,
 )
+from app.telemetry.emi import EmiSource
 from app.telemetry.sampler import ProcSample, Sample, Sampler
 from app.telemetry.sources import (
     Detected,
@@ -24,6 +25,7 @@ from app.telemetry.sources import (
 
 __all__ = [
     "Detected",
+    "EmiSource",
     "EnergyFigure",
     "IOReportSource",
     "NvmlSource",

@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import psutil
 
@@ -324,24 +324,26 @@ IOREPORT_CHANNELS = (
 )
 
 
-class _IOReportReader:
-    """One AppleEnergyMonitor shared by the channel sources: read once per sampler tick."""
+class OncePerTick:
+    """One read of a device shared by its channel sources (IOReport, EMI): the first channel read in
+    a sampler tick asks the device, the others within 5 ms get the same answer, so the channels
+    are sampled at one instant and the device is asked once."""
 
-    def __init__(self, monitor) -> None:
-        self.monitor = monitor
+    def __init__(self, read: Callable[[], object]) -> None:
+        self._read = read
         self._last: tuple[float, object] | None = None
 
-    def metrics(self) -> object:
+    def value(self) -> object:
         now = time.perf_counter()
         if self._last is None or now - self._last[0] > 0.005:
-            self._last = (now, self.monitor.get_cumulative_energy())
+            self._last = (now, self._read())
         return self._last[1]
 
 
 class IOReportSource:
     """One IOReport energy channel of an Apple Silicon chip (cumulative mJ, no sudo)."""
 
-    def __init__(self, reader: _IOReportReader, attribute: str, domain: str, covers: str) -> None:
+    def __init__(self, reader: OncePerTick, attribute: str, domain: str, covers: str) -> None:
         self._reader, self._attribute = reader, attribute
         self.info = SourceInfo(
             name=f"ioreport:{domain}",
@@ -356,7 +358,7 @@ class IOReportSource:
 
     def _read_mj(self) -> float:
         try:
-            value = _channel(self._reader.metrics(), self._attribute)
+            value = _channel(self._reader.value(), self._attribute)
         except Exception as exc:  # the binding raises its own types
             raise SourceUnavailable(f"{self.info.name} stopped answering: {exc}") from exc
         if value is None:
@@ -396,7 +398,7 @@ def ioreport_sources(monitor=None) -> tuple[list[IOReportSource], list[tuple[str
             monitor = AppleEnergyMonitor()
         except Exception as exc:
             return [], [("ioreport", f"IOReport did not start: {exc}")]
-    reader = _IOReportReader(monitor)
+    reader = OncePerTick(monitor.get_cumulative_energy)
     sources, failed = [], []
     for attribute, domain, covers in IOREPORT_CHANNELS:
         try:
@@ -534,8 +536,10 @@ class Detected:
 
 def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWERCAP_ROOT) -> Detected:
     """Open every source this machine offers; the TDP estimate stands in when no CPU counter works."""
+    from app.telemetry.emi import emi_sources  # emi.py builds on this module's sources
+
     found = Detected()
-    for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources()):
+    for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources(), emi_sources()):
         found.sources += sources
         found.unavailable += failed
     found.fixable = [(name, reason) for name, reason in found.unavailable if _user_can_fix(name, reason)]
@@ -543,7 +547,7 @@ def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWER
         found.unavailable.append(("tdp", "not needed: CPU energy is measured"))
     else:
         # Why this system's CPU counter did not measure it: stored with every estimate.
-        counter = "ioreport" if platform.system() == "Darwin" else "rapl"
+        counter = {"Darwin": "ioreport", "Windows": "emi"}.get(platform.system(), "rapl")
         why = "; ".join(reason for name, reason in found.unavailable if name.startswith(counter))
         found.sources.append(TdpEstimateSource(tdp_w, why_estimated=why))
     return found
