@@ -1,7 +1,8 @@
 """`--self-test`: prove an installation (or a desktop bundle) works, headless, in well under a minute.
 
 Finds the bundled model, loads it in a worker process, generates a few tokens, writes the run to a
-session log in a temporary folder and reads it back. Where MLX is installed (Apple Silicon; Linux for
+session log in a temporary folder and reads it back, and checks the run's energy was measured or
+estimated by this machine's power sources. Where MLX is installed (Apple Silicon; Linux for
 testing), it also builds an MLX copy of the model and generates with the MLX engine, which is how a
 bundle proves it carries MLX whole. Prints one line per step; exit status 0 when every step passed, 1
 otherwise. No Qt: it runs where no display is.
@@ -37,6 +38,7 @@ def run_self_test(out: TextIO | None = None) -> int:
         ("load it in a worker process", lambda: _load(state)),
         (f"generate {TOKENS} tokens", lambda: _generate(state)),
         ("write and read the session log", lambda: _log(state)),
+        ("measure the run's energy", lambda: _energy(state)),
     ]
     no_mlx = mlx_unavailable()
     if no_mlx is None:
@@ -106,6 +108,20 @@ def _log(state: dict) -> str:
     if check != "ok":
         raise RuntimeError(f"integrity check: {check}")
     return f"run {run.id} read back, integrity ok"
+
+
+def _energy(state: dict) -> str:
+    """The run got an energy figure with its source, and every power source of this machine was read
+    (in a bundle: the platform's own counters, EMI on Windows, IOReport on a Mac)."""
+    result: RunResult = state["result"]
+    power = state["session"].power
+    sources = ", ".join(f"{s.info.name} ({s.info.label})" for s in power.sources)
+    if result.energy_j is None or not result.energy_source:
+        raise RuntimeError(f"the run has no energy figure; sources: {sources or 'none'}")
+    lost = [f"{name}: {reason}" for name, reason in state["session"].sampler.failures]
+    if lost:
+        raise RuntimeError(f"a power source stopped while sampling: {'; '.join(lost)}")
+    return f"{result.energy_j:.2f} J ({result.energy_source}); sources: {sources}"
 
 
 def _mlx(state: dict) -> str:

@@ -244,3 +244,12 @@ def test_compare_says_when_energy_could_be_measured_and_why_it_is_estimated(tmp_
             "(pip install nvidia-ml-py)") in out.stderr
     if "energy: estimated:tdp" in out.stdout:  # no readable CPU counter here: the table says why
         assert "  estimated, not measured: " in out.stdout
+
+
+def test_self_test_passes_here_and_checks_the_runs_energy_and_its_sources():
+    out = fastslow("self-test")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    energy = next(line for line in lines if "measure the run's energy" in line)
+    assert energy.startswith("ok   ") and " J (" in energy and "sources: " in energy
+    assert lines[-1] == "self-test passed"
