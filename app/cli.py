@@ -24,7 +24,7 @@ from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summa
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
-from app.live import thought_limits
+from app.live import sources_said, thought_limits
 from app.models_overview import gib, overview
 from app.plan import build_request
 from app.plan import route as ask_router
@@ -606,9 +606,9 @@ def format_table(results: list[RunResult]) -> str:
             lines.append(f"[{r.pane + 1}] {r.model}: thought {limits}")
     for source in dict.fromkeys(r.energy_source for r in results if r.energy_source):
         details = next(r.energy_detail.get("details") or {} for r in results if r.energy_source == source)
-        said = "; ".join(d.get("measures", "") + (f" ({d['formula']})" if d.get("formula") else "") for d in details.values())
+        said, why = sources_said(details)
         lines.append(f"energy: {source}" + (f" — {said}" if said else ""))
-        lines += [f"  estimated, not measured: {d['why_estimated']}" for d in details.values() if d.get("why_estimated")]
+        lines += [f"  {line}" for line in why]
     approximate = [r for r in results if r.energy_approximate]
     if approximate:
         notes = approximate[0].energy_detail.get("notes") or ["see energy_detail"]

@@ -31,6 +31,7 @@ class LiveStats:
     energy_source: str  # "measured:rapl", "estimated:tdp, shared by CPU time"…; "" when unknown
     status: str
     thought_limits: str = ""  # once ended: "held open 2× with Wait", "closed by its budget", both or ""
+    energy_about: str = ""  # what the energy rests on, in lines: sources, an estimate's TDP and formula, notes
 
 
 def live_stats(
@@ -57,14 +58,14 @@ def live_stats(
         closed = r.ttfat_s if r.ttfat_s is not None else elapsed
         thinking_s = max(closed - r.ttft_s, 0.0)
     if r.energy_j is not None:  # the run's final, attributed figure
-        watts, joules, source = r.avg_w, r.energy_j, r.energy_source
+        watts, joules, source, detail = r.avg_w, r.energy_j, r.energy_source, r.energy_detail
     else:
         watts = joules = None
-        source = ""
+        source, detail = "", {}
         if samples and elapsed > 0:
             figure = energy_for_window(samples, recorder.t_submit, recorder.t_submit + elapsed, pid, share_with)
             if figure is not None:
-                joules, source = figure.joules, figure.source_label
+                joules, source, detail = figure.joules, figure.source_label, figure.to_dict()
                 recent = energy_for_window(samples, max(recorder.t_submit, end - RATE_WINDOW_S), end, pid, share_with)
                 watts = recent.avg_w if recent is not None else figure.avg_w
     return LiveStats(
@@ -81,7 +82,23 @@ def live_stats(
         energy_source=source,
         status=r.status,
         thought_limits=thought_limits(r.thinking_extended, r.thinking_budget_hit),
+        energy_about="\n".join(explain_energy(detail)),
     )
+
+
+def sources_said(details: dict) -> tuple[str, list[str]]:
+    """An energy figure's sources in words (what each measures; an estimate's TDP and formula), and
+    for an estimate why it is not a measurement. details: EnergyFigure.to_dict()["details"]."""
+    said = "; ".join(d.get("measures", "") + (f" ({d['formula']})" if d.get("formula") else "")
+                     for d in details.values())
+    why = [f"estimated, not measured: {d['why_estimated']}" for d in details.values() if d.get("why_estimated")]
+    return said, why
+
+
+def explain_energy(detail: dict) -> list[str]:
+    """Lines that say what an energy figure rests on (EnergyFigure.to_dict(), as runs store it)."""
+    said, why = sources_said(detail.get("details") or {})
+    return [line for line in (said, *why, *(detail.get("notes") or ())) if line]
 
 
 def thought_limits(extended: int, budget_hit: bool) -> str:

@@ -83,6 +83,25 @@ def test_a_finished_run_shows_its_attributed_energy():
     assert (stats.joules, stats.watts_now, stats.energy_source) == (7.5, 9.0, "estimated:tdp")
 
 
+def test_an_estimate_shows_its_tdp_formula_and_why_it_is_not_measured_while_running_and_after():
+    why = "/sys/class/powercap does not exist: no powercap interface (not Linux, or a VM without RAPL)"
+    tdp = SourceInfo("tdp", "estimated:tdp", "cpu", "CPU power estimated from utilisation and a 45 W TDP (user)",
+                     "W (estimated)", 0.0, {"tdp_w": 45.0, "formula": "P = TDP × u", "why_estimated": why})
+    samples = [Sample(T0 - 0.5 + 0.1 * i, 50.0, 1, 1, None, None, {},
+                      {"tdp": Reading(tdp, T0 - 0.5 + 0.1 * i, joules=22.5 * 0.1 * i, watts=22.5)}) for i in range(21)]
+    running = live_stats(_thinking_run(finish=False), T0 + 1.5, samples)
+    assert running.energy_about.splitlines() == [
+        "CPU power estimated from utilisation and a 45 W TDP (user) (P = TDP × u)", f"estimated, not measured: {why}"]
+    recorder = _thinking_run()
+    r = recorder.result
+    r.energy_j, r.energy_source = 7.5, "estimated:tdp"
+    r.energy_detail = {"details": {"tdp": {"measures": "CPU power estimated from utilisation and a 45 W TDP (user)",
+                                           "formula": "P = TDP × u", "why_estimated": why}},
+                       "notes": ["tdp: approximate: the window is shorter than the sensor's 0.1 s update"]}
+    assert live_stats(recorder, T0 + 5).energy_about.splitlines()[-1] == (
+        "tdp: approximate: the window is shorter than the sensor's 0.1 s update")
+
+
 def test_the_tokens_per_second_curve_counts_each_bin():
     xs, ys = tokens_per_second_curve([1.0, 1.1, 1.2, 1.3, 1.6, 2.9], bin_s=0.5)
     assert xs == pytest.approx([1.25, 1.75, 2.25, 2.75])

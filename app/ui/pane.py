@@ -316,7 +316,7 @@ class PaneView(QFrame):
         s["Watts"].setText(_fmt(stats.watts_now, "W", 1))
         kind = stats.energy_source.split(":", 1)[0] if stats.energy_source else ""
         s["Energy"].setText(_fmt(stats.joules, "J", 1) + (f" <i>{kind}</i>" if kind else ""))
-        s["Energy"].setToolTip(stats.energy_source)
+        s["Energy"].setToolTip("\n".join(filter(None, [stats.energy_source, stats.energy_about])))
         s["Numbers"].setText(f"{mode} mode")
         s["Numbers"].setToolTip(
             "fair: panes run one after another with every core (clean numbers); "

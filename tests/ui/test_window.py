@@ -33,6 +33,8 @@ def test_typing_a_prompt_and_ctrl_enter_runs_both_panes_live_stats_and_a_stored_
         assert pane.stats["TTFT"].text().endswith(" s")
         assert pane.stats["Tokens/s avg"].text() != "—"
         assert pane.stats["Energy"].text().endswith(("estimated</i>", "measured</i>"))
+        about = pane.stats["Energy"].toolTip()  # where the figure comes from; an estimate, its TDP and formula
+        assert "P = TDP × CPU utilisation" in about and " W TDP " in about if "estimated" in about else "measured" in about
         assert pane.stats["Numbers"].text() == "fair mode"
     # The thinking pane (a model that cannot think natively) was scaffolded; its thought is shown folded.
     assert window.session.results[1].strategy == "scaffold"
