@@ -73,7 +73,7 @@ class Sampler:
         self.interval_s = interval_s
         self.idle_interval_s = idle_interval_s or interval_s  # between runs
         self._active = 0  # runs going on now
-        self._wake = threading.Event()
+        self._wake = Waker()
         self.sources = list(sources)
         self.failures: list[tuple[str, str]] = []
         self._samples: collections.deque[Sample] = collections.deque(maxlen=max_samples)  # an hour at 10 Hz
@@ -107,7 +107,7 @@ class Sampler:
         if self._thread is None:
             return
         self._stop.set()
-        self._wake.set()
+        self._wake.wake()
         self._thread.join()
         self._thread = None
         self.sample_now()
@@ -147,7 +147,7 @@ class Sampler:
         (take sample_now() at the run's start, as Session does)."""
         with self._lock:
             self._active += 1
-        self._wake.set()
+        self._wake.wake()
         try:
             yield
         finally:
@@ -177,8 +177,8 @@ class Sampler:
                     deadline, delay = time.perf_counter(), 0.0
                 take = not self._wake.wait(delay)
                 if not take:  # a run started (or stop): the full rate's grid starts now. No sample here:
-                    self._wake.clear()  # the run brackets itself with sample_now(), and this thread would
-                    deadline = time.perf_counter()  # only take the GIL from it while it submits
+                    deadline = time.perf_counter()  # the run brackets itself with sample_now(), and this
+                    # thread would only take the GIL from it while it submits
         finally:
             self.own_cpu_s += time.thread_time() - started
 
@@ -275,3 +275,25 @@ class Sampler:
             self._battery = (percent, on_mains)
         return self._battery
 
+
+
+class Waker:
+    """A wait another thread can cut short, on one bare lock held while nobody has woken it.
+
+    threading.Event.wait builds a Condition and a fresh lock on every call; on the VMs measured, where
+    the first work after each wake is expensive, that Python-level machinery cost more than the
+    sampling itself (tests/perf/test_sampler_cost.py prints both)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def wait(self, timeout: float) -> bool:
+        """True when woken (the wake is then used up), False once the timeout has passed."""
+        return self._lock.acquire(timeout=timeout)
+
+    def wake(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # already released: a wake is pending, one is enough
+            pass
