@@ -299,6 +299,8 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session.cancel()
             print("\nfastslow: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        for lost in session.lost_sources():
+            print(f"fastslow: warning: {lost}", file=sys.stderr)
         if args.json:
             for pane, result in zip(session.panes, results):
                 record = _record(pane, result)

@@ -251,8 +251,16 @@ class Session:
         if phases is not None:
             for key, value in phases.flat().items():
                 setattr(r, key, value)
+            if self.sampler.failures:  # a source that stopped is missing from here on: say so with the figure
+                r.energy_approximate = True
+                r.energy_detail["notes"] = [*r.energy_detail.get("notes", []), *self.lost_sources()]
         last = next((s.procs[client.pid] for s in reversed(samples) if client.pid in s.procs), None)
         r.peak_rss_bytes = last.peak_rss if last else None
+
+    def lost_sources(self) -> list[str]:
+        """Each power source that stopped answering this session, and that energy leaves it out since."""
+        failures = self.sampler.failures if self.sampler is not None else []
+        return [f"{reason} — energy leaves it out from then on" for _name, reason in failures]
 
     def _run_together(self, indices: list[int]):
         events: queue.Queue = queue.Queue()

@@ -253,3 +253,17 @@ def test_self_test_passes_here_and_checks_the_runs_energy_and_its_sources():
     energy = next(line for line in lines if "measure the run's energy" in line)
     assert energy.startswith("ok   ") and " J (" in energy and "sources: " in energy
     assert lines[-1] == "self-test passed"
+
+
+def test_compare_warns_when_a_power_source_is_lost_and_the_figure_says_so(monkeypatch, capsys):
+    import app.session
+    from app.cli import main
+    from tests.telemetry.test_nvml import with_a_gpu_that_will_be_lost
+
+    monkeypatch.setattr(app.session, "detect_sources", with_a_gpu_that_will_be_lost)
+    assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", "--json", *SHORT]) == 0
+    out = capsys.readouterr()
+    lost = "nvml:0 stopped answering: GPU is lost — energy leaves it out from then on"
+    assert f"fastslow: warning: {lost}" in out.err
+    record = json.loads(out.out)
+    assert record["energy_approximate"] and lost in record["energy_detail"]["notes"]

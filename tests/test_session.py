@@ -162,3 +162,30 @@ def test_a_log_that_fails_mid_session_gives_way_to_memory_and_loses_nothing(tmp_
     saved.close()
     log.close()
     assert statuses == ["ok"] * 6
+
+
+def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(smollm2_spec, monkeypatch):
+    import app.session
+    from app.telemetry.sources import detect_sources, nvml_sources
+    from tests.telemetry.test_nvml import Gpu, StandInDriver
+
+    gpu = Gpu(energy_mj=1_000)  # this machine's real sources, plus a GPU (a stand-in driver) that will fall off
+
+    def with_a_gpu(tdp_w=None):
+        found = detect_sources(tdp_w)
+        found.sources += nvml_sources(StandInDriver(gpu))[0]
+        return found
+
+    monkeypatch.setattr(app.session, "detect_sources", with_a_gpu)
+    with Session([smollm2_spec], mode="fair") as session:
+        session.load()
+        request = GenerationRequest.from_prompt("Hi", max_tokens=4, sampling=Sampling(temperature=0.0))
+        [before] = session.compare(request)
+        assert session.lost_sources() == [] and "measured:nvml" in before.energy_source
+        gpu.gone = True
+        [after] = session.compare(request)
+        lost = "nvml:0 stopped answering: GPU is lost — energy leaves it out from then on"
+        assert session.lost_sources() == [lost]
+        assert after.energy_approximate and after.energy_detail["notes"][-1] == lost
+        [later] = session.compare(request)
+        assert later.energy_detail["notes"][-1] == lost and "nvml" not in later.energy_source

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         c.loads_done.connect(self.models_ready.emit)
         c.loads_done.connect(self._say_energy_fixes)
         self._energy_fixes_said = False
+        self._lost_said = 0  # how many of the session's lost power sources have been said
 
         self.show_notices(list(notices))
         self.refresh_model_choices()
@@ -254,6 +255,15 @@ class MainWindow(QMainWindow):
     def show_notices(self, notices: list[str]) -> None:
         self.notice.setText("<br>".join(notices))
         self.notice.setVisible(bool(notices))
+
+    def _say_lost_sources(self) -> None:
+        """Once each, beside whatever is shown: a power source that stopped answering mid-session."""
+        lost = self.session.lost_sources()
+        new = lost[self._lost_said:]
+        if new:
+            self._lost_said = len(lost)
+            said = [self.notice.text()] if self.notice.isVisible() and self.notice.text() else []
+            self.show_notices(said + [f"Power source lost: {escape(line)}" for line in new])
 
     def _say_energy_fixes(self) -> None:
         """Once, beside whatever is shown: a power counter this machine has but cannot read, and how
@@ -373,6 +383,7 @@ class MainWindow(QMainWindow):
         if isinstance(self.session.log, MemoryLog):
             reason = f"The session log failed ({self.session.log_error}); " if self.session.log_error else ""
             self.show_notices([f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file."])
+        self._say_lost_sources()
         self.statusBar().showMessage("Done")
         self.run_done.emit()
 
@@ -491,6 +502,7 @@ class MainWindow(QMainWindow):
         self.session.tdp_w, self.session.sample_hz = settings.tdp_w, settings.sample_hz
         if restart and not self.controller.busy and self.session.sampler is not None:
             self.session.restart_telemetry()
+            self._lost_said = 0  # a fresh sampler: its losses are its own
         self.statusBar().showMessage(
             "Settings saved: threads and telemetry apply now; GPU layers and context when a model is "
             "next loaded; the data folder at the next start"

@@ -186,3 +186,22 @@ def test_a_gpu_machine_without_nvidia_ml_py_is_told_to_install_it_and_others_are
                          cwd=Path(__file__).resolve().parents[2])
     expected = "[('nvml', 'nvidia-ml-py is not installed (pip install nvidia-ml-py)" if has_nvidia_smi else "[]"
     assert out.stdout.startswith(expected)
+
+
+class FallsOffTheBus(StandInDriver):
+    """A GPU that answers its detection (the reading probe and the starting count), then is lost."""
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, gpu: Gpu) -> int:
+        value = super().nvmlDeviceGetTotalEnergyConsumption(gpu)
+        self.reads = getattr(self, "reads", 0) + 1
+        gpu.gone = self.reads >= 2
+        return value
+
+
+def with_a_gpu_that_will_be_lost(tdp_w=None):
+    """detect_sources() on this machine, plus an NVIDIA GPU that stops answering once sampling starts."""
+    from app.telemetry.sources import detect_sources
+
+    found = detect_sources(tdp_w)
+    found.sources += nvml_sources(FallsOffTheBus(Gpu(energy_mj=1_000)))[0]
+    return found

@@ -260,3 +260,17 @@ def test_a_power_counter_the_user_can_unlock_is_said_once_beside_the_other_notic
     assert "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in text and "udev" in text
     window.controller.loads_done.emit()  # another load (a model picked): not said twice
     assert window.notice.text().count("Energy could be measured") == 1
+
+
+def test_a_power_source_lost_mid_session_is_said_once(qtbot, make_window, monkeypatch):
+    import app.session
+    from tests.telemetry.test_nvml import with_a_gpu_that_will_be_lost
+
+    monkeypatch.setattr(app.session, "detect_sources", with_a_gpu_that_will_be_lost)
+    window = make_window()
+    qtbot.keyClicks(window.prompt, "Hi")
+    _run(qtbot, window)
+    lost = "Power source lost: nvml:0 stopped answering: GPU is lost — energy leaves it out from then on"
+    assert window.notice.isVisible() and lost in window.notice.text()
+    _run(qtbot, window)  # the next run: not said again
+    assert "Power source lost" not in window.notice.text()  # the run cleared the notices; nothing new to say
