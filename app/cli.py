@@ -24,7 +24,7 @@ from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summa
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
-from app.live import sources_said, thought_limits
+from app.live import power_supply, sources_said, thought_limits
 from app.models_overview import gib, overview
 from app.plan import build_request
 from app.plan import route as ask_router
@@ -570,6 +570,11 @@ class _StreamPrinter:
         threads = self.session.threads_per_pane()
         how = "one after another" if self.session.mode == "fair" else "at the same time"
         self.out.write(f"{self.session.mode} mode: panes ran {how}, {threads} thread(s) each.\n")
+        if known := [r for r in results if r.on_mains is not None]:  # a machine with a battery
+            last = known[-1]
+            advice = (": a laptop runs slower and draws less on battery; plug in for numbers comparable with "
+                      "runs on mains") if last.on_mains is False else ""
+            self.out.write(f"Ran {power_supply(last.on_mains, last.battery_percent)}{advice}.\n")
         if self.session.mode == "live" and len(results) > 1:
             self.out.write("Energy of runs at once is shared by CPU time; fair mode (the default) measures each alone.\n")
         self.out.flush()

@@ -32,6 +32,7 @@ class LiveStats:
     status: str
     thought_limits: str = ""  # once ended: "held open 2× with Wait", "closed by its budget", both or ""
     energy_about: str = ""  # what the energy rests on, in lines: sources, an estimate's TDP and formula, notes
+    power_supply: str = ""  # "on battery (63%)", "on mains power"; "" without a battery
 
 
 def live_stats(
@@ -83,7 +84,18 @@ def live_stats(
         status=r.status,
         thought_limits=thought_limits(r.thinking_extended, r.thinking_budget_hit),
         energy_about="\n".join(explain_energy(detail)),
+        power_supply=power_supply(r.on_mains, r.battery_percent) if r.on_mains is not None or not samples
+        else power_supply(samples[-1].on_mains, samples[-1].battery_percent),
     )
+
+
+def power_supply(on_mains: bool | None, battery_percent: float | None) -> str:
+    """Whether a run ran on battery, in words; "" where there is no battery to speak of."""
+    if on_mains is None:
+        return ""
+    if on_mains:
+        return "on mains power"
+    return "on battery" + (f" ({battery_percent:.0f}%)" if battery_percent is not None else "")
 
 
 def sources_said(details: dict) -> tuple[str, list[str]]:

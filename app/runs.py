@@ -36,6 +36,8 @@ class RunResult:
     quantization: str = ""
     n_threads: int = 0
     n_gpu_layers: int = 0
+    on_mains: bool | None = None  # at the run's end: False on battery; None without a battery (or unknown)
+    battery_percent: float | None = None  # laptops slow down and draw less on battery: numbers differ
     # Counts, by the model's tokenizer.
     n_prompt_tokens: int = 0
     n_prompt_evaluated: int = 0  # the rest came from the reused KV cache prefix

@@ -243,6 +243,8 @@ class Session:
             return
         samples = self.sampler.samples
         t0, t1 = recorder.t_submit, recorder.t_submit + r.total_s
+        if samples:  # the sample that closed the run's window
+            r.on_mains, r.battery_percent = samples[-1].on_mains, samples[-1].battery_percent
         others = self.pids_sharing_with(i, running)
         boundary = None
         if r.n_thinking_tokens:  # a thought that never closed is thinking to the end

@@ -267,3 +267,18 @@ def test_compare_warns_when_a_power_source_is_lost_and_the_figure_says_so(monkey
     assert f"fastslow: warning: {lost}" in out.err
     record = json.loads(out.out)
     assert record["energy_approximate"] and lost in record["energy_detail"]["notes"]
+
+
+def test_compare_says_a_run_was_on_battery_and_what_that_means(monkeypatch, capsys):
+    import collections
+
+    import psutil
+
+    from app.cli import main
+
+    # A laptop unplugged at 41% (the OS's battery reading, stood in for: this machine has none).
+    battery = collections.namedtuple("sbattery", "percent secsleft power_plugged")(41.0, 3600, False)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: battery)
+    assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", *SHORT]) == 0
+    assert ("Ran on battery (41%): a laptop runs slower and draws less on battery; plug in for numbers "
+            "comparable with runs on mains.") in capsys.readouterr().out

@@ -102,6 +102,21 @@ def test_an_estimate_shows_its_tdp_formula_and_why_it_is_not_measured_while_runn
         "tdp: approximate: the window is shorter than the sensor's 0.1 s update")
 
 
+def test_it_says_whether_the_run_is_on_battery_while_running_and_after():
+    from dataclasses import replace
+
+    from app.live import power_supply
+
+    running = _thinking_run(finish=False)
+    unplugged = [replace(s, on_mains=False, battery_percent=63.0) for s in _counter_samples(20.0, T0, T0 + 1)]
+    assert live_stats(running, T0 + 1, unplugged).power_supply == "on battery (63%)"
+    assert live_stats(running, T0 + 1, _counter_samples(20.0, T0, T0 + 1)).power_supply == ""  # no battery
+    finished = _thinking_run()
+    finished.result.on_mains, finished.result.battery_percent = True, 80.0
+    assert live_stats(finished, T0 + 5, unplugged).power_supply == "on mains power"  # the run's own record
+    assert power_supply(False, None) == "on battery"
+
+
 def test_the_tokens_per_second_curve_counts_each_bin():
     xs, ys = tokens_per_second_curve([1.0, 1.1, 1.2, 1.3, 1.6, 2.9], bin_s=0.5)
     assert xs == pytest.approx([1.25, 1.75, 2.25, 2.75])

@@ -189,3 +189,23 @@ def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(s
         assert after.energy_approximate and after.energy_detail["notes"][-1] == lost
         [later] = session.compare(request)
         assert later.energy_detail["notes"][-1] == lost and "nvml" not in later.energy_source
+
+
+def test_each_run_says_whether_it_ran_on_battery(smollm2_spec, monkeypatch):
+    import collections
+
+    import psutil
+
+    request = GenerationRequest.from_prompt("Hi", max_tokens=2, sampling=Sampling(temperature=0.0))
+    with Session([smollm2_spec], mode="fair") as session:
+        session.load()
+        [here] = session.compare(request)
+    real = psutil.sensors_battery()
+    assert (here.on_mains, here.battery_percent) == ((real.power_plugged, real.percent) if real else (None, None))
+    # A laptop unplugged at 63% (the OS's battery reading, stood in for: this machine has no battery).
+    battery = collections.namedtuple("sbattery", "percent secsleft power_plugged")(63.0, 7200, False)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: battery)
+    with Session([smollm2_spec], mode="fair") as session:
+        session.load()
+        [unplugged] = session.compare(request)
+    assert (unplugged.on_mains, unplugged.battery_percent) == (False, 63.0)

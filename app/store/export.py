@@ -28,7 +28,7 @@ CSV_COLUMNS = [
     "thinking_style", "thinking_budget", "thinking_budget_hit", "thinking_min", "thinking_extended", "thinking_unclosed", "status",
     "finish_reason", "error_kind", "n_prompt_tokens", "n_prompt_evaluated", "n_generated",
     "n_thinking_tokens", "n_answer_tokens", "ttft_s", "ttfat_s", "prompt_eval_s", "prompt_tps",
-    "decode_tps", "total_s", "engine_decode_tps", "energy_j", "energy_source", "model_path", "prompt",
+    "decode_tps", "total_s", "engine_decode_tps", "energy_j", "energy_source", "on_mains", "battery_percent", "model_path", "prompt",
 ]
 
 

@@ -42,6 +42,7 @@ MEMORY = ":memory:"
 _TIMELINE_FIELD = "token_times_s"
 _RESULT_FIELDS = [f.name for f in fields(RunResult) if f.name != _TIMELINE_FIELD]
 _BOOL_FIELDS = {f.name for f in fields(RunResult) if f.type in ("bool", bool)}
+_MAYBE_BOOL_FIELDS = {f.name for f in fields(RunResult) if f.type == "bool | None"}  # None: unknown
 _DICT_FIELDS = tuple(f.name for f in fields(RunResult) if f.type in ("dict", dict))
 _JSON_RUN_COLUMNS = ("route_reasons", "params", "model_info") + _DICT_FIELDS
 _PRIVATE_RUN_COLUMNS = ("id", "prompt_id", "session_id", "writer")
@@ -504,8 +505,10 @@ class SessionLog:
         run = {k: v for k, v in row.items() if k not in _PRIVATE_RUN_COLUMNS[1:]}
         for name in _JSON_RUN_COLUMNS:
             run[name] = json.loads(run[name]) if run[name] is not None else None
-        for name in _BOOL_FIELDS:
+        for name in _BOOL_FIELDS:  # SQLite keeps 0/1
             run[name] = bool(run[name])
+        for name in _MAYBE_BOOL_FIELDS:
+            run[name] = None if run[name] is None else bool(run[name])
         telemetry = [
             {k: s[k] for k in ("t_s", "name", "value", "unit", "source")}
             for s in self._rows("SELECT * FROM telemetry_samples WHERE run_id = ? ORDER BY id", [row["id"]])

@@ -144,6 +144,14 @@ def _thinking_min_engine_memory(db: Database) -> None:
          "ALTER TABLE runs ADD COLUMN engine_peak_memory_bytes INTEGER")
 
 
+@migrations(name="004_power_supply")
+def _power_supply(db: Database) -> None:
+    # Whether a run ran on battery: a laptop throttles there, so its speed and energy are not
+    # comparable with a run on mains.
+    _run(db, "ALTER TABLE runs ADD COLUMN on_mains INTEGER",
+         "ALTER TABLE runs ADD COLUMN battery_percent REAL")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

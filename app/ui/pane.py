@@ -317,7 +317,7 @@ class PaneView(QFrame):
         kind = stats.energy_source.split(":", 1)[0] if stats.energy_source else ""
         s["Energy"].setText(_fmt(stats.joules, "J", 1) + (f" <i>{kind}</i>" if kind else ""))
         s["Energy"].setToolTip("\n".join(filter(None, [stats.energy_source, stats.energy_about])))
-        s["Numbers"].setText(f"{mode} mode")
+        s["Numbers"].setText(f"{mode} mode" + (f" · {stats.power_supply}" if stats.power_supply else ""))
         s["Numbers"].setToolTip(
             "fair: panes run one after another with every core (clean numbers); "
             "live: at once with the cores split (slower each, energy shared by CPU time)"

@@ -21,6 +21,17 @@ def test_a_finished_run_comes_back_equal(log, prompt_id, request_):
     assert log.get_run(run_id) == result
 
 
+@pytest.mark.parametrize("on_mains, battery_percent", [(False, 63.0), (True, 100.0), (None, None)],
+                         ids=["on battery", "on mains", "no battery"])
+def test_whether_a_run_was_on_battery_comes_back_as_it_was(log, prompt_id, request_, on_mains, battery_percent):
+    run_id = log.start_run(prompt_id, pane=0, info=INFO, request=request_)
+    result = make_result(pane=0)
+    result.on_mains, result.battery_percent = on_mains, battery_percent
+    log.finish_run(run_id, result)
+    run = log.get_run(run_id)
+    assert run.on_mains is on_mains and run.battery_percent == battery_percent  # None stays unknown, not False
+
+
 def test_a_run_is_running_from_its_start(log, prompt_id, request_):
     run_id = log.start_run(prompt_id, pane=0, info=INFO, request=request_)
     run = log.get_run(run_id)
