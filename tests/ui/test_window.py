@@ -274,3 +274,14 @@ def test_a_power_source_lost_mid_session_is_said_once(qtbot, make_window, monkey
     assert window.notice.isVisible() and lost in window.notice.text()
     _run(qtbot, window)  # the next run: not said again
     assert "Power source lost" not in window.notice.text()  # the run cleared the notices; nothing new to say
+
+
+def test_each_pane_says_when_its_run_was_on_battery(qtbot, make_window, monkeypatch):
+    import collections
+
+    battery = collections.namedtuple("sbattery", "percent secsleft power_plugged")(41.0, 3600, False)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: battery)  # a laptop, unplugged (stood in for)
+    window = make_window()
+    qtbot.keyClicks(window.prompt, "Hi")
+    _run(qtbot, window)
+    assert [p.stats["Numbers"].text() for p in window.panes] == ["fair mode · on battery (41%)"] * 2
