@@ -24,7 +24,7 @@ from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summa
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
-from app.live import power_supply, sources_said, thought_limits
+from app.live import sources_said, thought_limits
 from app.models_overview import gib, overview
 from app.plan import build_request
 from app.plan import route as ask_router
@@ -33,7 +33,7 @@ from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
 from app.routing.heuristic import THINK
-from app.runs import RunResult
+from app.runs import RunResult, power_supply
 from app.store import open_log
 from app.store.commands import add_log_commands
 from app.telemetry.commands import add_telemetry_command

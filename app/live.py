@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.runs import RunRecorder
+from app.runs import RunRecorder, power_supply
 from app.telemetry import Sample, energy_for_window
 
 RATE_WINDOW_S = 1.0  # "tokens/s now" counts the tokens of the last second
@@ -87,15 +87,6 @@ def live_stats(
         power_supply=power_supply(r.on_mains, r.battery_percent) if r.on_mains is not None or not samples
         else power_supply(samples[-1].on_mains, samples[-1].battery_percent),
     )
-
-
-def power_supply(on_mains: bool | None, battery_percent: float | None) -> str:
-    """Whether a run ran on battery, in words; "" where there is no battery to speak of."""
-    if on_mains is None:
-        return ""
-    if on_mains:
-        return "on mains power"
-    return "on battery" + (f" ({battery_percent:.0f}%)" if battery_percent is not None else "")
 
 
 def sources_said(details: dict) -> tuple[str, list[str]]:

@@ -176,3 +176,12 @@ class RunRecorder:
         r = self.result
         r.status, r.error_kind, r.error = "failed", kind, message
         return r
+
+
+def power_supply(on_mains: bool | None, battery_percent: float | None) -> str:
+    """Whether a run ran on battery, in words; "" where there is no battery to speak of."""
+    if on_mains is None:
+        return ""
+    if on_mains:
+        return "on mains power"
+    return "on battery" + (f" ({battery_percent:.0f}%)" if battery_percent is not None else "")

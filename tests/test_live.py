@@ -105,7 +105,7 @@ def test_an_estimate_shows_its_tdp_formula_and_why_it_is_not_measured_while_runn
 def test_it_says_whether_the_run_is_on_battery_while_running_and_after():
     from dataclasses import replace
 
-    from app.live import power_supply
+    from app.runs import power_supply
 
     running = _thinking_run(finish=False)
     unplugged = [replace(s, on_mains=False, battery_percent=63.0) for s in _counter_samples(20.0, T0, T0 + 1)]

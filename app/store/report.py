@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+from app.runs import power_supply
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 CHART_W, CHART_H, MARGIN = 640, 220, 40
 MAX_POINTS = 300  # per line: enough to see the shape, small enough for a long run
@@ -104,7 +106,8 @@ def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
     for run in runs:
         reasons = "".join(f"<li>{escape(scrub(r))}</li>" for r in run.get("route_reasons") or [])
         out.append(f'<div class="pane"><h3>{escape(_label(run))}</h3>'
-                   f'<p>{escape(run["mode"])} mode{", route " + escape(run["route"]) if run.get("route") else ""}</p>')
+                   f'<p>{escape(run["mode"])} mode{", route " + escape(run["route"]) if run.get("route") else ""}'
+                   f'{", " + power_supply(run.get("on_mains"), run.get("battery_percent")) if run.get("on_mains") is not None else ""}</p>')
         if reasons:
             out.append(f"<ul>{reasons}</ul>")
         if run["thinking"]:

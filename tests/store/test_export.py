@@ -81,6 +81,19 @@ def test_the_html_report_shows_answers_metrics_and_a_chart(tmp_path, log, filled
     assert "decode tok/s" in page and "88.8" in page
     assert page.count("<polyline") == 2
     assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "on battery" not in page and "on mains" not in page  # no battery recorded: nothing said
+
+
+def test_the_html_report_and_csv_say_which_runs_were_on_battery(tmp_path, log, filled):
+    log.db.execute("UPDATE runs SET on_mains = 0, battery_percent = 41 WHERE id = ?", [filled[0]])
+    log.db.execute("UPDATE runs SET on_mains = 1, battery_percent = 100 WHERE id = ?", [filled[1]])
+    log.db.conn.commit()
+    export(log, "html", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "fair mode, on battery (41%)</p>" in page and "fair mode, on mains power</p>" in page
+    export(log, "csv", tmp_path / "runs.csv")
+    rows = list(csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8")))
+    assert [(r["on_mains"], r["battery_percent"]) for r in rows] == [("False", "41.0"), ("True", "100.0")]
 
 
 def test_tokens_per_second_comes_from_the_timeline():
