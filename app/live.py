@@ -69,6 +69,9 @@ def live_stats(
                 joules, source, detail = figure.joules, figure.source_label, figure.to_dict()
                 recent = energy_for_window(samples, max(recorder.t_submit, end - RATE_WINDOW_S), end, pid, share_with)
                 watts = recent.avg_w if recent is not None else figure.avg_w
+    # The run's own record once it has one, else the latest sample.
+    supply = ((r.on_mains, r.battery_percent) if r.on_mains is not None or not samples
+              else (samples[-1].on_mains, samples[-1].battery_percent))
     return LiveStats(
         elapsed_s=elapsed,
         ttft_s=r.ttft_s,
@@ -84,8 +87,7 @@ def live_stats(
         status=r.status,
         thought_limits=thought_limits(r.thinking_extended, r.thinking_budget_hit),
         energy_about="\n".join(explain_energy(detail)),
-        power_supply=power_supply(r.on_mains, r.battery_percent) if r.on_mains is not None or not samples
-        else power_supply(samples[-1].on_mains, samples[-1].battery_percent),
+        power_supply=power_supply(*supply),
     )
 
 

@@ -118,8 +118,7 @@ def _energy(state: dict) -> str:
     sources = ", ".join(f"{s.info.name} ({s.info.label})" for s in power.sources)
     if result.energy_j is None or not result.energy_source:
         raise RuntimeError(f"the run has no energy figure; sources: {sources or 'none'}")
-    lost = [f"{name}: {reason}" for name, reason in state["session"].sampler.failures]
-    if lost:
+    if lost := state["session"].lost_sources():
         raise RuntimeError(f"a power source stopped while sampling: {'; '.join(lost)}")
     return f"{result.energy_j:.2f} J ({result.energy_source}); sources: {sources}"
 

@@ -28,7 +28,7 @@ from app.telemetry.sources import (
 )
 
 # CPU time and power are read every tick: energy attribution rests on them. Slower-moving figures
-# are read less often and carried forward, which keeps the sampler under 1% of a core at 10 Hz.
+# are read less often and carried forward: every read after a wake costs, most on virtual machines.
 BATTERY_EVERY_S = 5.0  # battery state changes over minutes; plugging in shows within 5 s
 MEMORY_EVERY_S = 0.5  # system memory and each worker's RSS; the peak comes from the kernel's
 # high-water mark (VmHWM / peak working set), which only grows, so no peak is lost between reads.

@@ -256,26 +256,27 @@ class MainWindow(QMainWindow):
         self.notice.setText("<br>".join(notices))
         self.notice.setVisible(bool(notices))
 
+    def _add_notices(self, notices: list[str]) -> None:
+        """Show these beside whatever is shown already."""
+        said = [self.notice.text()] if self.notice.isVisible() and self.notice.text() else []
+        self.show_notices(said + notices)
+
     def _say_lost_sources(self) -> None:
-        """Once each, beside whatever is shown: a power source that stopped answering mid-session."""
+        """Once each: a power source that stopped answering mid-session."""
         lost = self.session.lost_sources()
-        new = lost[self._lost_said:]
-        if new:
+        if new := lost[self._lost_said:]:
             self._lost_said = len(lost)
-            said = [self.notice.text()] if self.notice.isVisible() and self.notice.text() else []
-            self.show_notices(said + [f"Power source lost: {escape(line)}" for line in new])
+            self._add_notices([f"Power source lost: {escape(line)}" for line in new])
 
     def _say_energy_fixes(self) -> None:
-        """Once, beside whatever is shown: a power counter this machine has but cannot read, and how
-        to unlock it (root-only RAPL, a missing package), so energy is not estimated in silence."""
+        """Once: a power counter this machine has but cannot read, and how to unlock it (root-only
+        RAPL, a missing package), so energy is not estimated in silence."""
         power = self.session.power
         if self._energy_fixes_said or power is None or not power.fixable:
             return
         self._energy_fixes_said = True
-        said = [self.notice.text()] if self.notice.isVisible() and self.notice.text() else []
-        fixes = [f"Energy could be measured, not estimated — {escape(name)}: {escape(reason)}"
-                 for name, reason in power.fixable]
-        self.show_notices(said + fixes)
+        self._add_notices([f"Energy could be measured, not estimated — {escape(name)}: {escape(reason)}"
+                           for name, reason in power.fixable])
 
     # -- running ------------------------------------------------------------------------------
 
