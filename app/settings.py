@@ -3,15 +3,21 @@
 A plain dataclass saved as JSON in the user's config folder (platformdirs), or at $FASTSLOW_CONFIG.
 A file that cannot be read is set aside (renamed *.bad) and the defaults are used, with the reason
 kept in `Loaded.problem` for the app to show: a broken settings file never stops the app.
+
+Values that would only hurt are refused, in words: more threads than the machine has logical CPUs,
+a context beyond MAX_N_CTX, a data folder that is not a full path or lies in the kernel's virtual
+filesystems. `check_data_dir` goes further for the dialog: it creates the folder and writes in it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import psutil
 from platformdirs import user_config_dir
 
 from app.catalog import DEFAULT_MODELS
@@ -19,6 +25,17 @@ from app.catalog import DEFAULT_MODELS
 ENV_VAR = "FASTSLOW_CONFIG"
 MODES = ("fair", "live")
 ROUTERS = ("heuristic", "classifier")
+# Twice the largest trained context in models/catalog.toml (131072): room for a model added by
+# hand, while a typo like 999999 is refused. Each model is capped at its own trained context anyway.
+MAX_N_CTX = 262_144
+# The kernel's virtual filesystems: nothing written there is kept (or it cannot be written at all).
+VIRTUAL_DIRS = ("/proc", "/sys", "/dev")
+LEAVE_EMPTY = "or leave it empty for the platform's data folder"
+
+
+def logical_cpus() -> int:
+    """The logical CPUs this machine has: more llama.cpp threads than these only wait for each other."""
+    return psutil.cpu_count(logical=True) or 1
 
 
 @dataclass
@@ -42,10 +59,16 @@ class Settings:
         found = []
         if self.n_threads is not None and self.n_threads < 1:
             found.append("threads must be 1 or more (or empty for all cores)")
+        elif self.n_threads is not None and self.n_threads > (cpus := logical_cpus()):
+            found.append(f"this machine has {cpus} logical CPUs, so threads must be {cpus} or fewer "
+                         f"(or empty for all cores), not {self.n_threads}")
         if self.n_gpu_layers < -1:
             found.append("GPU layers must be -1 (all), 0 or more")
         if self.n_ctx < 256:
             found.append("the context must be at least 256 tokens")
+        elif self.n_ctx > MAX_N_CTX:
+            found.append(f"the context must be at most {MAX_N_CTX} tokens, not {self.n_ctx} "
+                         "(each model is capped at its own trained context anyway)")
         if not 0.5 <= self.sample_hz <= 100:
             found.append("the telemetry rate must be between 0.5 and 100 per second")
         if self.tdp_w is not None and not 1 <= self.tdp_w <= 2000:
@@ -58,11 +81,64 @@ class Settings:
             found.append("max tokens must be 1 or more")
         if len(self.pane_models) < 2:
             found.append("the app needs at least two panes")
+        if self.data_dir:  # "" is the platform's data folder, as None
+            wrong = data_dir_problem(self.data_dir)
+            if wrong:
+                found.append(wrong)
         return found
 
     def db_path(self) -> Path | None:
         """The session log inside the chosen data folder; None leaves the choice to the store."""
         return Path(self.data_dir).expanduser() / "fastslow.db" if self.data_dir else None
+
+
+def data_dir_problem(data_dir: str) -> str | None:
+    """Why `data_dir` can never hold the log, judged from its path alone (nothing is created)."""
+    folder = Path(data_dir).expanduser()
+    if not folder.is_absolute():
+        return (f"the data folder must be a full path, not {data_dir!r}, which would depend on where "
+                f"the app starts; choose a folder, {LEAVE_EMPTY}")
+    if os.name == "posix":
+        real = Path(os.path.realpath(folder))  # a link into /proc is as bad as /proc
+        for virtual in map(Path, VIRTUAL_DIRS):
+            if real == virtual or virtual in real.parents:
+                return (f"the data folder {folder} is inside {virtual}, a virtual filesystem of the kernel "
+                        f"that cannot keep the log; choose a folder in your home directory, {LEAVE_EMPTY}")
+    return None
+
+
+def check_data_dir(data_dir: str | None) -> str | None:
+    """Why `data_dir` cannot hold the log, in one sentence; None when it can (or is empty).
+
+    Beyond `data_dir_problem`, this touches the disk: the folder is created if missing and a
+    scratch file is written in it and removed, so a folder that is a file, cannot be created or
+    cannot be written is caught when it is chosen, not at the next start.
+    """
+    if not data_dir:
+        return None
+    wrong = data_dir_problem(data_dir)
+    if wrong:
+        return wrong
+    folder = Path(data_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        return f"the data folder {folder} is a file, not a folder; choose a folder, {LEAVE_EMPTY}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return (f"the data folder {folder} cannot be created ({exc.strerror or exc}); choose a folder "
+                f"you can write to, {LEAVE_EMPTY}")
+    try:
+        _write_probe(folder)
+    except OSError as exc:
+        return (f"the data folder {folder} cannot be written to ({exc.strerror or exc}); fix its "
+                f"permissions, choose another folder, {LEAVE_EMPTY}")
+    return None
+
+
+def _write_probe(folder: Path) -> None:
+    """Create and remove a scratch file in folder; raises OSError when that cannot be done."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".fastslow-probe-"):
+        pass
 
 
 @dataclass
