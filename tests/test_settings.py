@@ -11,6 +11,7 @@ import pytest
 import app.settings as settings_module
 from app.catalog import load_catalog
 from app.settings import MAX_N_CTX, Settings, check_data_dir, load_settings, logical_cpus, save_settings
+from app.store.paths import default_db_path, env_db_path, resolve_db_path
 
 
 def test_a_first_start_has_defaults_with_the_bundled_model_in_both_panes(tmp_path):
@@ -204,3 +205,31 @@ def test_a_data_folder_without_write_permission_is_refused(tmp_path):
     finally:
         folder.chmod(0o700)
 
+
+# -- where the log lives: --db, then $FASTSLOW_DB, then the settings' folder, then the platform's ------
+
+@pytest.mark.parametrize(
+    "cli, env, folder, expected",
+    [
+        ("/cli/x.db", {"FASTSLOW_DB": "/env/x.db"}, "/settings", "/cli/x.db"),
+        (None, {"FASTSLOW_DB": "/env/x.db"}, "/settings", "/env/x.db"),
+        (None, {}, "/settings", "/settings/fastslow.db"),
+        (None, {"FASTSLOW_DB": ""}, "/settings", "/settings/fastslow.db"),  # set but empty: not set
+        (None, {}, None, "DEFAULT"),
+        ("/cli/x.db", {}, None, "/cli/x.db"),
+    ],
+)
+def test_the_log_path_follows_the_most_specific_choice(cli, env, folder, expected):
+    settings_db = Settings(data_dir=folder).db_path()
+    got = resolve_db_path(cli, env=env, settings_value=settings_db)
+    assert got == (default_db_path() if expected == "DEFAULT" else Path(expected))
+
+
+def test_env_db_path_says_when_the_environment_wins(monkeypatch):
+    assert env_db_path({"FASTSLOW_DB": "/env/x.db"}) == "/env/x.db"
+    assert env_db_path({"FASTSLOW_DB": ""}) is None and env_db_path({}) is None
+    monkeypatch.setenv("FASTSLOW_DB", "/from/env.db")
+    assert env_db_path() == "/from/env.db"
+    assert resolve_db_path(settings_value="/settings/fastslow.db") == Path("/from/env.db")
+    monkeypatch.delenv("FASTSLOW_DB")
+    assert resolve_db_path(settings_value="/settings/fastslow.db") == Path("/settings/fastslow.db")

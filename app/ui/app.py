@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from app.settings import load_settings, save_settings, settings_path
-from app.store import open_log
+from app.store import open_log, resolve_db_path
 
 
 ICON = Path(__file__).resolve().parents[2] / "packaging" / "icon.png"  # beside app/ in a checkout and in a bundle
@@ -38,7 +38,7 @@ def save_screenshot(window, path: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastslow-app", description="FastSlow: fast and thinking models side by side")
-    parser.add_argument("--db", help="session log (default: the settings' data folder, $FASTSLOW_DB or the platform's)")
+    parser.add_argument("--db", help="session log (default: $FASTSLOW_DB, else the settings' data folder, else the platform's)")
     parser.add_argument("--screenshot", metavar="PNG", help="after the first comparison, save the window to PNG and quit")
     parser.add_argument("--prompt", help="put this prompt in the editor (with --screenshot: run it)")
     parser.add_argument("--self-test", action="store_true",
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         notices.append("Welcome: both panes run the bundled SmolLM2 135M (Fast answers directly, Thinking "
                        "reasons first); each says when its model is ready. Press Ctrl+Enter to compare; more "
                        "models are in the Models tab.")
-    log, log_error = open_log(args.db or loaded.settings.db_path())
+    # --db, then $FASTSLOW_DB, then the settings' data folder, then the platform's (app.store.paths).
+    log, log_error = open_log(resolve_db_path(args.db, settings_value=loaded.settings.db_path()))
     if log_error is not None:
         notices.append(f"The session log cannot be used ({log_error}); runs are kept in memory for now.")
     app = QApplication.instance() or QApplication(sys.argv[:1])
