@@ -1,4 +1,10 @@
-"""Settings: threads, GPU layers, context, telemetry rate, TDP, data folder; saved when accepted."""
+"""Settings: threads, GPU layers, context, telemetry rate, TDP, data folder; saved when accepted.
+
+The fields cannot take values that would only hurt: threads stop at the machine's logical CPUs
+and the context at MAX_N_CTX, each with a hint saying what the numbers mean; a data folder that
+cannot hold the log is refused on Save with the reason, and $FASTSLOW_DB, which wins over the
+folder, is named when it is set.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.hardware import physical_cores
-from app.settings import Settings, save_settings
+from app.settings import MAX_N_CTX, Settings, check_data_dir, logical_cpus, save_settings
+from app.store.paths import ENV_VAR as DB_ENV_VAR
+from app.store.paths import env_db_path
+
+HINT_STYLE = ""  # the theme's own text colour
+WARN_STYLE = "color: #b00020"
 
 
 class SettingsDialog(QDialog):
@@ -30,18 +41,26 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.settings, self.path = settings, path
         self.saved: Settings | None = None
+        self.physical, self.logical = physical_cores(), logical_cpus()
         self.threads = QSpinBox()
-        self.threads.setRange(0, 512)
-        self.threads.setSpecialValueText(f"all physical cores ({physical_cores()})")
+        self.threads.setRange(0, self.logical)
+        self.threads.setSpecialValueText(f"all physical cores ({self.physical})")
         self.threads.setValue(settings.n_threads or 0)
+        self.threads_hint = _hint()
+        self.threads.valueChanged.connect(self._say_threads)
+        self._say_threads()
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 1000)
         self.gpu_layers.setSpecialValueText("all")
         self.gpu_layers.setValue(settings.n_gpu_layers)
         self.n_ctx = QSpinBox()
-        self.n_ctx.setRange(256, 1_048_576)
+        self.n_ctx.setRange(256, MAX_N_CTX)
         self.n_ctx.setSingleStep(1024)
         self.n_ctx.setValue(settings.n_ctx)
+        self.n_ctx_hint = _hint(
+            f"At most {MAX_N_CTX} tokens. Each model is capped at its own trained context anyway, "
+            "and a longer context takes more memory."
+        )
         self.sample_hz = QDoubleSpinBox()
         self.sample_hz.setRange(0.5, 100)
         self.sample_hz.setSuffix(" per second")
@@ -59,6 +78,14 @@ class SettingsDialog(QDialog):
         folder = QHBoxLayout()
         folder.addWidget(self.data_dir, 1)
         folder.addWidget(browse)
+        env_db = env_db_path()
+        self.data_dir_hint = _hint(
+            f"${DB_ENV_VAR} is set ({env_db}): the session log is there, not in this folder, while it is set."
+            if env_db
+            else f"The session log moves here at the next start; ${DB_ENV_VAR} or --db, when given, win over it."
+        )
+        if env_db:
+            self.data_dir_hint.setStyleSheet(WARN_STYLE)
         self.router = QComboBox()
         self.router.addItem("Heuristic (hand-set features)", "heuristic")
         self.router.addItem("Classifier (trained: python -m app.routing.train)", "classifier")
@@ -67,17 +94,29 @@ class SettingsDialog(QDialog):
         self.error.setStyleSheet("color: #b00020")
         form = QFormLayout(self)
         form.addRow("CPU threads", self.threads)
+        form.addRow(self.threads_hint)
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Context size", self.n_ctx)
+        form.addRow(self.n_ctx_hint)
         form.addRow("Telemetry rate", self.sample_hz)
         form.addRow("CPU TDP (for the energy estimate)", self.tdp)
         form.addRow("Data folder (session log)", folder)
+        form.addRow(self.data_dir_hint)
         form.addRow("Router for Auto mode", self.router)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _say_threads(self) -> None:
+        """The machine's cores beside the field; a warning once threads pass the physical cores."""
+        cores = (f"This machine has {_count(self.physical, 'physical core')} and "
+                 f"{_count(self.logical, 'logical CPU')}; more threads than physical cores usually "
+                 "slows llama.cpp down.")
+        over = self.threads.value() > self.physical
+        self.threads_hint.setText(f"{self.threads.value()} threads: {cores}" if over else cores)
+        self.threads_hint.setStyleSheet(WARN_STYLE if over else HINT_STYLE)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Data folder", self.data_dir.text())
@@ -99,9 +138,25 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         try:
             settings = self.values()
+            # Creates the folder and writes in it: a folder that cannot hold the log is caught now,
+            # not at the next start.
+            unusable = check_data_dir(settings.data_dir)
+            if unusable:
+                raise ValueError(unusable)
             save_settings(settings, self.path)
         except (ValueError, OSError) as exc:
             self.error.setText(f"Not saved: {exc}")
             return
         self.saved = settings
         super().accept()
+
+
+def _hint(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setStyleSheet(HINT_STYLE)
+    return label
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
