@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable
 
 from app.engines.types import GenerationRequest, Message, Sampling
-from app.eval.answers import extract_answer, is_correct
+from app.reasoning.answers import extract_answer, is_correct
 from app.eval.suites import Problem
 from app.reasoning.consistency import majority_vote
 from app.plan import route as ask_router
@@ -100,7 +100,7 @@ def plan(
 ) -> tuple[str, list[str], GenerationRequest]:
     """The route, its reasons, and the request one policy makes of one question."""
     if policy in ("heuristic", "classifier"):
-        decision = ask_router(question, policy)
+        decision = ask_router(question, policy, max_tokens)
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:

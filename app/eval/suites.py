@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engines.types import EngineError
-from app.eval.answers import extract_answer
+from app.reasoning.answers import extract_answer
 
 # GSM8K (MIT, OpenAI 2021), vendored with its LICENSE: 1,000 test problems.
 GSM8K_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "gsm8k" / "test_dev.jsonl"

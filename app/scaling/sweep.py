@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.eval.answers import extract_answer, is_correct
+from app.reasoning.answers import extract_answer, is_correct
 from app.eval.harness import energy_sources, make_request, total_energy
 from app.eval.suites import Problem
 from app.engines.types import ModelSpec

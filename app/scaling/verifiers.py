@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from app.eval.answers import is_correct
+from app.reasoning.answers import is_correct
 from app.reasoning.consistency import majority_vote
 
 VERIFIERS = ("oracle", "majority", "program", "self")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.eval.answers import extract_answer, is_correct, normalise_number
+from app.reasoning.answers import extract_answer, is_correct, normalise_number
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_is_correct_compares_numbers_not_strings():
 
 
 def test_check_answer_against_a_known_answer_typed_in_the_app():
-    from app.eval.answers import check_answer
+    from app.reasoning.answers import check_answer
 
     assert check_answer("Step 1: 3 * 12 = 36. 36 - 7 = 29. The answer is 29.", "29")
     assert check_answer("So he has 1,250 dollars left.", "$1250")
