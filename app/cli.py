@@ -6,19 +6,17 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Sequence, TextIO
 
 from app import __version__
 from app.catalog import DEFAULT_MODELS, resolve
 from app.engines.types import (
     EngineError,
-    Failed,
-    Finished,
     ModelSpec,
     Sampling,
     Started,
-    Token,
 )
 from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
@@ -26,14 +24,15 @@ from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.live import sources_said, thought_limits
 from app.models_overview import gib, overview
-from app.plan import build_request
+from app.plan import budget_problem, build_request
 from app.plan import route as ask_router
 from app.settings import ROUTERS
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
 from app.routing.heuristic import THINK
-from app.runs import RunResult, power_supply
+from app.runs import RunResult, RunUpdate, power_supply
+from app.verdict import verdict
 from app.store import open_log
 from app.store.commands import add_log_commands
 from app.telemetry.commands import add_telemetry_command
@@ -56,6 +55,7 @@ INPUT_ERRORS = {
 }
 
 DEMO_PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"
+DEMO_ANSWER = "6:15 pm"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
     compare.add_argument("--tdp", type=float, metavar="W",
                          help="your CPU's TDP in watts, for the energy estimate when no power counter is readable")
+    compare.add_argument("--answer", metavar="KNOWN",
+                         help="the known answer: each run is marked right or wrong, and the verdict says which")
     compare.add_argument("--json", action="store_true", help="print one JSON record per run instead of text")
     compare.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
     compare.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
@@ -269,20 +271,27 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     thinking, budget, decision = args.thinking, args.thinking_budget, None
     if _min_thinking_refused(args):
         return EXIT_BAD_INPUT
+    if thinking is not False and (problem := budget_problem(budget, args.max_tokens)):
+        print(f"fastslow: {problem.replace('max tokens', '--max-tokens')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.auto:
-        decision = ask_router(prompt, args.router)
+        decision = ask_router(prompt, args.router, args.max_tokens)
         thinking = decision.route == THINK
         budget = decision.budget if budget is None else budget
         if not args.json:
             print(f"router: {_describe(decision)}", file=out)
     request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget,
                             args.min_thinking if thinking is not False else None)
+    models = args.models or list(DEFAULT_MODELS)
+    kinds = getattr(args, "pane_thinking", None)  # the demo: one model, direct in one pane and thinking in the other
+    requests = ([replace(request, thinking=k, thinking_budget=budget if k else None) for k in kinds]
+                if kinds else request)
     log = _open_log(args)
     session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
-    for name in args.models or list(DEFAULT_MODELS):
+    for name in models:
         session.panes.append(_pane_for(name, args))
     with session:
-        printer = None if args.json else _StreamPrinter(session, out)
+        printer = None if args.json else _StreamPrinter(session, out, kinds)
         if printer:
             printer.loading()
         session.load(force=args.force)
@@ -292,8 +301,9 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
         try:
             results = session.compare(
-                request, on_event=printer.on_event if printer else None,
+                requests, on_update=printer.on_update if printer else None,
                 decisions=None if decision is None else [decision] * len(session.panes),
+                known_answer=args.answer,
             )
         except KeyboardInterrupt:
             session.cancel()
@@ -307,7 +317,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 record["router"] = None if decision is None else vars(decision)
                 out.write(json.dumps(record) + "\n")
         else:
-            printer.summary(results)
+            printer.summary(results, args.answer)
     _close_log(log, session)
     return _exit_code(results)
 
@@ -330,8 +340,11 @@ def _close_log(log, session: Session) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    print(f"FastSlow demo: the two bundled models answer one question ({args.mode} mode).\n")
-    compare_args = _parser().parse_args(["compare", DEMO_PROMPT, f"--{args.mode}"])
+    model = DEFAULT_MODELS[0]
+    print(f"FastSlow demo: {model} answers one question directly, then thinking first ({args.mode} mode).\n")
+    compare_args = _parser().parse_args(["compare", DEMO_PROMPT, f"--{args.mode}", "-m", model, "-m", model,
+                                         "--thinking-budget", "160", "--answer", DEMO_ANSWER])
+    compare_args.pane_thinking = (False, True)
     return cmd_compare(compare_args)
 
 
@@ -503,8 +516,9 @@ def _record(pane: Pane, result: RunResult) -> dict:
 class _StreamPrinter:
     """Prints each pane's text as it streams: sections in fair mode, labelled lines in live mode."""
 
-    def __init__(self, session: Session, out: TextIO) -> None:
+    def __init__(self, session: Session, out: TextIO, thinking: Sequence[bool] | None = None) -> None:
         self.session, self.out = session, out
+        self.thinking = thinking  # each pane's mode, where they differ (the demo)
         self.live = session.mode == "live"
         self.pending = {i: "" for i in range(len(session.panes))}
         self.started: set[int] = set()
@@ -516,22 +530,28 @@ class _StreamPrinter:
         self.out.flush()
 
     def _tag(self, i: int) -> str:
-        return f"[{i + 1} {self.session.panes[i].label}]"
+        mode = "" if self.thinking is None else (" thinking" if self.thinking[i] else " direct")
+        return f"[{i + 1} {self.session.panes[i].label}{mode}]"
 
-    def on_event(self, i: int, event, recorder) -> None:
-        if event is None or isinstance(event, Failed):
-            self._finish_pane(i, f"error: {recorder.result.error}")
-        elif isinstance(event, Started) and not self.live:
+    def on_update(self, update: RunUpdate) -> None:
+        i, event = update.pane, update.event
+        if update.closing:
+            r = update.result
+            if r.status == "failed":
+                self._finish_pane(i, f"error: {r.error}")
+            elif r.status == "cancelled" and r.total_s is None:
+                self._finish_pane(i, "cancelled before it started")
+            else:
+                self._finish_pane(i, None, f"no answer: {r.no_answer}" if r.no_answer and r.status == "ok" else None)
+            return
+        if isinstance(event, Started) and not self.live:
             self.out.write(f"\n── {self._tag(i)} {self._conditions(i)} ──\n")
             self.started.add(i)
-        elif isinstance(event, (Token, Finished)):
-            for piece in recorder.last_pieces:
-                if piece.channel != self.channel.get(i, "answer"):
-                    self.channel[i] = piece.channel
-                    self._write_text(i, "[thinking] " if piece.channel == "thinking" else "\n[answer] ")
-                self._write_text(i, piece.text)
-            if isinstance(event, Finished):
-                self._finish_pane(i, None)
+        for piece in update.pieces:
+            if piece.channel != self.channel.get(i, "answer"):
+                self.channel[i] = piece.channel
+                self._write_text(i, "[thinking] " if piece.channel == "thinking" else "\n[answer] ")
+            self._write_text(i, piece.text)
 
     def _conditions(self, i: int) -> str:
         info = self.session.panes[i].info
@@ -552,20 +572,23 @@ class _StreamPrinter:
             self.out.write(f"{self._tag(i)} {line}\n")
         self.out.flush()
 
-    def _finish_pane(self, i: int, error: str | None) -> None:
+    def _finish_pane(self, i: int, error: str | None, note: str | None = None) -> None:
         if self.live:
             if self.pending[i]:
                 self.out.write(f"{self._tag(i)} {self.pending[i]}\n")
                 self.pending[i] = ""
-            if error:
-                self.out.write(f"{self._tag(i)} {error}\n")
+            for line in (error, note):
+                if line:
+                    self.out.write(f"{self._tag(i)} {line}\n")
         else:
             if error and i not in self.started:
                 self.out.write(f"\n── {self._tag(i)} ──\n")
             self.out.write(f"\n{error}\n" if error else "\n")
+            if note:
+                self.out.write(f"{note}\n")
         self.out.flush()
 
-    def summary(self, results: list[RunResult]) -> None:
+    def summary(self, results: list[RunResult], known_answer: str | None = None) -> None:
         self.out.write("\n" + format_table(results) + "\n")
         threads = self.session.threads_per_pane()
         how = "one after another" if self.session.mode == "fair" else "at the same time"
@@ -577,6 +600,8 @@ class _StreamPrinter:
             self.out.write(f"Ran {power_supply(last.on_mains, last.battery_percent)}{advice}.\n")
         if self.session.mode == "live" and len(results) > 1:
             self.out.write("Energy of runs at once is shared by CPU time; fair mode (the default) measures each alone.\n")
+        if line := verdict(results, known_answer):
+            self.out.write(f"\nVerdict: {line}.\n")
         self.out.flush()
 
 
@@ -609,8 +634,13 @@ def format_table(results: list[RunResult]) -> str:
     for r in results:
         if r.status == "failed":
             lines.append(f"[{r.pane + 1}] {r.model}: {r.error}")
-        elif limits := thought_limits(r.thinking_extended, r.thinking_budget_hit):
+            continue
+        if limits := thought_limits(r.thinking_extended, r.thinking_budget_hit):
             lines.append(f"[{r.pane + 1}] {r.model}: thought {limits}")
+        if r.no_answer:
+            lines.append(f"[{r.pane + 1}] {r.model}: no answer: {r.no_answer}")
+        if r.correct is not None:
+            lines.append(f"[{r.pane + 1}] {r.model}: {'right' if r.correct else 'wrong'}")
     for source in dict.fromkeys(r.energy_source for r in results if r.energy_source):
         details = next(r.energy_detail.get("details") or {} for r in results if r.energy_source == source)
         said, why = sources_said(details)

@@ -1,7 +1,9 @@
-"""Figures of a run while it is still running, for a view to show (the app's live pane stats).
+"""A run as a view sees it, and its figures while it is still running (the app's live pane stats).
 
-Qt-free: a view asks for a snapshot on its own repaint timer, so the cost is paid per repaint
-(a few per second), not per token.
+Qt-free. A view keeps one LiveRun per pane, fed RunUpdates on the view's own thread: nothing it
+reads is mutated by the thread that runs the model. It asks for a snapshot on its own repaint
+timer, so the cost is paid per repaint (a few per second), not per token. Once a run has ended,
+every figure comes from its finished RunResult, the record the log stores.
 """
 
 from __future__ import annotations
@@ -10,15 +12,67 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.runs import RunRecorder, power_supply
+from app.engines.types import Token
+from app.reasoning.parser import THINKING
+from app.runs import Progress, RunResult, RunUpdate, power_supply
 from app.telemetry import Sample, energy_for_window
 
 RATE_WINDOW_S = 1.0  # "tokens/s now" counts the tokens of the last second
+WAITING = "waiting"  # a pane whose run has not started (fair mode: another pane runs first)
+
+
+class LiveRun:
+    """One pane's run, built only from its RunUpdates: waiting, running, then its finished record."""
+
+    def __init__(self, pane: int) -> None:
+        self.pane = pane
+        self.t_submit: float | None = None  # None until the run starts
+        self.token_times: list[float] = []  # generated tokens, seconds from submit
+        self.progress = Progress()
+        self.thinking = self.answer = ""  # the text the updates brought, in order
+        self.result: RunResult | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.t_submit is not None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def apply(self, update: RunUpdate) -> None:
+        self.progress = update.progress
+        if update.closing:
+            self.result = update.result
+            if self.result.total_s is not None:  # it ran (a run cancelled before it started did not)
+                self.t_submit = update.t_submit
+            return
+        self.t_submit = update.t_submit
+        event = update.event
+        if isinstance(event, Token) and not event.injected:
+            self.token_times.append(event.t - update.t_submit)
+        for piece in update.pieces:
+            if piece.channel == THINKING:
+                self.thinking += piece.text
+            else:
+                self.answer += piece.text
+
+    def times(self) -> list[float]:
+        """Each generated token's time from submit: the stored timeline once the run has ended."""
+        return self.result.token_times_s if self.result is not None else self.token_times
+
+    def window(self, t_now: float) -> tuple[float, float] | None:
+        """(start, end) of the run in perf_counter time; None while it waits."""
+        if self.t_submit is None:
+            return None
+        if self.result is not None and self.result.total_s is not None:
+            return self.t_submit, self.t_submit + self.result.total_s
+        return self.t_submit, t_now
 
 
 @dataclass(frozen=True)
 class LiveStats:
-    elapsed_s: float
+    elapsed_s: float | None  # None while waiting
     ttft_s: float | None
     ttfat_s: float | None
     tps_now: float | None  # tokens in the last RATE_WINDOW_S
@@ -29,65 +83,94 @@ class LiveStats:
     watts_now: float | None
     joules: float | None
     energy_source: str  # "measured:rapl", "estimated:tdp, shared by CPU time"…; "" when unknown
-    status: str
+    status: str  # "waiting", "running", then the run's: "ok", "cancelled", "failed"
     thought_limits: str = ""  # once ended: "held open 2× with Wait", "closed by its budget", both or ""
     energy_about: str = ""  # what the energy rests on, in lines: sources, an estimate's TDP and formula, notes
     power_supply: str = ""  # "on battery (63%)", "on mains power"; "" without a battery
+    energy_approximate: bool = False  # the figure is marked (a run too short for the sensor, a lost source)
+    no_answer: str = ""  # once ended without an answer: why, and what to change
+
+
+WAITING_STATS = LiveStats(None, None, None, None, None, 0, 0, None, None, None, "", WAITING)
+
+
+def _thinking_s(n_thinking: int, ttft_s: float | None, ttfat_s: float | None, elapsed: float) -> float | None:
+    if not n_thinking or ttft_s is None:
+        return None
+    closed = ttfat_s if ttfat_s is not None else elapsed
+    return max(closed - ttft_s, 0.0)
 
 
 def live_stats(
-    recorder: RunRecorder,
+    run: LiveRun,
     t: float,
     samples: Sequence[Sample] = (),
     pid: int | None = None,
     share_with: Sequence[int] = (),
 ) -> LiveStats:
-    """A snapshot at time t (perf_counter); once the run has ended, its final figures."""
-    r = recorder.result
-    end = recorder.t_submit + r.total_s if r.total_s is not None else t
-    elapsed = max(end - recorder.t_submit, 0.0)
-    times = list(r.token_times_s)
+    """A snapshot at time t (perf_counter): "waiting" before the run starts; once it has ended, the
+    figures of its finished record and nothing else."""
+    if run.result is not None:
+        return final_stats(run.result)
+    if run.t_submit is None:
+        return WAITING_STATS
+    p = run.progress
+    elapsed = max(t - run.t_submit, 0.0)
+    times = run.token_times
     tps_now = tps_avg = None
     if times:
-        since = elapsed - RATE_WINDOW_S
-        recent = len(times) - bisect.bisect_left(times, since)
-        tps_now = recent / min(RATE_WINDOW_S, max(elapsed - times[0], 1e-3)) if r.total_s is None else None
+        recent = len(times) - bisect.bisect_left(times, elapsed - RATE_WINDOW_S)
+        tps_now = recent / min(RATE_WINDOW_S, max(elapsed - times[0], 1e-3))
         if len(times) >= 2 and times[-1] > times[0]:
             tps_avg = (len(times) - 1) / (times[-1] - times[0])
-    thinking_s = None
-    if r.n_thinking_tokens and r.ttft_s is not None:
-        closed = r.ttfat_s if r.ttfat_s is not None else elapsed
-        thinking_s = max(closed - r.ttft_s, 0.0)
-    if r.energy_j is not None:  # the run's final, attributed figure
-        watts, joules, source, detail = r.avg_w, r.energy_j, r.energy_source, r.energy_detail
-    else:
-        watts = joules = None
-        source, detail = "", {}
-        if samples and elapsed > 0:
-            figure = energy_for_window(samples, recorder.t_submit, recorder.t_submit + elapsed, pid, share_with)
-            if figure is not None:
-                joules, source, detail = figure.joules, figure.source_label, figure.to_dict()
-                recent = energy_for_window(samples, max(recorder.t_submit, end - RATE_WINDOW_S), end, pid, share_with)
-                watts = recent.avg_w if recent is not None else figure.avg_w
-    # The run's own record once it has one, else the latest sample.
-    supply = ((r.on_mains, r.battery_percent) if r.on_mains is not None or not samples
-              else (samples[-1].on_mains, samples[-1].battery_percent))
+    watts = joules = None
+    source, detail = "", {}
+    if samples and elapsed > 0:
+        figure = energy_for_window(samples, run.t_submit, t, pid, share_with)
+        if figure is not None:
+            joules, source, detail = figure.joules, figure.source_label, figure.to_dict()
+            recent = energy_for_window(samples, max(run.t_submit, t - RATE_WINDOW_S), t, pid, share_with)
+            watts = recent.avg_w if recent is not None else figure.avg_w
+    supply = (samples[-1].on_mains, samples[-1].battery_percent) if samples else (None, None)
+    return LiveStats(
+        elapsed_s=elapsed,
+        ttft_s=p.ttft_s,
+        ttfat_s=p.ttfat_s,
+        tps_now=tps_now,
+        tps_avg=tps_avg,
+        n_thinking=p.n_thinking,
+        n_answer=p.n_answer,
+        thinking_s=_thinking_s(p.n_thinking, p.ttft_s, p.ttfat_s, elapsed),
+        watts_now=watts,
+        joules=joules,
+        energy_source=source,
+        status="running",
+        energy_about="\n".join(explain_energy(detail)),
+        power_supply=power_supply(*supply),
+    )
+
+
+def final_stats(r: RunResult) -> LiveStats:
+    """A finished run's figures, all from its record: what the log stores is what a pane shows."""
+    elapsed = r.total_s
     return LiveStats(
         elapsed_s=elapsed,
         ttft_s=r.ttft_s,
         ttfat_s=r.ttfat_s,
-        tps_now=tps_now,
-        tps_avg=tps_avg,
+        tps_now=None,
+        tps_avg=r.decode_tps,
         n_thinking=r.n_thinking_tokens,
         n_answer=r.n_answer_tokens,
-        thinking_s=thinking_s,
-        watts_now=watts,
-        joules=joules,
-        energy_source=source,
+        thinking_s=_thinking_s(r.n_thinking_tokens, r.ttft_s, r.ttfat_s, elapsed or 0.0),
+        watts_now=r.avg_w,
+        joules=r.energy_j,
+        energy_source=r.energy_source,
         status=r.status,
         thought_limits=thought_limits(r.thinking_extended, r.thinking_budget_hit),
-        energy_about="\n".join(explain_energy(detail)),
-        power_supply=power_supply(*supply),
+        energy_about="\n".join(explain_energy(r.energy_detail)),
+        power_supply=power_supply(r.on_mains, r.battery_percent),
+        energy_approximate=r.energy_approximate,
+        no_answer=r.no_answer,
     )
 
 

@@ -6,7 +6,7 @@ session then adapts it to the pane's model (a model that cannot think is scaffol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.engines.types import GenerationRequest, Message, Sampling
 from app.routing import classifier
@@ -14,6 +14,24 @@ from app.routing.heuristic import DIRECT, THINK, Decision, decide
 
 DIRECT_MODE, THINKING_MODE, AUTO_MODE = "direct", "thinking", "auto"
 PLAN_MODES = (DIRECT_MODE, THINKING_MODE, AUTO_MODE)
+
+
+def answer_room(max_tokens: int) -> int:
+    """Tokens kept for the answer after a budgeted thought: a quarter of max tokens, at most 64."""
+    return max(1, min(64, max_tokens // 4))
+
+
+def budget_limit(max_tokens: int) -> int:
+    """The largest thinking budget a request of max_tokens can hold and still answer."""
+    return max(0, max_tokens - answer_room(max_tokens))
+
+
+def budget_problem(budget: int | None, max_tokens: int) -> str | None:
+    """Why a thinking budget cannot be held within max tokens, in words; None when it can."""
+    if budget is None or budget <= budget_limit(max_tokens):
+        return None
+    return (f"the thinking budget ({budget} tokens) leaves no room for the answer within max tokens "
+            f"({max_tokens}): lower the budget to {budget_limit(max_tokens)} or less, or raise max tokens")
 
 
 @dataclass(frozen=True)
@@ -38,19 +56,32 @@ class PanePlan:
                              f"({self.thinking_budget})")
         if self.max_tokens < 1:
             raise ValueError(f"max tokens must be 1 or more, not {self.max_tokens}")
+        if self.mode == THINKING_MODE and (problem := budget_problem(self.thinking_budget, self.max_tokens)):
+            raise ValueError(problem)
         if not 0.0 <= self.temperature <= 5.0:
             raise ValueError(f"the temperature must be between 0 and 5, not {self.temperature}")
         if self.override not in (None, DIRECT, THINK):
             raise ValueError(f"override must be {DIRECT!r} or {THINK!r}, not {self.override!r}")
 
 
-def route(prompt: str, router: str = "heuristic") -> Decision:
-    """Ask the chosen router: "heuristic" (hand-set features) or "classifier" (trained weights)."""
+def route(prompt: str, router: str = "heuristic", max_tokens: int | None = None) -> Decision:
+    """Ask the chosen router: "heuristic" (hand-set features) or "classifier" (trained weights).
+
+    max_tokens: the request's; a budget it could not hold is lowered to one it can, and the
+    decision says so, so the router never proposes a thought that would leave no room to answer.
+    """
     if router == "classifier":
-        return classifier.decide(prompt)
-    if router != "heuristic":
+        decision = classifier.decide(prompt)
+    elif router == "heuristic":
+        decision = decide(prompt)
+    else:
         raise ValueError(f"router must be heuristic or classifier, not {router!r}")
-    return decide(prompt)
+    if max_tokens is not None and decision.budget is not None and decision.budget > budget_limit(max_tokens):
+        held = budget_limit(max_tokens)
+        decision = replace(decision, budget=held, reasons=(*decision.reasons, (
+            f"budget lowered from {decision.budget} to {held} tokens to leave room for the answer within "
+            f"max tokens {max_tokens}")))
+    return decision
 
 
 def plan_request(
@@ -59,7 +90,7 @@ def plan_request(
     """The request for one pane, and the router's decision when the pane is on Auto."""
     if not prompt.strip():
         raise ValueError("the prompt is empty: type a question first")
-    decision = route(prompt, router) if plan.mode == AUTO_MODE else None
+    decision = route(prompt, router, plan.max_tokens) if plan.mode == AUTO_MODE else None
     if plan.mode == THINKING_MODE:
         thinking, budget = True, plan.thinking_budget
     elif plan.mode == DIRECT_MODE:
@@ -68,6 +99,8 @@ def plan_request(
         chosen = plan.override or decision.route
         thinking = chosen == THINK
         budget = (plan.thinking_budget if plan.thinking_budget is not None else decision.budget) if thinking else None
+        if thinking and (problem := budget_problem(budget, plan.max_tokens)):
+            raise ValueError(problem)
     request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget,
                             plan.thinking_min if thinking else None)
     return request, decision
@@ -107,4 +140,5 @@ def describe_decision(decision: Decision, override: str | None = None) -> str:
 
 
 __all__ = ["AUTO_MODE", "DIRECT", "DIRECT_MODE", "PLAN_MODES", "PanePlan", "THINK", "THINKING_MODE",
-           "build_request", "describe_decision", "plan_request", "route"]
+           "answer_room", "budget_limit", "budget_problem", "build_request", "describe_decision", "plan_request",
+           "route"]

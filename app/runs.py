@@ -1,11 +1,15 @@
-"""RunRecorder turns one pane's event stream into a RunResult: text, counts and timings."""
+"""RunRecorder turns one pane's event stream into a RunResult: text, counts and timings, and into
+RunUpdates: immutable records of what each event did, which views keep their own state from.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 
 from app.engines.types import Event, Failed, Finished, ModelInfo, PromptDone, Started, Token
+from app.reasoning.answers import check_answer
 from app.reasoning.parser import ANSWER, THINKING, Piece, ReasoningParser
 
 
@@ -69,9 +73,45 @@ class RunResult:
     token_times_s: list[float] = field(default_factory=list)  # each token, from submit
     answer_logprob_mean: float | None = None  # mean log-probability of the answer's tokens, when asked
     started_at: str = ""  # wall clock, ISO 8601, for the log
+    # A run that ended without an answer says why and what to change ("" when it answered).
+    no_answer: str = ""
+    correct: bool | None = None  # against the prompt's known answer; None when there was none
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A run's running counts right after one event: small and immutable, so it can cross threads."""
+
+    n_generated: int = 0
+    n_thinking: int = 0
+    n_answer: int = 0
+    ttft_s: float | None = None
+    ttfat_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """What one event did to one pane's run.
+
+    Immutable: updates cross from the thread that runs a model to the views, and a view builds its
+    own state from them (app/live.py's LiveRun), so nothing a view reads is mutated by another
+    thread. Every pane's updates end with exactly one closing update, which carries the finished
+    record (energy and log included): `result` is a copy of its own, never touched again.
+    """
+
+    pane: int
+    t_submit: float  # when the request left (perf_counter): the time origin of the run's figures
+    event: Event | None = None  # None on the closing update
+    pieces: tuple[Piece, ...] = ()  # the labelled text this event added
+    progress: Progress = Progress()
+    result: RunResult | None = None  # the closing update only
+
+    @property
+    def closing(self) -> bool:
+        return self.result is not None
 
 
 class RunRecorder:
@@ -84,7 +124,7 @@ class RunRecorder:
         self.result = RunResult(pane=pane, model=info.name if info else "", mode=mode)
         self.result.thinking_style = thinking_style
         self.parser = ReasoningParser(thinking_style)
-        self.last_pieces: list[Piece] = []  # what the latest event added, for a view to show
+        self.max_tokens: int | None = None  # the request's, to say what to change when no answer came
         self.channels: list[str] = []  # each generated token's channel, beside result.token_times_s
         self.result.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if info is not None:
@@ -100,10 +140,18 @@ class RunRecorder:
     def done(self) -> bool:
         return self.result.status != "running"
 
-    def feed(self, event: Event) -> list[Piece]:
-        """Record one event; return the labelled text it adds to the pane (none for most events)."""
-        self.last_pieces = self._record(event)
-        return self.last_pieces
+    def feed(self, event: Event) -> RunUpdate:
+        """Record one event; return what it did (the labelled text it adds, the counts after it)."""
+        pieces = tuple(self._record(event))
+        r = self.result
+        progress = Progress(r.n_generated, r.n_thinking_tokens, r.n_answer_tokens, r.ttft_s, r.ttfat_s)
+        return RunUpdate(r.pane, self.t_submit, event, pieces, progress)
+
+    def closing_update(self) -> RunUpdate:
+        """The pane's last update: the finished record, as a copy no one else holds."""
+        r = self.result
+        progress = Progress(r.n_generated, r.n_thinking_tokens, r.n_answer_tokens, r.ttft_s, r.ttfat_s)
+        return RunUpdate(r.pane, self.t_submit, None, (), progress, copy.deepcopy(r))
 
     def _record(self, event: Event) -> list[Piece]:
         r = self.result
@@ -150,6 +198,7 @@ class RunRecorder:
             r.engine_peak_memory_bytes = event.peak_memory_bytes
             r.finish_reason = event.finish_reason
             r.status = "cancelled" if event.finish_reason == "cancelled" else "ok"
+            r.no_answer = no_answer_reason(r, self.max_tokens)
             r.total_s = event.t - self.t_submit
             if r.n_generated >= 2:
                 r.decode_tps = (r.n_generated - 1) / (self._last_token_t - self._first_token_t)
@@ -176,6 +225,43 @@ class RunRecorder:
         r = self.result
         r.status, r.error_kind, r.error = "failed", kind, message
         return r
+
+    def cancel_unstarted(self) -> RunResult:
+        """Record a run cancelled before it started (fair mode: Esc while another pane ran)."""
+        r = self.result
+        r.status, r.finish_reason = "cancelled", "cancelled"
+        r.no_answer = "cancelled before it started"
+        return r
+
+    def mark(self, known_answer: str | None) -> None:
+        """Right or wrong against the prompt's known answer, for a run that finished."""
+        r = self.result
+        if known_answer and known_answer.strip() and r.status == "ok":
+            r.correct = check_answer(r.text, known_answer)
+
+
+SCAFFOLD_MARKER_SAID = "The answer is …"
+
+
+def no_answer_reason(r: RunResult, max_tokens: int | None = None) -> str:
+    """Why a finished run has no answer, and what to change; "" when it has one."""
+    if r.text.strip():
+        return ""
+    if r.status == "cancelled":
+        return "cancelled before it answered"
+    limit = f" ({max_tokens})" if max_tokens else ""
+    if r.finish_reason == "length":
+        if r.n_thinking_tokens and (r.thinking_unclosed or not r.n_answer_tokens) and not r.thinking_budget_hit:
+            fix = ("set a thinking budget below max tokens, so the thought is closed in time"
+                   if r.thinking_budget is None else "lower the thinking budget")
+            return f"it thought until max tokens{limit} ran out and never answered: raise max tokens, or {fix}"
+        return f"max tokens{limit} ran out before the answer: raise max tokens"
+    if r.strategy == "scaffold":
+        return (f"it stopped without writing \"{SCAFFOLD_MARKER_SAID}\", so its whole reply is shown as the "
+                "thought: try Direct mode, or a model that thinks natively")
+    if r.n_thinking_tokens and r.thinking_unclosed:
+        return "it ended its turn inside its thought, without answering: try again, or try Direct mode"
+    return "it ended its turn without an answer: try again with another seed, or rephrase the prompt"
 
 
 def power_supply(on_mains: bool | None, battery_percent: float | None) -> str:

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
+from app.cancellation import Cancellation
 from app.engines.client import EngineClient
 from app.engines.gguf_header import read_gguf_header
 from app.engines.mlx_convert import mlx_chat_template
@@ -20,7 +21,7 @@ from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, 
 from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
-from app.runs import RunRecorder, RunResult
+from app.runs import RunRecorder, RunResult, RunUpdate
 from app.store import MemoryLog, SessionLog, StoreError, TelemetrySample
 from app.telemetry import Detected, Sampler, detect_sources, power_series, split_phases
 
@@ -62,9 +63,12 @@ class Session:
         self.cores = cores or physical_cores()
         self.panes = [Pane(spec) for spec in specs]
         self.memory = memory
-        self.recorders: dict[int, RunRecorder] = {}  # by pane index, for the panes of the latest run
-        self.requests: list[GenerationRequest] = []  # what each pane was asked, after planning
-        self.decisions: list[Any] = []  # the router's decision per pane, where it was asked
+        # The latest comparison's own state, for its log rows; callers get what happened from stream().
+        self._recorders: dict[int, RunRecorder] = {}
+        self._requests: list[GenerationRequest] = []  # what each pane was asked, after planning
+        self._decisions: list[Any] = []  # the router's decision per pane, where it was asked
+        self._cancellation: Cancellation | None = None
+        self._known_answer: str | None = None
         self.tdp_w, self.sample_hz = tdp_w, sample_hz
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
@@ -164,46 +168,53 @@ class Session:
         request: GenerationRequest | Sequence[GenerationRequest],
         decisions: Sequence[Any] | None = None,
         only: Sequence[int] | None = None,
-    ) -> Iterator[tuple[int, Event | None, RunRecorder]]:
-        """Yield (pane index, event, its recorder) as events arrive; failed loads yield event None.
+        cancellation: Cancellation | None = None,
+        known_answer: str | None = None,
+    ) -> Iterator[RunUpdate]:
+        """Yield each pane's RunUpdates as events arrive; every pane's last is its closing update,
+        which carries its finished RunResult (a pane that did not load gets only that one).
 
         request: one for every pane, or one per pane (each pane's own mode, budget and sampling).
         decisions: the router's Decision per pane (None where it was not asked), stored with the run.
         only: the panes to run (the app's per-pane Run button); default every pane.
-        After the stream ends, `self.results` holds one RunResult per pane, in pane order.
+        cancellation: what the caller cancels through (Esc: every pane; a pane's button: its own);
+        session.cancel() reaches the latest stream's too.
+        known_answer: each finished run is marked right or wrong against it, and it is stored.
         """
         asked = [request] * len(self.panes) if isinstance(request, GenerationRequest) else list(request)
         if len(asked) != len(self.panes):
             raise ValueError(f"{len(asked)} requests for {len(self.panes)} panes")
         chosen = sorted(set(range(len(self.panes)) if only is None else only))
         asked = [replace(r, n_threads=r.n_threads or self.threads_per_pane(len(chosen))) for r in asked]
-        self.requests = [self.pane_request(pane, r) for pane, r in zip(self.panes, asked)]
-        self.decisions = list(decisions) if decisions is not None else [None] * len(self.panes)
-        request = asked[0]
-        self.recorders = {}
+        self._requests = [self.pane_request(pane, r) for pane, r in zip(self.panes, asked)]
+        self._decisions = list(decisions) if decisions is not None else [None] * len(self.panes)
+        self._cancellation = cancellation = cancellation or Cancellation()
+        self._known_answer = known_answer
+        self._recorders = {}
         self._logged = set()
         for i in chosen:
-            pane, mine = self.panes[i], self.requests[i]
+            pane, mine = self.panes[i], self._requests[i]
             style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
             recorder = RunRecorder(i, pane.info, self.mode, now(), style)
             recorder.result.thinking_budget, recorder.result.strategy = mine.thinking_budget, mine.strategy
             recorder.result.thinking_min = mine.thinking_min
-            self.recorders[i] = recorder
-        self._log_start(request)
+            recorder.max_tokens = mine.max_tokens
+            self._recorders[i] = recorder
+        self._log_start(asked[0], known_answer)
         for i in chosen:
             pane = self.panes[i]
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
-                self.recorders[i].result.model = pane.label
-                self.recorders[i].fail(error.kind, str(error))
+                self._recorders[i].result.model = pane.label
+                self._recorders[i].fail(error.kind, str(error))
                 self._log_finish(i)
-                yield i, None, self.recorders[i]
+                yield self._recorders[i].closing_update()
         runnable = [i for i in chosen if self.panes[i].client is not None]
         if self.mode == "fair":
             for i in runnable:
-                yield from self._run_one(i, runnable)
+                yield from self._run_one(i, runnable, cancellation)
         else:
-            yield from self._run_together(runnable)
+            yield from self._run_together(runnable, cancellation)
 
     @staticmethod
     def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
@@ -212,21 +223,42 @@ class Session:
             return thinking_request(request, pane.thinking_style)
         return request
 
-    def _run_one(self, i: int, running: list[int]):
-        recorder = self.recorders[i]
+    def _run_one(self, i: int, running: list[int], cancellation: Cancellation) -> Iterator[RunUpdate]:
+        recorder, client = self._recorders[i], self.panes[i].client
+        if cancellation.cancelled(i):  # Esc before its turn came: it never starts
+            yield from self._close_run(i, running, cancelled_before_start=True)
+            return
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
         recorder.t_submit = now()
-        with self.sampler.active() if self.sampler is not None else contextlib.nullcontext():
-            for event in self.panes[i].client.generate(self.requests[i]):
-                recorder.feed(event)
-                yield i, event, recorder
+        events = cancellation.start(i, lambda: client.generate(self._requests[i]), client.cancel)
+        if events is None:  # cancelled while the sample above was taken
+            yield from self._close_run(i, running, cancelled_before_start=True)
+            return
+        try:
+            with self.sampler.active() if self.sampler is not None else contextlib.nullcontext():
+                for event in events:
+                    yield recorder.feed(event)
+        finally:
+            cancellation.finished(i)
         if self.sampler is not None:
             self.sampler.sample_now()
-        # The row is completed as soon as this run ends, energy included (its window is sampled by
-        # now), not after the other panes: a crash of the app later loses nothing that finished.
-        self._attach_energy(i, running)
+        yield from self._close_run(i, running)
+
+    def _close_run(self, i: int, running: list[int], cancelled_before_start: bool = False) -> Iterator[RunUpdate]:
+        """Complete the run's record (right or wrong, energy) and its row in the log, then say so.
+
+        The row is completed as soon as this run ends, energy included (its window is sampled by
+        now), not after the other panes: a crash of the app later loses nothing that finished.
+        """
+        recorder = self._recorders[i]
+        if cancelled_before_start:
+            recorder.cancel_unstarted()
+        else:
+            recorder.mark(self._known_answer)
+            self._attach_energy(i, running)
         self._log_finish(i)
+        yield recorder.closing_update()
 
     def pids_sharing_with(self, i: int, running) -> list[int]:
         """The other workers whose CPU time pane i's energy is shared with: those running beside it
@@ -238,7 +270,7 @@ class Session:
     def _attach_energy(self, i: int, running: list[int]) -> None:
         """Energy over the run's window, split into thinking and answer; shared by CPU time in live mode."""
         client = self.panes[i].client
-        recorder, r = self.recorders[i], self.recorders[i].result
+        recorder, r = self._recorders[i], self._recorders[i].result
         if self.sampler is None or client is None or r.total_s is None:
             return
         samples = self.sampler.samples
@@ -264,23 +296,23 @@ class Session:
         failures = self.sampler.failures if self.sampler is not None else []
         return [f"{reason} — energy leaves it out from then on" for _name, reason in failures]
 
-    def _run_together(self, indices: list[int]):
-        events: queue.Queue = queue.Queue()
+    def _run_together(self, indices: list[int], cancellation: Cancellation) -> Iterator[RunUpdate]:
+        updates: queue.Queue = queue.Queue()
         done = object()
 
         def pump(i: int) -> None:
             try:
-                for item in self._run_one(i, indices):
-                    events.put(item)
+                for update in self._run_one(i, indices, cancellation):
+                    updates.put(update)  # immutable: the consumer reads it while this thread goes on
             finally:
-                events.put(done)
+                updates.put(done)
 
         threads = [threading.Thread(target=pump, args=(i,), daemon=True) for i in indices]
         for thread in threads:
             thread.start()
         remaining = len(threads)
         while remaining:
-            item = events.get()
+            item = updates.get()
             if item is done:
                 remaining -= 1
             else:
@@ -291,37 +323,42 @@ class Session:
     def compare(
         self,
         request: GenerationRequest | Sequence[GenerationRequest],
-        on_event: Callable[[int, Event | None, RunRecorder], None] | None = None,
+        on_update: Callable[[RunUpdate], None] | None = None,
         decisions: Sequence[Any] | None = None,
+        known_answer: str | None = None,
     ) -> list[RunResult]:
-        for i, event, recorder in self.stream(request, decisions):
-            if on_event is not None:
-                on_event(i, event, recorder)
-        return self.results
+        """Run every pane to the end; their finished RunResults in pane order."""
+        results: dict[int, RunResult] = {}
+        for update in self.stream(request, decisions, known_answer=known_answer):
+            if on_update is not None:
+                on_update(update)
+            if update.closing:
+                results[update.pane] = update.result
+        return [results[i] for i in sorted(results)]
 
-    @property
-    def results(self) -> list[RunResult]:
-        return [r.result for r in self.recorders.values()]
-
-    def cancel(self) -> None:
-        for pane in self.panes:
-            if pane.client is not None:
-                pane.client.cancel()
+    def cancel(self, panes: Sequence[int] | None = None) -> None:
+        """Cancel the latest comparison's panes (None: all, those not started yet included)."""
+        if self._cancellation is not None:
+            self._cancellation.cancel(panes)
+        if panes is None:  # and any request in flight outside a comparison
+            for pane in self.panes:
+                if pane.client is not None:
+                    pane.client.cancel()
 
     # -- the session log: a run row at the start (status running), completed at the end ----
 
-    def _log_start(self, request: GenerationRequest, only: dict | None = None) -> None:
+    def _log_start(self, request: GenerationRequest, known_answer: str | None = None, only: dict | None = None) -> None:
         self._asked = request
 
         def write():
             if self._log_session is None:
                 self._log_session = self.log.start_session(mode=self.mode)
-            prompt_id = self.log.add_prompt(self._log_session, request)
-            for i in self.recorders if only is None else only:
+            prompt_id = self.log.add_prompt(self._log_session, request, known_answer=known_answer)
+            for i in self._recorders if only is None else only:
                 pane = self.panes[i]
                 self._run_ids[i] = self.log.start_run(
-                    prompt_id, pane=i, info=pane.info, request=self.requests[i], mode=self.mode,
-                    decision=self.decisions[i],
+                    prompt_id, pane=i, info=pane.info, request=self._requests[i], mode=self.mode,
+                    decision=self._decisions[i],
                 )
 
         self._log_call(write)
@@ -329,7 +366,7 @@ class Session:
     def _log_finish(self, i: int) -> None:
         if i not in self._run_ids:
             return
-        recorder = self.recorders[i]
+        recorder = self._recorders[i]
 
         def write():
             self.log.finish_run(self._run_ids[i], recorder.result, recorder.channels)
@@ -342,7 +379,7 @@ class Session:
 
     def _run_series(self, i: int) -> list[TelemetrySample]:
         """The run's window of telemetry, as stored series: the worker's CPU and memory, the power."""
-        recorder, r = self.recorders[i], self.recorders[i].result
+        recorder, r = self._recorders[i], self._recorders[i].result
         client = self.panes[i].client
         if self.sampler is None or r.total_s is None or client is None:
             return []
@@ -377,10 +414,10 @@ class Session:
         """Go on logging in memory, this prompt's unlogged runs included; MemoryLog.save_to() writes
         them to a file that works again (the app offers it)."""
         self.log, self._log_session, self._run_ids = MemoryLog(), None, {}
-        pending = {i: r for i, r in self.recorders.items() if i not in self._logged}
+        pending = {i: r for i, r in self._recorders.items() if i not in self._logged}
         if self._asked is None or not pending:
             return
-        self._log_start(self._asked, only=pending)
+        self._log_start(self._asked, self._known_answer, only=pending)
         for i, recorder in pending.items():
             if recorder.done:
                 self._log_finish(i)

@@ -3,7 +3,7 @@
 import pytest
 
 from app.engines.types import Finished, PromptDone, Started, Token
-from app.live import live_stats, tokens_per_second_curve
+from app.live import WAITING, LiveRun, live_stats, tokens_per_second_curve
 from app.runs import RunRecorder
 from app.telemetry import Sample, power_series
 from app.telemetry.sources import Reading, SourceInfo
@@ -14,18 +14,24 @@ NVML_W = SourceInfo("nvml:0", "measured:nvml", "gpu", "GPU board power", "mW", 0
 TDP = SourceInfo("tdp", "estimated:tdp", "cpu", "estimate", "W", 0.1)
 
 
-def _thinking_run(n_thinking=4, n_answer=3, step=0.1, finish=True) -> RunRecorder:
+def _thinking_run(n_thinking=4, n_answer=3, step=0.1, finish=True, finished=None, **record) -> LiveRun:
+    """A view's LiveRun fed the updates of a thinking run; finish: its Finished event and the closing
+    update, with `record` set on the finished record (energy, battery) as the session sets it."""
     recorder = RunRecorder(0, None, "fair", T0, thinking_style="think-tags")
-    recorder.feed(Started(T0 + 0.01, 12, 2))
-    recorder.feed(PromptDone(T0 + 0.2, 12, 12, 0.19))
+    run = LiveRun(0)
+    run.apply(recorder.feed(Started(T0 + 0.01, 12, 2)))
+    run.apply(recorder.feed(PromptDone(T0 + 0.2, 12, 12, 0.19)))
     t = T0 + 0.2
     texts = ["<think>", "hmm"] + ["x"] * (n_thinking - 3) + ["</think>"] + ["ans"] * n_answer
     for text in texts:
         t += step
-        recorder.feed(Token(t, text, 1))
+        run.apply(recorder.feed(Token(t, text, 1)))
     if finish:
-        recorder.feed(Finished(t + 0.01, "stop", len(texts), 0.5))
-    return recorder
+        run.apply(recorder.feed(finished or Finished(t + 0.01, "stop", len(texts), 0.5)))
+        for key, value in record.items():
+            setattr(recorder.result, key, value)
+        run.apply(recorder.closing_update())
+    return run
 
 
 def _counter_samples(watts: float, t0: float, t1: float, dt: float = 0.1) -> list[Sample]:
@@ -38,10 +44,30 @@ def _counter_samples(watts: float, t0: float, t1: float, dt: float = 0.1) -> lis
 
 
 def test_once_ended_it_says_what_the_thought_limits_did():
-    recorder = _thinking_run(finish=False)
-    recorder.feed(Finished(T0 + 2.0, "stop", 7, 0.5, thinking_budget_hit=True, thinking_extended=2))
-    assert live_stats(recorder, T0 + 3.0).thought_limits == "held open 2× with Wait · closed by its budget"
+    run = _thinking_run(finished=Finished(T0 + 2.0, "stop", 7, 0.5, thinking_budget_hit=True, thinking_extended=2))
+    assert live_stats(run, T0 + 3.0).thought_limits == "held open 2× with Wait · closed by its budget"
     assert live_stats(_thinking_run(), T0 + 3.0).thought_limits == ""
+
+
+def test_a_run_that_has_not_started_is_waiting_and_shows_no_figures():
+    # Fair mode: the second pane waits while the first runs; nothing of the first may show in it.
+    stats = live_stats(LiveRun(1), T0 + 3.0, _counter_samples(20.0, T0, T0 + 3))
+    assert stats.status == WAITING
+    assert stats.elapsed_s is None and stats.joules is None and stats.watts_now is None
+    assert (stats.n_thinking, stats.n_answer, stats.ttft_s) == (0, 0, None)
+
+
+def test_the_view_gets_every_piece_once_in_order():
+    run = _thinking_run()
+    assert (run.thinking, run.answer) == (run.result.thinking, run.result.text) == ("hmmx", "ansansans")
+
+
+def test_a_finished_run_shows_its_record_and_nothing_else():
+    run = _thinking_run(energy_j=7.5, avg_w=9.0, energy_source="estimated:tdp", decode_tps=11.0)
+    stats = live_stats(run, T0 + 60, _counter_samples(20.0, T0, T0 + 2))
+    r = run.result
+    assert (stats.elapsed_s, stats.ttft_s, stats.ttfat_s) == (r.total_s, r.ttft_s, r.ttfat_s)
+    assert (stats.tps_avg, stats.joules, stats.watts_now) == (11.0, 7.5, 9.0)  # the record's, not recomputed
 
 
 def test_while_running_the_figures_grow_with_the_clock():
@@ -60,9 +86,9 @@ def test_while_running_the_figures_grow_with_the_clock():
 
 
 def test_once_finished_the_clock_stops_and_tps_now_goes_away():
-    recorder = _thinking_run()
-    later = live_stats(recorder, T0 + 60)
-    assert later.elapsed_s == pytest.approx(recorder.result.total_s)
+    run = _thinking_run()
+    later = live_stats(run, T0 + 60)
+    assert later.elapsed_s == pytest.approx(run.result.total_s)
     assert later.tps_now is None
 
 
@@ -76,10 +102,8 @@ def test_energy_so_far_comes_from_the_samples_with_its_source():
 
 
 def test_a_finished_run_shows_its_attributed_energy():
-    recorder = _thinking_run()
-    r = recorder.result
-    r.energy_j, r.avg_w, r.energy_source = 7.5, 9.0, "estimated:tdp"
-    stats = live_stats(recorder, T0 + 5, _counter_samples(20.0, T0, T0 + 2))
+    run = _thinking_run(energy_j=7.5, avg_w=9.0, energy_source="estimated:tdp")
+    stats = live_stats(run, T0 + 5, _counter_samples(20.0, T0, T0 + 2))
     assert (stats.joules, stats.watts_now, stats.energy_source) == (7.5, 9.0, "estimated:tdp")
 
 
@@ -92,13 +116,11 @@ def test_an_estimate_shows_its_tdp_formula_and_why_it_is_not_measured_while_runn
     running = live_stats(_thinking_run(finish=False), T0 + 1.5, samples)
     assert running.energy_about.splitlines() == [
         "CPU power estimated from utilisation and a 45 W TDP (user) (P = TDP × u)", f"estimated, not measured: {why}"]
-    recorder = _thinking_run()
-    r = recorder.result
-    r.energy_j, r.energy_source = 7.5, "estimated:tdp"
-    r.energy_detail = {"details": {"tdp": {"measures": "CPU power estimated from utilisation and a 45 W TDP (user)",
-                                           "formula": "P = TDP × u", "why_estimated": why}},
-                       "notes": ["tdp: approximate: the window is shorter than the sensor's 0.1 s update"]}
-    assert live_stats(recorder, T0 + 5).energy_about.splitlines()[-1] == (
+    detail = {"details": {"tdp": {"measures": "CPU power estimated from utilisation and a 45 W TDP (user)",
+                                  "formula": "P = TDP × u", "why_estimated": why}},
+              "notes": ["tdp: approximate: the window is shorter than the sensor's 0.1 s update"]}
+    run = _thinking_run(energy_j=7.5, energy_source="estimated:tdp", energy_detail=detail)
+    assert live_stats(run, T0 + 5).energy_about.splitlines()[-1] == (
         "tdp: approximate: the window is shorter than the sensor's 0.1 s update")
 
 
@@ -111,8 +133,7 @@ def test_it_says_whether_the_run_is_on_battery_while_running_and_after():
     unplugged = [replace(s, on_mains=False, battery_percent=63.0) for s in _counter_samples(20.0, T0, T0 + 1)]
     assert live_stats(running, T0 + 1, unplugged).power_supply == "on battery (63%)"
     assert live_stats(running, T0 + 1, _counter_samples(20.0, T0, T0 + 1)).power_supply == ""  # no battery
-    finished = _thinking_run()
-    finished.result.on_mains, finished.result.battery_percent = True, 80.0
+    finished = _thinking_run(on_mains=True, battery_percent=80.0)
     assert live_stats(finished, T0 + 5, unplugged).power_supply == "on mains power"  # the run's own record
     assert power_supply(False, None) == "on battery"
 

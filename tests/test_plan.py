@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.plan import PanePlan, describe_decision, plan_request
+from app.plan import PanePlan, budget_limit, describe_decision, plan_request, route
 from app.routing.heuristic import decide
 
 MATH = "Tom has 3 boxes with 12 apples each. He gives away 7 apples, then buys twice as many. How many apples now?"
@@ -32,7 +32,7 @@ def test_a_minimum_thought_goes_with_thinking_only():
 
 
 def test_auto_follows_the_router_and_keeps_its_decision():
-    request, decision = plan_request(MATH, PanePlan(mode="auto"))
+    request, decision = plan_request(MATH, PanePlan(mode="auto", max_tokens=4096))
     assert decision == decide(MATH) and decision.route == "think"
     assert request.thinking is True and request.thinking_budget == decision.budget
     request, decision = plan_request(CHAT, PanePlan(mode="auto"))
@@ -44,6 +44,26 @@ def test_auto_can_be_overridden_and_the_banner_says_so():
     assert decision.route == "think" and request.thinking is False
     assert "overridden: Direct" in describe_decision(decision, "direct")
     assert describe_decision(decision).startswith("Thinking (budget")
+
+
+def test_the_router_never_proposes_a_budget_the_request_cannot_hold():
+    # It asked for 815 tokens of thought with max tokens 512: the thought would leave no room to answer.
+    assert decide(MATH).budget > 512
+    request, decision = plan_request(MATH, PanePlan(mode="auto", max_tokens=512))
+    assert decision.budget == request.thinking_budget == budget_limit(512) == 448
+    assert f"budget lowered from {decide(MATH).budget} to 448 tokens" in decision.reasons[-1]
+    assert "(budget 448 tokens)" in describe_decision(decision)
+    assert route(MATH, max_tokens=2048).budget == decide(MATH).budget  # room enough: left as it was
+
+
+def test_a_thinking_budget_that_leaves_no_room_to_answer_is_refused():
+    with pytest.raises(ValueError, match=r"thinking budget \(600 tokens\) leaves no room for the answer within "
+                                         r"max tokens \(512\): lower the budget to 448 or less"):
+        PanePlan(mode="thinking", thinking_budget=600, max_tokens=512)
+    PanePlan(mode="thinking", thinking_budget=448, max_tokens=512)  # room for 64 answer tokens
+    PanePlan(mode="direct", thinking_budget=600, max_tokens=512)  # not used by a direct answer
+    with pytest.raises(ValueError, match="leaves no room"):  # Auto with the pane's own budget
+        plan_request(MATH, PanePlan(mode="auto", thinking_budget=600, max_tokens=512))
 
 
 def test_a_system_message_goes_first():
@@ -77,6 +97,6 @@ def test_auto_can_ask_the_trained_router_instead():
     from app.routing import classifier
 
     request, decision = plan_request(MATH, PanePlan(mode="auto"), router="classifier")
-    assert decision == classifier.decide(MATH) and request.thinking is (decision.route == "think")
+    assert decision.route == classifier.decide(MATH).route and request.thinking is (decision.route == "think")
     with pytest.raises(ValueError, match="router must be"):
         plan_request(MATH, PanePlan(mode="auto"), router="oracle")

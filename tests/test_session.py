@@ -2,9 +2,11 @@
 
 import os
 import signal
+import time
 
 import pytest
 
+from app.cancellation import Cancellation
 from app.engines.types import GenerationRequest, ModelSpec, Sampling, Token
 from app.hardware import MemoryState
 from app.session import Session
@@ -35,8 +37,16 @@ def fair_session(smollm2_spec, gemma_spec):
         yield session
 
 
+def closing_updates(session, request, **kwargs):
+    """Run a comparison; each pane's closing update (its finished record and its clock's origin)."""
+    closing = {}
+    session.compare(request, on_update=lambda u: closing.update({u.pane: u}) if u.closing else None, **kwargs)
+    return [closing[i] for i in sorted(closing)]
+
+
 def test_fair_mode_runs_panes_one_after_another_with_all_cores(fair_session):
-    results = fair_session.compare(QUESTION)
+    closing = closing_updates(fair_session, QUESTION)
+    results = [u.result for u in closing]
     assert [r.model for r in results] == ["smollm2-135m", "gemma3-270m"]
     for result in results:
         assert_consistent(result)
@@ -48,22 +58,46 @@ def test_fair_mode_runs_panes_one_after_another_with_all_cores(fair_session):
         assert result.peak_rss_bytes > 50 * 2**20  # the worker holds the model
     first_end = results[0].total_s
     # Pane 2 was submitted only after pane 1 finished: its clock starts later.
-    assert fair_session.recorders[1].t_submit >= fair_session.recorders[0].t_submit + first_end
+    assert closing[1].t_submit >= closing[0].t_submit + first_end
 
 
 def test_live_mode_runs_panes_at_once_with_cores_split(smollm2_spec, gemma_spec):
     with Session([smollm2_spec, gemma_spec], mode="live", cores=2) as session:
         session.load()
         request = GenerationRequest.from_prompt("Describe the sea in detail.", max_tokens=48)
-        results = session.compare(request)
-        for result in results:
-            assert_consistent(result)
-            assert result.mode == "live" and result.n_threads == 1
-            assert "shared by CPU time" in result.energy_source
+        closing = closing_updates(session, request)
+        for update in closing:
+            assert_consistent(update.result)
+            assert update.result.mode == "live" and update.result.n_threads == 1
+            assert "shared by CPU time" in update.result.energy_source
         # Both were generating at the same time: their token windows overlap.
-        starts = [rec.t_submit + r.token_times_s[0] for rec, r in zip(session.recorders.values(), results)]
-        ends = [rec.t_submit + r.token_times_s[-1] for rec, r in zip(session.recorders.values(), results)]
+        starts = [u.t_submit + u.result.token_times_s[0] for u in closing]
+        ends = [u.t_submit + u.result.token_times_s[-1] for u in closing]
         assert max(starts) < min(ends)
+
+
+def test_live_mode_hands_each_update_its_own_pieces_even_to_a_slow_reader(smollm2_spec):
+    # The garbled live panes: a reader that read the recorder's latest pieces after the pump thread
+    # had fed it the next event showed "TomTom has 3 boxes with 1 apples apples". Each update now
+    # carries its own pieces; a reader that lags behind still gets every piece once, in order.
+    thinking = GenerationRequest.from_prompt("Tom has 3 boxes with 12 apples each. How many apples?",
+                                             max_tokens=48, sampling=Sampling(temperature=0.0), thinking=True)
+    direct = GenerationRequest.from_prompt("Tom has 3 boxes with 12 apples each. How many apples?",
+                                           max_tokens=48, sampling=Sampling(temperature=0.0))
+    with Session([smollm2_spec, smollm2_spec], mode="live", cores=2) as session:
+        session.load()
+        shown = {0: {"thinking": "", "answer": ""}, 1: {"thinking": "", "answer": ""}}
+        results = {}
+        for update in session.stream([direct, thinking]):
+            time.sleep(0.005)  # a busy GUI thread: the other pane's pump runs ahead meanwhile
+            for piece in update.pieces:
+                shown[update.pane][piece.channel] += piece.text
+            if update.closing:
+                results[update.pane] = update.result
+    for i, r in results.items():
+        assert r.status == "ok" and r.n_generated > 10
+        assert (shown[i]["thinking"], shown[i]["answer"]) == (r.thinking, r.text)
+    assert results[1].strategy == "scaffold" and results[1].thinking
 
 
 def test_a_killed_worker_fails_its_pane_and_the_other_pane_finishes(smollm2_spec, gemma_spec):
@@ -71,12 +105,14 @@ def test_a_killed_worker_fails_its_pane_and_the_other_pane_finishes(smollm2_spec
         session.load()
         victim = session.panes[0].client.pid
         request = GenerationRequest.from_prompt("Write a long story about a dragon.", max_tokens=64)
-        killed = False
-        for i, event, _ in session.stream(request):
-            if i == 0 and isinstance(event, Token) and not killed:
+        killed, results = False, {}
+        for update in session.stream(request):
+            if update.pane == 0 and isinstance(update.event, Token) and not killed:
                 os.kill(victim, signal.SIGKILL)
                 killed = True
-        dead, alive = session.results
+            if update.closing:
+                results[update.pane] = update.result
+        dead, alive = results[0], results[1]
         assert dead.status == "failed" and dead.error_kind == "worker_died"
         assert "SIGKILL" in dead.error
         assert alive.status == "ok" and alive.n_generated == 64
@@ -109,8 +145,9 @@ def test_asked_to_think_a_model_that_cannot_is_scaffolded_and_labelled(smollm2_s
         request = GenerationRequest.from_prompt("What is 6 times 7?", max_tokens=40, thinking=True,
                                                 sampling=Sampling(temperature=0.0))
         [result] = session.compare(request)
+        asked = session.pane_request(session.panes[0], request)
     assert result.status == "ok" and result.strategy == "scaffold" and result.thinking_style == "scaffold"
-    assert session.requests[0].messages[0].role == "system"
+    assert asked.messages[0].role == "system"
     assert result.n_thinking_tokens + result.n_answer_tokens == result.n_generated
     assert result.n_thinking_tokens > 0
 
@@ -209,3 +246,70 @@ def test_each_run_says_whether_it_ran_on_battery(smollm2_spec, monkeypatch):
         session.load()
         [unplugged] = session.compare(request)
     assert (unplugged.on_mains, unplugged.battery_percent) == (False, 63.0)
+
+
+LONG = GenerationRequest.from_prompt("Write a long story about a lighthouse keeper.", max_tokens=400,
+                                     sampling=Sampling(temperature=0.0))
+
+
+def _cancel_once_pane_writes(session, pane, panes=None, request=LONG, log_to=None):
+    """Run a comparison and cancel (these panes; None: all) once `pane` has written 5 tokens."""
+    cancellation, results, tokens = Cancellation(), {}, 0
+    for update in session.stream(request, cancellation=cancellation):
+        if update.pane == pane and isinstance(update.event, Token):
+            tokens += 1
+            if tokens == 5:
+                cancellation.cancel(panes)
+        if update.closing:
+            results[update.pane] = update.result
+    return [results[i] for i in sorted(results)]
+
+
+@pytest.fixture(scope="module")
+def two_smollm2(smollm2_spec):
+    with Session([smollm2_spec, smollm2_spec], mode="fair") as session:
+        session.load()
+        yield session
+
+
+def test_esc_in_fair_mode_stops_the_running_pane_and_the_waiting_one_never_starts(two_smollm2, tmp_path):
+    from app.store import SessionLog
+
+    two_smollm2.mode, two_smollm2.log = "fair", SessionLog.open(tmp_path / "log.db")
+    try:
+        running, waiting = _cancel_once_pane_writes(two_smollm2, pane=0)
+        rows = {r.pane: r for r in two_smollm2.log.list_runs()}
+    finally:
+        two_smollm2.log.close()
+        two_smollm2.log = None
+    assert running.status == "cancelled" and 5 <= running.n_generated < 400
+    assert waiting.status == "cancelled" and waiting.n_generated == 0 and waiting.total_s is None
+    assert waiting.no_answer == "cancelled before it started"
+    assert {p: r.status for p, r in rows.items()} == {0: "cancelled", 1: "cancelled"}  # nothing left running
+
+
+def test_a_panes_own_cancel_in_fair_mode_stops_that_pane_only(two_smollm2):
+    two_smollm2.mode = "fair"
+    short = GenerationRequest.from_prompt("Say hello.", max_tokens=12, sampling=Sampling(temperature=0.0))
+    cancelled, finished = _cancel_once_pane_writes(two_smollm2, pane=0, panes=[0], request=[LONG, short])
+    assert cancelled.status == "cancelled" and cancelled.n_generated < 400
+    assert finished.status == "ok" and finished.n_generated == 12
+
+
+def test_a_panes_own_cancel_in_live_mode_stops_that_pane_only(two_smollm2):
+    two_smollm2.mode = "live"
+    try:
+        medium = GenerationRequest.from_prompt("Count from one to twenty in words.", max_tokens=40,
+                                               sampling=Sampling(temperature=0.0))
+        finished, cancelled = _cancel_once_pane_writes(two_smollm2, pane=1, panes=[1], request=[medium, LONG])
+    finally:
+        two_smollm2.mode = "fair"
+    assert cancelled.status == "cancelled" and cancelled.n_generated < 400
+    assert finished.status == "ok" and finished.n_generated == 40
+
+
+def test_a_cancel_before_a_comparison_starts_runs_nothing(two_smollm2):
+    cancellation = Cancellation()
+    cancellation.cancel()
+    results = [u.result for u in two_smollm2.stream(QUESTION, cancellation=cancellation) if u.closing]
+    assert [(r.status, r.n_generated) for r in results] == [("cancelled", 0), ("cancelled", 0)]

@@ -89,11 +89,24 @@ class EngineClient:
         return payload
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
+        """Send the request now, clearing an earlier cancel, and return its events as they come.
+
+        Eager, not a generator: a caller that must not miss a cancel (app/cancellation.py) arms
+        and sends in one step, under its own lock; a cancel after this returns is seen by the worker.
+        """
         if self._conn is None:
             raise EngineError("no model is loaded: call load() first", kind="not_loaded")
         self._cancel.value = 0
-        self._conn.send(("generate", request))
+        try:
+            self._conn.send(("generate", request))
+        except (BrokenPipeError, OSError):  # the worker is gone: say so as its stream would
+            self._process.join(1.0)
+            message = f"the worker running {self.label} {describe_exit(self._process.exitcode)}"
+            return iter([Failed(now(), "worker_died", message)])
         self._busy = True
+        return self._events()
+
+    def _events(self) -> Iterator[Event]:
         try:
             while self._busy:
                 try:

@@ -29,6 +29,7 @@ CSV_COLUMNS = [
     "finish_reason", "error_kind", "n_prompt_tokens", "n_prompt_evaluated", "n_generated",
     "n_thinking_tokens", "n_answer_tokens", "ttft_s", "ttfat_s", "prompt_eval_s", "prompt_tps",
     "decode_tps", "total_s", "engine_decode_tps", "energy_j", "energy_source", "on_mains", "battery_percent", "model_path", "prompt",
+    "known_answer", "correct", "no_answer",
 ]
 
 
@@ -89,7 +90,8 @@ def write_csv(log: SessionLog, path: str | os.PathLike, session_id: int | None =
         writer.writeheader()
         for record in log.records(session_id):
             row = {**record["run"], "session_id": record["session"]["id"],
-                   "prompt_id": record["prompt"]["id"], "prompt": record["prompt"]["text"]}
+                   "prompt_id": record["prompt"]["id"], "prompt": record["prompt"]["text"],
+                   "known_answer": record["prompt"].get("known_answer")}
             writer.writerow(_scrub_values(row, scrub))
             n += 1
     return n

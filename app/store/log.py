@@ -291,7 +291,7 @@ class SessionLog:
             ).last_pk
 
     @_guarded
-    def add_prompt(self, session_id: int, request: GenerationRequest) -> int:
+    def add_prompt(self, session_id: int, request: GenerationRequest, known_answer: str | None = None) -> int:
         self._require("sessions", session_id)
         users = [m.content for m in request.messages if m.role == "user"]
         with self._write():
@@ -303,6 +303,7 @@ class SessionLog:
                     "text": users[-1] if users else "",
                     "messages": json.dumps([asdict(m) for m in request.messages], ensure_ascii=False),
                     "request": _request_json(request),
+                    "known_answer": known_answer.strip() if known_answer and known_answer.strip() else None,
                 }
             ).last_pk
 
@@ -488,7 +489,7 @@ class SessionLog:
                    s.uid AS _s_uid, s.started_at AS _s_started_at, s.mode AS _s_mode,
                    s.app_version AS _s_app_version, s.host AS _s_host,
                    p.uid AS _p_uid, p.created_at AS _p_created_at, p.text AS _p_text,
-                   p.messages AS _p_messages, p.request AS _p_request
+                   p.messages AS _p_messages, p.request AS _p_request, p.known_answer AS _p_known_answer
                  FROM runs r JOIN prompts p ON p.id = r.prompt_id JOIN sessions s ON s.id = r.session_id
                  LEFT JOIN token_timelines t ON t.run_id = r.id {where} ORDER BY r.id"""
         for row in self._rows(sql, params):
@@ -501,7 +502,7 @@ class SessionLog:
                    "host": json.loads(row.pop("_s_host") or "null")}
         prompt = {"id": row["prompt_id"], "uid": row.pop("_p_uid"), "created_at": row.pop("_p_created_at"),
                   "text": row.pop("_p_text"), "messages": json.loads(row.pop("_p_messages")),
-                  "request": json.loads(row.pop("_p_request"))}
+                  "request": json.loads(row.pop("_p_request")), "known_answer": row.pop("_p_known_answer")}
         run = {k: v for k, v in row.items() if k not in _PRIVATE_RUN_COLUMNS[1:]}
         for name in _JSON_RUN_COLUMNS:
             run[name] = json.loads(run[name]) if run[name] is not None else None
@@ -531,7 +532,7 @@ class SessionLog:
         prompt_id = self._id_for_uid("prompts", p["uid"], lambda: {
             "uid": p["uid"], "session_id": session_id, "created_at": p["created_at"], "text": p["text"],
             "messages": json.dumps(p["messages"], ensure_ascii=False),
-            "request": json.dumps(p["request"], ensure_ascii=False)})
+            "request": json.dumps(p["request"], ensure_ascii=False), "known_answer": p.get("known_answer")})
         row = {k: v for k, v in run.items() if k in self._run_columns and k not in _PRIVATE_RUN_COLUMNS}
         for name in _JSON_RUN_COLUMNS:
             if row.get(name) is not None:

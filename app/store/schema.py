@@ -152,6 +152,15 @@ def _power_supply(db: Database) -> None:
          "ALTER TABLE runs ADD COLUMN battery_percent REAL")
 
 
+@migrations(name="005_answers")
+def _answers(db: Database) -> None:
+    # A prompt's known answer (typed in the app, --answer), each run's mark against it, and why a run
+    # that finished has no answer: what a person reads first, so it is kept with the run.
+    _run(db, "ALTER TABLE prompts ADD COLUMN known_answer TEXT",
+         "ALTER TABLE runs ADD COLUMN correct INTEGER",
+         "ALTER TABLE runs ADD COLUMN no_answer TEXT NOT NULL DEFAULT ''")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

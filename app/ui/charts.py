@@ -1,8 +1,9 @@
 """Live charts (pyqtgraph): tokens/s per pane, power with each run's window shaded, cumulative
 energy, and the session's trade-off of latency against energy.
 
-Redrawn on a timer from the session's recorders and sampler, never per token. Times are seconds
-since the app started its telemetry, so the three time charts share one axis.
+Redrawn on a timer from the window's LiveRuns and the sampler, never per token. Times are seconds
+since the app started its telemetry, so the three time charts share one axis. By default they show
+the current comparison; "Whole session" shows every run since the app started.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.live import tokens_per_second_curve
-from app.runs import RunRecorder, RunResult
+from app.live import LiveRun, tokens_per_second_curve
+from app.runs import RunResult
 from app.telemetry import Sample, power_series
 
 PANE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
@@ -61,36 +62,60 @@ class LiveCharts(QWidget):
         self.tps.addLegend(offset=(-10, 10))
         self.source_label = QLabel()
         self.source_label.setObjectName("powerSource")
+        self.whole_session = QCheckBox("Whole session")
+        self.whole_session.setToolTip("Show every run since the app started, not only the current comparison")
+        self.whole_session.toggled.connect(self._on_span_changed)
+        footer = QHBoxLayout()
+        footer.addWidget(self.source_label, 1)
+        footer.addWidget(self.whole_session)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
-        layout.addWidget(self.source_label)
+        layout.addLayout(footer)
         self._tps_curves: dict[int, pg.PlotDataItem] = {}
         self._power_curve = self.power.plot(pen=pg.mkPen("#444", width=1))
         self._energy_curve = self.energy.plot(pen=pg.mkPen("#444", width=1))
         self._regions: list[pg.LinearRegionItem] = []
         self._limits: dict[tuple[str, str], float] = {}
         self.origin: float | None = None  # perf_counter of x = 0
+        self._comparison_start: float | None = None  # perf_counter when the current comparison began
+        self._last: tuple | None = None  # the latest update_charts arguments, to redraw on a span change
+
+    def begin_comparison(self, t: float) -> None:
+        """A new comparison starts at t: by default the charts now show it alone, from its start."""
+        self._comparison_start = t
+        if not self.whole_session.isChecked():
+            self._limits.clear()
+
+    def _on_span_changed(self) -> None:
+        self._limits.clear()
+        if self._last is not None:
+            self.update_charts(*self._last)
+
+    @property
+    def span_start(self) -> float:
+        """x of the charts' left edge: 0 for the whole session, else the current comparison's start."""
+        if self.whole_session.isChecked() or self._comparison_start is None or self.origin is None:
+            return 0.0
+        return max(self._comparison_start - self.origin, 0.0)
 
     def update_charts(
         self,
-        runs: Sequence[tuple[int, str, RunRecorder]],
+        runs: Sequence[tuple[int, str, LiveRun]],
         samples: Sequence[Sample],
         t_now: float,
         part: str | None = None,
     ) -> None:
-        """runs: (pane, label, recorder) of every run so far this session; samples: the sampler's.
+        """runs: (pane, label, run) of every run so far this session; samples: the sampler's.
 
         part: only this chart ("tps", "power" or "energy"); None: all three.
         """
+        self._last = (runs, samples, t_now, None)
         if self.origin is None:
             self.origin = samples[0].t if samples else t_now
-        origin = self.origin
-        windows = [
-            (pane, rec.t_submit - origin,
-             (rec.t_submit + rec.result.total_s if rec.result.total_s is not None else t_now) - origin)
-            for pane, _label, rec in runs
-        ]
+        origin, start = self.origin, self.span_start
+        windows = [(pane, w[0] - origin, w[1] - origin) for pane, _label, run in runs
+                   if (w := run.window(t_now)) is not None]
         x_hi = max([t_now - origin] + [x1 for _p, _x0, x1 in windows])
         if part in (None, "tps"):
             self._draw_tps(runs, origin)
@@ -100,10 +125,10 @@ class LiveCharts(QWidget):
             if part in (None, "power"):
                 self._power_curve.setData(xs, watts)
                 self._shade(windows)
-                self._grow("power", "y", max(watts, default=0.0))
+                self._grow("power", "y", max((w for x, w in zip(xs, watts) if x >= start), default=0.0))
                 self.source_label.setText(f"Power: {label}" if label else "Power: no source")
             if part in (None, "energy"):
-                joules = _cumulative(xs, watts)
+                joules = _cumulative(xs, watts, start)
                 self._energy_curve.setData(xs, joules)
                 self._grow("energy", "y", max(joules, default=0.0))
         for name in self.PARTS if part is None else (part,):
@@ -111,9 +136,12 @@ class LiveCharts(QWidget):
 
     def _draw_tps(self, runs, origin: float) -> None:
         by_pane: dict[int, tuple[list[float], list[float]]] = {}
-        for pane, label, recorder in runs:
-            xs, ys = tokens_per_second_curve(recorder.result.token_times_s)
-            x0 = recorder.t_submit - origin
+        start = self.span_start
+        for pane, label, run in runs:
+            if run.t_submit is None:
+                continue
+            xs, ys = tokens_per_second_curve(run.times())
+            x0 = run.t_submit - origin
             curve_x, curve_y = by_pane.setdefault(pane, ([], []))
             if curve_x:  # a gap between runs: break the line instead of joining across it
                 curve_x.append(float("nan"))
@@ -126,18 +154,21 @@ class LiveCharts(QWidget):
                 )
         for pane, (xs, ys) in by_pane.items():
             self._tps_curves[pane].setData(xs, ys, connect="finite")
-        self._grow("tps", "y", max((y for _xs, ys in by_pane.values() for y in ys if y == y), default=0.0))
+        shown = (y for xs, ys in by_pane.values() for x, y in zip(xs, ys) if y == y and x >= start)
+        self._grow("tps", "y", max(shown, default=0.0))
 
     def _grow(self, part: str, axis: str, needed: float) -> None:
         """Widen an axis to 1.5x what is needed once the data reach its end; never shrink it mid-session."""
         key = (part, axis)
         if needed <= self._limits.get(key, 0.0):
             return
-        limit = self._limits[key] = max(needed * 1.5, 1.0)
         plot = self.views[part].getPlotItem()
         if axis == "x":
-            plot.setXRange(0, limit, padding=0)
+            start = self.span_start
+            limit = self._limits[key] = start + max((needed - start) * 1.5, 1.0)
+            plot.setXRange(start, limit, padding=0)
         else:
+            limit = self._limits[key] = max(needed * 1.5, 1.0)
             plot.setYRange(0, limit, padding=0)
 
     def _shade(self, windows: list[tuple[int, float, float]]) -> None:
@@ -155,12 +186,13 @@ class LiveCharts(QWidget):
                 region.setRegion((x0, x1))
 
 
-def _cumulative(xs: list[float], watts: list[float]) -> list[float]:
-    """Energy so far along a power curve (trapezoids)."""
+def _cumulative(xs: list[float], watts: list[float], start: float = 0.0) -> list[float]:
+    """Energy so far along a power curve (trapezoids), counted from x = start (0 before it)."""
     joules, total = [], 0.0
     for i, w in enumerate(watts):
-        if i:
-            total += (xs[i] - xs[i - 1]) * (w + watts[i - 1]) / 2
+        if i and xs[i] > start:
+            x_prev = max(xs[i - 1], start)
+            total += (xs[i] - x_prev) * (w + watts[i - 1]) / 2
         joules.append(total)
     return joules
 
@@ -178,14 +210,16 @@ class TradeoffChart(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        self._scatter: dict[str, pg.ScatterPlotItem] = {}
+        self._scatter: dict[str, pg.ScatterPlotItem] = {}  # by kind, in the order kinds first appeared
         self.points = self.right = self.wrong = 0
 
     def set_runs(self, runs: Sequence[tuple[str, RunResult, bool | None]]) -> None:
         """runs: (kind, result, correct); kind tells runs apart (e.g. "Fast · direct"), correct is
         None when the prompt had no known answer. Right answers are filled, wrong ones hollow."""
-        kinds = sorted({kind for kind, _r, _ok in runs})
-        for n, kind in enumerate(kinds):
+        # A kind keeps the colour and symbol it got when it first appeared: its legend entry was
+        # drawn with them, so its points must never be recoloured.
+        for kind in dict.fromkeys(kind for kind, _r, _ok in runs):
+            n = list(self._scatter).index(kind) if kind in self._scatter else len(self._scatter)
             color = pg.mkColor(pane_color(n))
             points = [
                 {"pos": (r.total_s, r.energy_j), "data": r.model,

@@ -1,34 +1,26 @@
 """The app's bridge to the Qt-free session: loads models and runs prompts off the GUI thread.
 
-Long work runs in superqt generator workers; a run's events come back to the GUI thread in
-batches (at most one per BATCH_S, and at every phase change), so the GUI never handles a signal
-per token. Views read the session's recorders on their own repaint timers.
+Long work runs in superqt generator workers; a run's updates (immutable RunUpdates) come back to
+the GUI thread in batches (at most one per BATCH_S, and at every phase change and run end), so the
+GUI never handles a signal per token. Views keep their own state from the updates (app/live.py);
+nothing they read is touched by the worker thread.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from superqt.utils import thread_worker
 
+from app.cancellation import Cancellation
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
-from app.reasoning.parser import Piece
 from app.session import Session
 from app.store import MemoryLog, SessionLog
 
 BATCH_S = 0.03  # ~30 updates a second at most: smooth to the eye, cheap for the event loop
-
-
-@dataclass(frozen=True)
-class PaneUpdate:
-    """What one event added to one pane; event None: the pane could not run (it did not load)."""
-
-    pane: int
-    event: Any
-    pieces: tuple[Piece, ...]
 
 
 class SessionController(QObject):
@@ -36,7 +28,7 @@ class SessionController(QObject):
     pane_loaded = Signal(int, object)  # pane, Pane (info, fit, thinking style)
     pane_load_failed = Signal(int, str)  # pane, the message
     run_started = Signal()
-    updates = Signal(object)  # list[PaneUpdate], in arrival order
+    updates = Signal(object)  # list[RunUpdate], in arrival order
     run_finished = Signal(object)  # list[RunResult], pane order
     run_failed = Signal(str)
     busy_changed = Signal(bool)
@@ -48,6 +40,7 @@ class SessionController(QObject):
         self._worker = None
         self._busy = False
         self._closed = False
+        self._cancellation: Cancellation | None = None  # the running comparison's
 
     @property
     def busy(self) -> bool:
@@ -97,12 +90,14 @@ class SessionController(QObject):
     # -- running ------------------------------------------------------------------------------
 
     def run(
-        self, requests: list[GenerationRequest], decisions: list[Any] | None = None, only: list[int] | None = None
+        self, requests: list[GenerationRequest], decisions: list[Any] | None = None, only: list[int] | None = None,
+        known_answer: str | None = None,
     ) -> bool:
         """Run one request per pane (or only some panes); False (and nothing starts) while busy."""
         if self._busy or self._closed:
             return False
-        worker = _run_worker(self.session, requests, decisions, only)
+        self._cancellation = Cancellation()
+        worker = _run_worker(self.session, requests, decisions, only, self._cancellation, known_answer)
         worker.yielded.connect(self.updates.emit)
         worker.returned.connect(self.run_finished.emit)
         worker.errored.connect(lambda exc: self.run_failed.emit(_message(exc)))
@@ -110,15 +105,18 @@ class SessionController(QObject):
         self._start(worker)
         return True
 
-    def cancel(self) -> None:
-        """Stop the panes' generation; each ends with what it has, marked cancelled."""
-        self.session.cancel()
+    def cancel(self, panes: Sequence[int] | None = None) -> None:
+        """Stop these panes (None: every pane, those still waiting included); each ends with what it
+        has, marked cancelled."""
+        if self._cancellation is not None:
+            self._cancellation.cancel(panes)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Cancel, wait for the worker thread, then stop every worker process (no orphans)."""
         if self._closed:
             return
         self._closed = True
+        self.cancel()
         self.session.cancel()
         deadline = time.monotonic() + timeout_s
         while self._worker is not None and time.monotonic() < deadline:
@@ -146,19 +144,23 @@ def _load_worker(session: Session, specs: dict[int, ModelSpec], force: bool):
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
-def _run_worker(session: Session, requests: list[GenerationRequest], decisions: list[Any] | None, only):
-    batch: list[PaneUpdate] = []
+def _run_worker(session: Session, requests: list[GenerationRequest], decisions: list[Any] | None, only,
+                cancellation: Cancellation, known_answer: str | None):
+    batch: list = []
+    results = {}
     last = now()
-    for i, event, recorder in session.stream(requests, decisions, only):
-        batch.append(PaneUpdate(i, event, tuple(recorder.last_pieces) if event is not None else ()))
-        # Phase changes go at once (the stats change); tokens are gathered for up to BATCH_S.
-        urgent = event is None or isinstance(event, (Started, PromptDone, Finished, Failed))
+    for update in session.stream(requests, decisions, only, cancellation, known_answer):
+        batch.append(update)
+        if update.closing:
+            results[update.pane] = update.result
+        # Phase changes and run ends go at once (the stats change); tokens are gathered for up to BATCH_S.
+        urgent = update.closing or isinstance(update.event, (Started, PromptDone, Finished, Failed))
         if urgent or now() - last >= BATCH_S:
             yield batch
             batch, last = [], now()
     if batch:
         yield batch
-    return session.results
+    return [results[i] for i in sorted(results)]
 
 
 def _message(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ Layout and display only. Text arrives through append(); it is painted on the pan
 from __future__ import annotations
 
 import re
+from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QTextCursor
@@ -27,9 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.live import LiveStats
+from app.live import WAITING, LiveStats, final_stats
 from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan
 from app.reasoning.parser import THINKING, Piece
+from app.runs import RunResult
 
 REPAINT_MS = 50
 MODE_LABELS = {DIRECT_MODE: "Direct", THINKING_MODE: "Thinking", AUTO_MODE: "Auto"}
@@ -235,22 +237,43 @@ class PaneView(QFrame):
             self.run_clicked.emit(self.index)
 
     def set_status(self, text: str, error: bool = False) -> None:
-        color = "#b00020" if error else "#555"
-        self.status.setText(f"<span style='color:{color}'>{text}</span>" if text else "")
-        self.status.setVisible(bool(text))
+        """One line of status (HTML); an error in red."""
+        self.set_status_lines([(text, "error" if error else "")] if text else [])
+
+    def set_status_lines(self, lines: list[tuple[str, str]]) -> None:
+        """Lines of (HTML, kind): kind "error" in red, "warning" in amber, "" plain."""
+        colours = {"error": "#b00020", "warning": "#8a5300", "right": "#1b7f2a"}
+        html = "<br>".join(f"<span style='color:{colours.get(kind, '#555')}'>{text}</span>" for text, kind in lines)
+        self.status.setText(html)
+        self.status.setVisible(bool(lines))
 
     # -- text ---------------------------------------------------------------------------------
 
     def clear(self) -> None:
+        """Forget everything the last run (or a reopened one) showed: text, figures, marks, status."""
         self._answer = ""
+        self.started = False
         self.thinking_view.clear()
         self.answer_view.clear()
+        self.thinking_toggle.setText("")
         self.thinking_toggle.setVisible(False)
         self.thinking_view.setVisible(False)
         self._thinking_dirty = self._answer_dirty = False
         self._pending_thinking: list[str] = []
         for label in self.stats.values():
             label.setText("—")
+            label.setToolTip("")
+        self.set_status("")
+
+    def show_waiting(self, why: str) -> None:
+        """Before its turn (fair mode): no figures of its own yet, and it says so."""
+        self.stats["Elapsed"].setText("waiting")
+        self.set_status(escape(why))
+
+    def show_started(self) -> None:
+        """Its run has started: whatever said it was waiting goes."""
+        self.started = True
+        self.set_status("")
 
     def append(self, pieces: tuple[Piece, ...]) -> None:
         """Queue text for the next repaint."""
@@ -262,12 +285,15 @@ class PaneView(QFrame):
                 self._answer += piece.text
                 self._answer_dirty = True
 
-    def show_text(self, thinking: str, answer: str) -> None:
-        """Show a finished run's text at once (a run reopened from the history)."""
-        self.clear()
+    def _show_text(self, thinking: str, answer: str) -> None:
+        """Show a finished run's text at once, in place of what was there."""
+        self._answer, self._answer_dirty = answer, True
+        self.thinking_view.clear()
         self._pending_thinking = [thinking] if thinking else []
         self._thinking_dirty = bool(thinking)
-        self._answer, self._answer_dirty = answer, True
+        if not thinking:
+            self.thinking_toggle.setVisible(False)
+            self.thinking_view.setVisible(False)
         self.repaint_text()
 
     @property
@@ -280,7 +306,7 @@ class PaneView(QFrame):
 
     def repaint_text(self) -> None:
         if self._thinking_dirty:
-            if not self.thinking_toggle.isVisible():
+            if self.thinking_toggle.isHidden():
                 self.thinking_toggle.setVisible(True)
                 self.thinking_view.setVisible(self.thinking_toggle.isChecked())
             cursor = self.thinking_view.textCursor()
@@ -300,12 +326,17 @@ class PaneView(QFrame):
 
     def _on_thinking_toggled(self, open_: bool) -> None:
         self.thinking_toggle.setArrowType(Qt.DownArrow if open_ else Qt.RightArrow)
-        self.thinking_view.setVisible(open_ and self.thinking_toggle.isVisible())
+        self.thinking_view.setVisible(open_ and not self.thinking_toggle.isHidden())
 
     # -- stats --------------------------------------------------------------------------------
 
     def show_stats(self, stats: LiveStats, mode: str) -> None:
         s = self.stats
+        if stats.status == WAITING:
+            for label in s.values():
+                label.setText("—")
+            s["Elapsed"].setText("waiting")
+            return
         s["TTFT"].setText(_fmt(stats.ttft_s, "s"))
         s["First answer"].setText(_fmt(stats.ttfat_s, "s"))
         s["Tokens/s now"].setText(_fmt(stats.tps_now, "", 1))
@@ -315,7 +346,8 @@ class PaneView(QFrame):
         s["Elapsed"].setText(_fmt(stats.elapsed_s, "s", 1))
         s["Watts"].setText(_fmt(stats.watts_now, "W", 1))
         kind = stats.energy_source.split(":", 1)[0] if stats.energy_source else ""
-        s["Energy"].setText(_fmt(stats.joules, "J", 1) + (f" <i>{kind}</i>" if kind else ""))
+        star = "*" if stats.energy_approximate else ""
+        s["Energy"].setText(_fmt(stats.joules, "J", 1) + star + (f" <i>{kind}</i>" if kind else ""))
         s["Energy"].setToolTip("\n".join(filter(None, [stats.energy_source, stats.energy_about])))
         s["Numbers"].setText(f"{mode} mode" + (f" · {stats.power_supply}" if stats.power_supply else ""))
         s["Numbers"].setToolTip(
@@ -329,3 +361,26 @@ class PaneView(QFrame):
                 limits = f" · {stats.thought_limits}" if stats.thought_limits else ""
                 self.thinking_toggle.setText(f"Thought for {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens"
                                              f"{limits}")
+
+    def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "") -> None:
+        """The run has ended: text, figures and status from its record, exactly as the log keeps it.
+
+        note: a first status line (HTML), e.g. where a reopened run comes from.
+        """
+        self.repaint_text()
+        if self._answer != r.text or self.thinking_text != r.thinking:
+            self._show_text(r.thinking, r.text)  # a reopened run; a streamed one already matches
+        self.started = True
+        self.show_stats(final_stats(r), mode)
+        lines: list[tuple[str, str]] = [(note, "")] if note else []
+        if r.status == "failed":
+            lines.append((escape(r.error or "failed"), "error"))
+        elif r.status == "cancelled":
+            lines.append(("Cancelled before it started." if r.total_s is None
+                          else "Cancelled: what it wrote so far is kept, and logged as cancelled.", ""))
+        elif r.no_answer:
+            lines.append((escape(f"No answer: {r.no_answer}."), "warning"))
+        if r.correct is not None:
+            known = f": the known answer is {escape(known_answer)}" if known_answer else ""
+            lines.append(("✓ right" + known, "right") if r.correct else ("✗ wrong" + known, "error"))
+        self.set_status_lines(lines)

@@ -32,22 +32,23 @@ from platformdirs import user_data_dir
 from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError, ModelSpec, now
-from app.eval.answers import check_answer
 from app.hardware import physical_cores
-from app.live import live_stats
+from app.live import LiveRun, final_stats, live_stats
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
-from app.runs import RunRecorder
+from app.runs import RunResult, RunUpdate
 from app.session import Pane, Session
 from app.settings import Settings
 from app.store import MemoryLog, SessionLog, StoreError, resolve_db_path
 from app.store.export import FORMATS
+from app.store.log import result_from_record
 from app.ui.charts import LiveCharts, TradeoffChart
-from app.ui.controller import PaneUpdate, SessionController
+from app.ui.controller import SessionController
 from app.ui.history import HistoryView, start_export
 from app.ui.models import ModelManager
 from app.ui.pane import PaneView
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
+from app.verdict import labels_for, run_kind, verdict
 
 STATS_MS = 100  # live stats: ten times a second
 CHARTS_MS = 250  # one of the three charts per tick while running: each is redrawn every 0.75 s
@@ -97,8 +98,11 @@ class MainWindow(QMainWindow):
         self.session = Session([], mode=settings.mode, cores=settings.n_threads,
                                tdp_w=settings.tdp_w, sample_hz=settings.sample_hz, log=log)
         self.controller = SessionController(self.session, self)
-        self.finished_runs: list[tuple[int, str, RunRecorder, str, bool | None]] = []  # pane, label, recorder, kind, correct
+        self.finished_runs: list[tuple[int, str, LiveRun, str, bool | None]] = []  # pane, label, run, kind, correct
+        self.live: dict[int, LiveRun] = {}  # the current (or latest) comparison's panes, from its updates only
+        self.last_results: list[RunResult] = []  # the latest comparison's finished records, pane order
         self._running_panes: set[int] = set()
+        self._run_known: str | None = None  # the known answer the running comparison was given
         self._seed = 0
 
         # -- top: the prompt and the comparison controls ---------------------------------
@@ -141,17 +145,32 @@ class MainWindow(QMainWindow):
             pane.max_tokens.setValue(settings.max_tokens)
             pane.model_chosen.connect(self._on_model_chosen)
             pane.run_clicked.connect(lambda i: self.run_all(only=[i]))
-            pane.cancel_clicked.connect(lambda _i: self.cancel())
+            pane.cancel_clicked.connect(self.cancel_pane)
             pane.mode.currentIndexChanged.connect(lambda _=None: self._update_route())
             pane.override.currentIndexChanged.connect(lambda _=None: self._update_route())
+            pane.max_tokens.valueChanged.connect(lambda _=None: self._route_timer.start())
             panes_row.addWidget(pane)
             self.panes.append(pane)
             self.session.panes.append(_empty_pane())
         self.charts = LiveCharts()
+        # The comparison in one line, once the panes finish: what thinking cost and what it changed.
+        self.verdict = QLabel()
+        self.verdict.setObjectName("verdict")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.verdict.setStyleSheet("QLabel#verdict { background: #eef4ff; padding: 6px; border-radius: 4px; "
+                                   "font-weight: bold; }")
+        self.verdict.setVisible(False)
+        panes_box = QWidget()
+        panes_layout = QVBoxLayout(panes_box)
+        panes_layout.setContentsMargins(0, 0, 0, 0)
+        panes_layout.addWidget(panes_row, 1)
+        panes_layout.addWidget(self.verdict)
         compare_split = QSplitter(Qt.Vertical)
-        compare_split.addWidget(panes_row)
+        compare_split.addWidget(panes_box)
         compare_split.addWidget(self.charts)
         compare_split.setSizes([600, 260])
+        compare_split.setCollapsible(0, False)
         compare = QWidget()
         compare_layout = QVBoxLayout(compare)
         compare_layout.addWidget(self.notice)
@@ -187,6 +206,11 @@ class MainWindow(QMainWindow):
         self._charts_timer = QTimer(self, interval=CHARTS_MS)
         self._charts_timer.timeout.connect(self._refresh_next_chart)
         self._chart_turn = 0
+        # After a run, the charts are redrawn one per event-loop turn; the timer is the window's, so
+        # it stops when the window closes and never touches a chart that is gone.
+        self._final_charts = QTimer(self, singleShot=True, interval=40)
+        self._final_charts.timeout.connect(self._refresh_final_chart)
+        self._final_parts: list[str] = []
         self._export_worker = None
 
         c = self.controller
@@ -291,59 +315,87 @@ class MainWindow(QMainWindow):
         chosen = list(range(len(self.panes))) if only is None else list(only)
         requests, decisions = [], []
         try:
-            for pane in self.panes:
+            for i, pane in enumerate(self.panes):
                 request, decision = plan_request(prompt, pane.plan(seed=self._seed), router=self.settings.router)
                 requests.append(request)
                 decisions.append(decision)
         except ValueError as exc:
-            self.show_notices([str(exc)])
+            self.show_notices([escape(str(exc))])
             return False
         self.show_notices([])
-        self.session.mode = self.mode.currentData()
-        for i in chosen:
+        self.session.mode = mode = self.mode.currentData()
+        self.verdict.clear()
+        self.verdict.setVisible(False)
+        self.live = {i: LiveRun(i) for i in chosen}
+        self.last_results = []
+        for n, i in enumerate(chosen):
             self.panes[i].clear()
+            if mode == "fair" and n:
+                self.panes[i].show_waiting(f"Waiting: fair mode runs the panes one after another, "
+                                           f"{self._pane_label(chosen[0])} first.")
         self._running_panes = set(chosen)
-        self._stats_timer.start()
-        self._charts_timer.start()
-        if not self.controller.run(requests, decisions, only=chosen):
-            self._stats_timer.stop()
-            self._charts_timer.stop()
+        self.charts.begin_comparison(now())
+        known = self._run_known = self.known_answer.text().strip() or None
+        if not self.controller.run(requests, decisions, only=chosen, known_answer=known):
             self._running_panes = set()
             return False
+        self._stats_timer.start()
+        self._charts_timer.start()
+        self.statusBar().showMessage(f"Running {len(chosen)} pane{'s' if len(chosen) != 1 else ''} ({mode} mode)…")
         return True
 
     def cancel(self) -> None:
-        if self.controller.busy:
+        """Esc: stop every pane, those still waiting for their turn included."""
+        if self.controller.busy and self._running_panes:
             self.controller.cancel()
-            self.statusBar().showMessage("Cancelling…")
+            self.statusBar().showMessage("Cancelling every pane…")
 
-    def _on_updates(self, batch: list[PaneUpdate]) -> None:
+    def cancel_pane(self, index: int) -> None:
+        """A pane's own Cancel button: that pane only; the others go on."""
+        if self.controller.busy and index in self._running_panes:
+            self.controller.cancel([index])
+            self.panes[index].set_status("Cancelling…")
+
+    def _on_updates(self, batch: list[RunUpdate]) -> None:
         for update in batch:
-            pane = self.panes[update.pane]
-            if update.event is None:  # the pane's model is not loaded
-                recorder = self.session.recorders.get(update.pane)
-                if recorder is not None:
-                    pane.set_status(recorder.result.error or "not loaded", error=True)
-            elif update.pieces:
-                pane.append(update.pieces)
+            live = self.live.get(update.pane)
+            if live is None:
+                continue
+            live.apply(update)
+            view = self.panes[update.pane]
+            if update.pieces:
+                view.append(update.pieces)
+            if update.closing:
+                self._show_finished(update.pane, live)
+            elif not view.started:
+                view.show_started()
+
+    def _show_finished(self, i: int, live: LiveRun) -> None:
+        """A pane's run has ended: everything it shows now comes from the record the log has."""
+        r, view = live.result, self.panes[i]
+        view.show_result(r, r.mode, self._run_known)
+        still = sorted(self._running_panes - {j for j, run in self.live.items() if run.done})
+        if still:
+            running = ", ".join(self._pane_label(j) for j in still)
+            self.statusBar().showMessage(f"{self._pane_label(i)} {_ended(r)}; {running} still running…")
 
     def _refresh_stats(self) -> None:
         sampler = self.session.sampler
         samples = sampler.samples if sampler is not None else []
         t = now()
-        for i, recorder in list(self.session.recorders.items()):
+        running = [i for i, run in self.live.items() if run.started and not run.done]
+        for i, run in list(self.live.items()):
+            if run.done:
+                continue  # its figures are final, shown once from its record
             client = self.session.panes[i].client
-            if i not in self._running_panes or client is None:
-                continue
-            others = self.session.pids_sharing_with(i, self._running_panes)
-            stats = live_stats(recorder, t, samples, client.pid, others)
-            self.panes[i].show_stats(stats, recorder.result.mode)
+            pid = client.pid if client is not None else None
+            stats = live_stats(run, t, samples, pid, self.session.pids_sharing_with(i, running))
+            self.panes[i].show_stats(stats, self.session.mode)
 
-    def _all_runs(self) -> list[tuple[int, str, RunRecorder]]:
-        runs = [(pane, label, rec) for pane, label, rec, _kind, _ok in self.finished_runs]
+    def _all_runs(self) -> list[tuple[int, str, LiveRun]]:
+        runs = [(pane, label, run) for pane, label, run, _kind, _ok in self.finished_runs]
         if self.controller.busy:
-            runs += [(i, self._pane_label(i), rec) for i, rec in self.session.recorders.items()
-                     if i in self._running_panes and rec.t_submit and rec.result.token_times_s]
+            runs += [(i, self._pane_label(i), run) for i, run in self.live.items() if run.started and not run.done]
         return runs
 
     def _pane_label(self, i: int) -> str:
@@ -358,40 +410,50 @@ class MainWindow(QMainWindow):
         self._chart_turn = (self._chart_turn + 1) % len(LiveCharts.PARTS)
         self._refresh_charts(LiveCharts.PARTS[self._chart_turn])
 
-    def _on_run_finished(self, results) -> None:
-        known = self.known_answer.text().strip()
+    def _refresh_final_chart(self) -> None:
+        if self._final_parts:
+            self._refresh_charts(self._final_parts.pop(0))
+        if self._final_parts:
+            self._final_charts.start()
+
+    def _on_run_finished(self, results: list[RunResult]) -> None:
         self._stats_timer.stop()
         self._charts_timer.stop()
-        for view in self.panes:
-            view.repaint_text()
-        self._refresh_stats()
-        for i, recorder in self.session.recorders.items():
-            r = recorder.result
-            view = self.panes[i]
-            if r.status == "failed":
-                view.set_status(r.error or "failed", error=True)
-            elif r.status == "cancelled":
-                view.set_status("Cancelled: what it wrote so far is kept, and logged as cancelled.")
-            kind = f"{self._pane_label(i)} · {'thinking' if r.n_thinking_tokens or r.strategy == 'scaffold' else 'direct'}"
-            correct = check_answer(r.text, known) if known and r.status == "ok" else None
-            if correct is not None:
-                view.set_status(("✓ right" if correct else "✗ wrong") + f": the known answer is {known}")
-            self.finished_runs.append((i, self._pane_label(i), recorder, kind, correct))
-        for n, part in enumerate(LiveCharts.PARTS):  # one chart per event-loop turn, as while running
-            QTimer.singleShot(40 * n, lambda part=part: self._refresh_charts(part))
-        self.tradeoff.set_runs([(kind, rec.result, ok) for _p, _l, rec, kind, ok in self.finished_runs])
+        self.last_results = list(results)
+        for result in results:
+            run = self.live.get(result.pane)
+            if run is not None and not run.done:  # its closing update is always sent first; be safe
+                run.result = result
+                self._show_finished(result.pane, run)
+            kind = f"{self._pane_label(result.pane)} · {run_kind(result)}"
+            self.finished_runs.append((result.pane, self._pane_label(result.pane), self.live[result.pane], kind,
+                                       result.correct))
+        self._show_verdict(results, self._run_known)
+        self._final_parts = list(LiveCharts.PARTS)  # one chart per event-loop turn, as while running
+        self._final_charts.start()
+        self.tradeoff.set_runs([(kind, run.result, ok) for _p, _l, run, kind, ok in self.finished_runs])
         self._seed += 1
         if isinstance(self.session.log, MemoryLog):
             reason = f"The session log failed ({self.session.log_error}); " if self.session.log_error else ""
-            self.show_notices([f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file."])
+            self.show_notices([escape(f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file.")])
         self._say_lost_sources()
-        self.statusBar().showMessage("Done")
+        self.statusBar().showMessage(_run_summary([(self._pane_label(r.pane), r) for r in results]))
         self.run_done.emit()
+
+    def _show_verdict(self, results: list[RunResult], known: str | None) -> None:
+        names = [self._pane_label(r.pane) for r in results]
+        labels = labels_for(results)
+        if len(set(labels)) < len(labels) or any("#" in label for label in labels):
+            labels = names  # the same model and mode twice: the panes' own names tell them apart
+        line = verdict(results, known, labels)
+        self.verdict.setText(escape(line))
+        self.verdict.setVisible(bool(line))
 
     def _on_run_failed(self, message: str) -> None:
         self._stats_timer.stop()
         self._charts_timer.stop()
-        self.show_notices([f"The run stopped: {message}"])
+        self.show_notices([escape(f"The run stopped: {message}")])
+        self.statusBar().showMessage("The run stopped")
         self.run_done.emit()
 
     def _on_busy(self, busy: bool) -> None:
@@ -407,31 +469,40 @@ class MainWindow(QMainWindow):
 
     def _update_route(self) -> None:
         prompt = self.prompt.toPlainText()
-        decision = route(prompt, self.settings.router) if prompt.strip() else None
         for pane in self.panes:
             if pane.mode.currentData() != AUTO_MODE:
                 continue
-            if decision is None:
+            if not prompt.strip():
                 pane.show_decision("type a question to see what the router decides, and why")
-            else:
-                pane.show_decision(describe_decision(decision, pane.override.currentData()))
+                continue
+            # Asked with the pane's own max tokens: a budget it could not hold is never proposed.
+            decision = route(prompt, self.settings.router, pane.max_tokens.value())
+            pane.show_decision(describe_decision(decision, pane.override.currentData()))
 
     # -- history ------------------------------------------------------------------------------
 
     def reopen(self, records: list[dict]) -> None:
-        """Show a past prompt and its runs in the panes (read-only until the next run)."""
+        """Show a past prompt and its runs in the panes: text, figures and marks from the stored
+        records, nothing left of what the panes showed before (read-only until the next run)."""
         if not records:
             return
-        self.prompt.setPlainText(records[0].get("prompt", {}).get("text", "") or "")
+        prompt = records[0].get("prompt", {})
+        self.prompt.setPlainText(prompt.get("text", "") or "")
+        self.known_answer.setText(prompt.get("known_answer") or "")
+        for pane in self.panes:
+            pane.clear()
+        results = []
         for record in records:
             run = record.get("run", {})
             pane = run.get("pane") or 0
-            if 0 <= pane < len(self.panes):
-                self.panes[pane].show_text(run.get("thinking") or "", run.get("text") or "")
-                self.panes[pane].set_status(
-                    f"From the history: {run.get('model') or '?'}, {run.get('status')}, {run.get('mode')} mode, "
-                    f"{run.get('created_at', '')[:19]}"
-                )
+            if not 0 <= pane < len(self.panes):
+                continue
+            result = result_from_record(record)
+            results.append(result)
+            note = escape(f"From the history: {result.model or '?'}, {result.status}, {result.mode} mode, "
+                          f"{run.get('created_at', '')[:19].replace('T', ' ')}")
+            self.panes[pane].show_result(result, result.mode, prompt.get("known_answer"), note=note)
+        self._show_verdict(results, prompt.get("known_answer"))
         self.tabs.setCurrentIndex(0)
 
     # -- menus, export, settings ---------------------------------------------------------------
@@ -517,10 +588,26 @@ class MainWindow(QMainWindow):
         """Closing mid-run cancels the runs and stops every worker process before the window goes."""
         self._stats_timer.stop()
         self._charts_timer.stop()
+        self._final_charts.stop()
         self.models.cancel_downloads()
         self.scaling.stop()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+def _ended(r: RunResult) -> str:
+    if r.status == "ok":
+        return "finished without an answer" if r.no_answer else "finished"
+    if r.status == "cancelled":
+        return "cancelled before it started" if r.total_s is None else "cancelled"
+    return "failed"
+
+
+def _run_summary(runs: list[tuple[str, RunResult]]) -> str:
+    """The status bar once every pane has ended: "Done" only when each answered."""
+    if runs and all(r.status == "ok" and not r.no_answer for _n, r in runs):
+        return "Done"
+    return "Ended: " + "; ".join(f"{name} {_ended(r)}" for name, r in runs)
 
 
 def _empty_pane() -> Pane:
