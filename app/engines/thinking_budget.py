@@ -9,8 +9,12 @@ the text to know whether the model is thinking; app/reasoning labels the stream 
 - Minimum (budget forcing, as in the s1 paper): when the model tries to end its thought early, with
   `</think>` or its end of turn, that token is dropped and "Wait" is put in, so it thinks on.
 
-Two ways of marking a thought: <think>…</think>, and gpt-oss's harmony channels, where the thought
-is the analysis channel (<|channel|>analysis<|message|>…<|end|>) and the answer the final one.
+Three ways of marking a thought: <think>…</think>; gpt-oss's harmony channels, where the thought
+is the analysis channel (<|channel|>analysis<|message|>…<|end|>) and the answer the final one; and a
+scaffold (app/reasoning/modes.py), for a model that cannot think natively: asked to reason first, its
+thought is open from the first token and ends where it starts its answer ("The answer is", or another
+of the parser's markers). A scaffold's budget puts in "The answer is", which the model completes. It
+has no minimum: its markers are ordinary words, not an end-of-thought token that could be refused.
 """
 
 from __future__ import annotations
@@ -18,19 +22,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterator
 
+from app.reasoning.modes import SCAFFOLD_MIN_UNSUPPORTED
+from app.reasoning.parser import SCAFFOLD_MARKERS
+
 _WHY = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now."
 
 
 @dataclass(frozen=True)
 class ThoughtMarkers:
-    open: str  # what starts the thought
-    close: str  # what ends it
+    open: str  # what starts the thought ("": nothing, it is open from the first token)
+    closes: tuple[str, ...]  # what ends it: any one of these
     close_message: str  # put in when the budget is spent: why, then the close and the answer's start
+    no_minimum: str | None = None  # why a minimum cannot be held on such a thought, where it cannot
 
 
-THINK_TAGS = ThoughtMarkers("<think>", "</think>", _WHY + "\n</think>\n\n")
-HARMONY = ThoughtMarkers("<|channel|>analysis<|message|>", "<|end|>",
+THINK_TAGS = ThoughtMarkers("<think>", ("</think>",), _WHY + "\n</think>\n\n")
+HARMONY = ThoughtMarkers("<|channel|>analysis<|message|>", ("<|end|>",),
                          _WHY + "<|end|><|start|>assistant<|channel|>final<|message|>")
+# The parser's own markers, so the engine and the display agree where the answer starts. The close
+# message ends with the first of them ("The answer is"): the model completes the sentence.
+SCAFFOLD = ThoughtMarkers("", SCAFFOLD_MARKERS, _WHY + "\n\n" + SCAFFOLD_MARKERS[0], SCAFFOLD_MIN_UNSUPPORTED)
 DEFAULT_CONTINUE_MESSAGE = "\nWait"
 # s1 appended "Wait" up to 6 times; a model that closes again at once each time would otherwise loop
 # for ever without spending a token, so after this many the model's own close stands.
@@ -41,6 +52,8 @@ CLOSE_THOUGHT, EXTEND_THOUGHT = "close-thought", "extend-thought"
 
 
 def markers_for(style: str | None) -> ThoughtMarkers:
+    if style == "scaffold":
+        return SCAFFOLD
     return HARMONY if style == "harmony" else THINK_TAGS
 
 
@@ -55,8 +68,10 @@ class ThinkingBudget:
             raise ValueError(f"a minimum thought must be 0 or more tokens, not {minimum}")
         if budget is not None and minimum is not None and minimum > budget:
             raise ValueError(f"the minimum thought ({minimum} tokens) is longer than the budget ({budget} tokens)")
+        if minimum and markers.no_minimum:
+            raise ValueError(markers.no_minimum)
         self.budget, self.minimum, self.markers = budget, minimum or None, markers
-        self.thinking = opened_in_prompt
+        self.thinking = opened_in_prompt or not markers.open
         self.spent = 0  # tokens generated while thinking, the opening tag included
         self.finished = self.budget is None and self.minimum is None  # nothing to watch
         self.forced = False  # the budget, not the model, ended the thought
@@ -77,8 +92,8 @@ class ThinkingBudget:
             return False
         if self.extensions >= MAX_EXTENSIONS:
             return False
-        start, close = piece.lstrip(), self.markers.close
-        closes = close in self._text + piece or (len(start) >= 2 and close.startswith(start))
+        start, text = piece.lstrip(), self._text + piece
+        closes = any(close in text or (len(start) >= 2 and close.startswith(start)) for close in self.markers.closes)
         return end_of_turn or closes
 
     def injected(self, text: str, kind: str) -> None:
@@ -105,9 +120,11 @@ class ThinkingBudget:
             else:
                 return False  # only whitespace, or half of "<think>", so far
         self.spent += 1
-        if self.markers.close in self._text:
+        if any(close in self._text for close in self.markers.closes):
             self.finished = True  # the model closed its thought itself
             return False
+        # Only a close split over tokens is still to be found: the rest of the thought is not needed.
+        self._text = self._text[-max(len(close) for close in self.markers.closes) :]
         if self.budget is not None and self.spent >= self.budget:
             self.finished = self.forced = True
             return True
@@ -121,7 +138,13 @@ class ThinkingBudget:
 
 
 def budget_for(request, opened_in_prompt: bool, style: str | None) -> ThinkingBudget:
-    """The request's limits on its thought; ValueError, worded for the user, when they make no sense."""
+    """The request's limits on its thought; ValueError, worded for the user, when they make no sense.
+
+    `style` is the model's; a scaffolded request (request.strategy) is marked by the scaffold
+    whatever the model, and its thought is open from the first generated token.
+    """
+    if request.strategy == "scaffold":
+        style, opened_in_prompt = "scaffold", True
     return ThinkingBudget(request.thinking_budget, opened_in_prompt, request.thinking_min, markers_for(style))
 
 
@@ -131,9 +154,10 @@ def prefill_direct(rendered: str, thinking: bool | None, style: str | None) -> t
     Direct mode on a model without a switch in its template (DeepSeek-R1 distills): an empty
     thought, already closed, is how these models are told to answer directly.
     """
-    opened = rendered.rstrip().endswith(markers_for(style).open)
+    opening = markers_for(style).open
+    opened = bool(opening) and rendered.rstrip().endswith(opening)
     if thinking is False and style == "think-tags":
-        empty = f"\n\n{THINK_TAGS.close}\n\n"
+        empty = f"\n\n{THINK_TAGS.closes[0]}\n\n"
         rendered = rendered.rstrip() + empty if opened else rendered + THINK_TAGS.open + empty
         return rendered, False
     return rendered, opened

@@ -2,7 +2,8 @@
 
 Native thinking uses the model's own switch and budget (engine); a model that cannot think is
 scaffolded: asked to reason step by step first, its reasoning shown as thinking and its final
-sentence as the answer (parser style "scaffold").
+sentence as the answer (parser style "scaffold"). A scaffold keeps its budget, held by the engine
+as a native one is (app/engines/thinking_budget.py), but not a minimum thought.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from app.engines.types import GenerationRequest, Message
 SCAFFOLD_INSTRUCTION = (
     "Think it through step by step first. Then finish with one line: The answer is <answer>."
 )
+# Budget forcing refuses the token that would end the thought and puts in "Wait"; a scaffold's
+# thought ends with ordinary words ("The answer is"), which can be refused only once written.
+SCAFFOLD_MIN_UNSUPPORTED = (
+    "a minimum thought is not held on a model that cannot think natively: a scaffolded thought has no "
+    "end-of-thought token to refuse, so a minimum cannot be held"
+)
 
 
 def thinking_request(request: GenerationRequest, thinking_style: str) -> GenerationRequest:
-    """A request that thinks on this model: native where it can, scaffolded where it cannot."""
+    """A request that thinks on this model: native where it can, scaffolded where it cannot.
+
+    Scaffolded, the budget stays (the engine closes the thought with "The answer is") and the
+    minimum is dropped: minimum_unheld() says why, for the reader.
+    """
     if thinking_style != "none":
         return replace(request, thinking=True, strategy="native")
     messages = list(request.messages)
@@ -25,6 +36,13 @@ def thinking_request(request: GenerationRequest, thinking_style: str) -> Generat
         messages[0] = Message("system", f"{messages[0].content}\n\n{SCAFFOLD_INSTRUCTION}")
     else:
         messages.insert(0, Message("system", SCAFFOLD_INSTRUCTION))
-    # The budget is the engine's, for native <think>; a scaffold is bounded by max_tokens alone.
-    return replace(request, messages=tuple(messages), thinking=None, thinking_budget=None, thinking_min=None,
-                   strategy="scaffold")
+    return replace(request, messages=tuple(messages), thinking=None, thinking_min=None, strategy="scaffold")
+
+
+def minimum_unheld(request: GenerationRequest, thinking_style: str) -> str | None:
+    """Why this request's minimum thought will not be held on a model of this style, as it is asked
+    before thinking_request(); None when it will be, or when none was asked."""
+    scaffolded = request.strategy == "scaffold" or (request.thinking and thinking_style == "none")
+    if request.thinking_min and scaffolded:
+        return SCAFFOLD_MIN_UNSUPPORTED
+    return None

@@ -5,8 +5,12 @@ import dataclasses
 
 import pytest
 
-from app.engines.thinking_budget import CLOSE_THOUGHT, EXTEND_THOUGHT, MAX_EXTENSIONS, ThinkingBudget, budget_for, prefill_direct
+from app.engines.thinking_budget import (
+    CLOSE_THOUGHT, EXTEND_THOUGHT, MAX_EXTENSIONS, SCAFFOLD, ThinkingBudget, budget_for, prefill_direct,
+)
 from app.engines.types import GenerationRequest, Sampling
+from app.reasoning.modes import SCAFFOLD_MIN_UNSUPPORTED, thinking_request
+from app.reasoning.parser import ANSWER, SCAFFOLD_MARKERS, THINKING, ReasoningParser
 from app.session import Session
 
 
@@ -88,6 +92,68 @@ def test_on_a_harmony_model_the_thought_is_the_analysis_channel():
     feed(direct, ["<|channel|>", "final", "<|message|>", "Hi"])
     assert direct.finished and not direct.thinking  # it went straight to its answer
     assert prefill_direct("<|start|>assistant<|channel|>analysis<|message|>", None, "harmony")[1]
+
+
+def scaffolded(budget, **kwargs):
+    """A thinking request as the session sends it to a model that cannot think natively."""
+    return thinking_request(GenerationRequest.from_prompt("2+2?", thinking=True, thinking_budget=budget, **kwargs), "none")
+
+
+@pytest.mark.parametrize("model_style", ["none", "think-tags", "harmony"])
+def test_a_scaffolded_request_is_watched_by_the_scaffold_markers_whatever_the_model(model_style):
+    budget = budget_for(scaffolded(3), opened_in_prompt=False, style=model_style)
+    assert budget.markers is SCAFFOLD and budget.markers.closes is SCAFFOLD_MARKERS  # the parser's own list
+    assert budget.thinking  # open from the first generated token: there is no opening tag
+    assert feed(budget, ["Two", " plus", " two"]) == [False, False, True] and budget.spent == 3 and budget.forced
+
+
+def test_a_scaffold_marker_split_across_tokens_ends_the_thought():
+    budget = budget_for(scaffolded(4), False, "none")
+    assert feed(budget, ["2+2=4.", " The ans", "wer is", " 4", "."]) == [False] * 5
+    assert budget.finished and not budget.forced and budget.spent == 3  # the marker's tokens are thought
+
+
+@pytest.mark.parametrize("pieces", [
+    ["So 2", "+2 is 4, the answer is", " 4"],  # mid-line, lower case
+    ["Adding", " up.", " Final answer", ": 4"],
+    ["Adding", " up. Answer:", " 4"],
+])
+def test_a_scaffold_marker_mid_line_ends_the_thought(pieces):
+    budget = budget_for(scaffolded(len(pieces)), False, "none")
+    assert not any(feed(budget, pieces)) and budget.finished and not budget.forced
+
+
+def test_a_scaffold_budget_of_zero_closes_before_the_first_token():
+    assert budget_for(scaffolded(0), False, "none").must_close_now()
+    assert not budget_for(scaffolded(None), False, "none").must_close_now()
+
+
+def test_a_spent_scaffold_budget_puts_in_the_first_marker_which_the_parser_reads_as_the_answer():
+    budget = budget_for(scaffolded(2), False, "none")
+    assert feed(budget, ["Two", " and"]) == [False, True]
+    message = budget.message(CLOSE_THOUGHT, None, None)
+    assert message.endswith("\n\nThe answer is") and message.startswith("\n\nConsidering the limited time")
+    parser = ReasoningParser("scaffold")
+    pieces = parser.feed("Two and") + parser.feed(message) + parser.feed(" 4.") + parser.flush()
+    said = {channel: "".join(p.text for p in pieces if p.channel == channel) for channel in (THINKING, ANSWER)}
+    assert said[ANSWER] == "The answer is 4." and said[THINKING].startswith("Two and\n\nConsidering")
+    assert parser.closed_thinking and not parser.unclosed
+
+
+def test_a_scaffold_holds_no_minimum_and_says_why():
+    with pytest.raises(ValueError) as refused:
+        budget_for(dataclasses.replace(scaffolded(8), thinking_min=4), False, "none")
+    assert str(refused.value) == SCAFFOLD_MIN_UNSUPPORTED
+    assert scaffolded(8, thinking_min=4).thinking_min is None  # the session's scaffold drops it before
+    with pytest.raises(ValueError, match="no end-of-thought token to refuse"):
+        ThinkingBudget(8, opened_in_prompt=True, minimum=4, markers=SCAFFOLD)
+
+
+def test_a_close_tag_still_closes_a_native_thought_after_a_long_one():
+    # Only the text a split close could still need is kept: a long thought closes as a short one does.
+    budget = ThinkingBudget(None, opened_in_prompt=True, minimum=1)
+    feed(budget, ["word "] * 500 + ["</", "think>"])
+    assert budget.finished and budget.spent == 502
 
 
 def test_direct_mode_prefills_an_empty_thought_only_where_the_template_has_no_switch():
