@@ -105,7 +105,7 @@ class GenerationRequest:
     thinking_continue_message: str | None = None  # None: the default "Wait"
     n_threads: int | None = None  # override the load-time thread count for this request
     cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
-    strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py); the engine ignores it
+    strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py): a scaffold's budget closes on "The answer is"
     logprobs: bool = False  # give each token's log-probability (a cascade router reads its confidence)
 
     @classmethod

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.live import WAITING, LiveStats, final_stats
-from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan
+from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, budget_limit
 from app.reasoning.parser import THINKING, Piece
 from app.runs import RunResult
 
@@ -104,6 +104,8 @@ class PaneView(QFrame):
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 32768)
         self.max_tokens.setPrefix("max ")
+        # A budget always leaves room for the answer: its largest value follows max tokens.
+        self.max_tokens.valueChanged.connect(self._on_max_tokens_changed)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self._on_run_button)
         self.set_plan(plan)
@@ -182,11 +184,11 @@ class PaneView(QFrame):
     # -- the plan -----------------------------------------------------------------------------
 
     def set_plan(self, plan: PanePlan) -> None:
+        self.max_tokens.setValue(plan.max_tokens)  # first: it bounds the budget
         self.mode.setCurrentIndex(self.mode.findData(plan.mode))
         self.budget.setValue(-1 if plan.thinking_budget is None else plan.thinking_budget)
         self.min_thinking.setValue(plan.thinking_min or 0)
         self.temperature.setValue(plan.temperature)
-        self.max_tokens.setValue(plan.max_tokens)
 
     def plan(self, seed: int = 0) -> PanePlan:
         budget = self.budget.value()
@@ -199,6 +201,13 @@ class PaneView(QFrame):
             seed=seed,
             override=self.override.currentData() if self.mode.currentData() == AUTO_MODE else None,
         )
+
+    def _on_max_tokens_changed(self, max_tokens: int) -> None:
+        limit = budget_limit(max_tokens)
+        self.budget.setMaximum(limit)
+        self.budget.setToolTip(f"Thinking tokens before the thought is closed and the model must answer "
+                               f"(at most {limit}: the rest of max tokens is kept for the answer)")
+        self.min_thinking.setMaximum(limit)
 
     def _on_mode_changed(self) -> None:
         mode = self.mode.currentData()

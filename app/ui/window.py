@@ -35,6 +35,7 @@ from app.engines.types import EngineError, ModelSpec, now
 from app.hardware import physical_cores
 from app.live import LiveRun, final_stats, live_stats
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
+from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
 from app.session import Pane, Session
 from app.settings import Settings
@@ -46,6 +47,7 @@ from app.ui.controller import SessionController
 from app.ui.history import HistoryView, start_export
 from app.ui.models import ModelManager
 from app.ui.pane import PaneView
+from app.ui.quit_guard import confirm_close, mark_saved
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
 from app.verdict import labels_for, run_kind, verdict
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         self.last_results: list[RunResult] = []  # the latest comparison's finished records, pane order
         self._running_panes: set[int] = set()
         self._run_known: str | None = None  # the known answer the running comparison was given
+        self._plan_notes: dict[int, str] = {}
         self._seed = 0
 
         # -- top: the prompt and the comparison controls ---------------------------------
@@ -333,6 +336,9 @@ class MainWindow(QMainWindow):
             if mode == "fair" and n:
                 self.panes[i].show_waiting(f"Waiting: fair mode runs the panes one after another, "
                                            f"{self._pane_label(chosen[0])} first.")
+        # What the plan asked that this pane's model cannot do, said beside its result.
+        self._plan_notes = {i: escape(f"Min not held: {why}.") for i in chosen
+                            if (why := minimum_unheld(requests[i], self.session.panes[i].thinking_style))}
         self._running_panes = set(chosen)
         self.charts.begin_comparison(now())
         known = self._run_known = self.known_answer.text().strip() or None
@@ -373,7 +379,7 @@ class MainWindow(QMainWindow):
     def _show_finished(self, i: int, live: LiveRun) -> None:
         """A pane's run has ended: everything it shows now comes from the record the log has."""
         r, view = live.result, self.panes[i]
-        view.show_result(r, r.mode, self._run_known)
+        view.show_result(r, r.mode, self._run_known, note=self._plan_notes.get(i, ""))
         still = sorted(self._running_panes - {j for j, run in self.live.items() if run.done})
         if still:
             running = ", ".join(self._pane_label(j) for j in still)
@@ -545,7 +551,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Every run is already in the log file")
             return False
         if path is None:
-            default = str(self.settings.db_path() or resolve_db_path())
+            default = str(resolve_db_path(settings_value=self.settings.db_path()))
             path, _ = QFileDialog.getSaveFileName(self, "Save runs to a log", default, "FastSlow log (*.db)")
             if not path:
                 return False
@@ -555,6 +561,7 @@ class MainWindow(QMainWindow):
         except StoreError as exc:
             QMessageBox.warning(self, "Not saved", f"The runs are still in memory: {exc}")
             return False
+        mark_saved(log)
         self.show_notices([])
         self.statusBar().showMessage(f"Saved {saved} runs to {path}" + (f" ({skipped} were there already)" if skipped else ""))
         return True
@@ -585,7 +592,11 @@ class MainWindow(QMainWindow):
             self.history.refresh()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """Closing mid-run cancels the runs and stops every worker process before the window goes."""
+        """Closing mid-run cancels the runs and stops every worker process before the window goes;
+        runs kept only in memory (the log file failed) are offered a save first."""
+        if not confirm_close(self, self.session.log, save=self.save_memory_log):
+            event.ignore()
+            return
         self._stats_timer.stop()
         self._charts_timer.stop()
         self._final_charts.stop()

@@ -78,7 +78,7 @@ def test_gui_event_loop_stalls_while_two_panes_stream(qtbot, tmp_path, monkeypat
     finally:
         window.close()
         log.close()
-    results = window.session.results
+    results = window.last_results
     tokens = sum(r.n_generated for r in results)
     seconds = max(r.total_s for r in results)
     print(f"\n[bench] GUI event loop, idle 2 s:              {_summary(idle)}")
