@@ -1,5 +1,8 @@
-"""The HTML report of one session: each prompt, its answers side by side, a metrics table and a
-tokens/s chart drawn as inline SVG from the stored token timelines (no plotting dependency).
+"""The HTML report of one session: each prompt headed by the verdict the app shows, its answers side
+by side (each named by model and mode, marked right or wrong against the known answer, or saying why
+it has none), a metrics table and a tokens/s chart drawn as inline SVG from the stored token
+timelines (no plotting dependency). Also the words for a run's kind, route and mark that
+`fastslow log list` and the History tab share.
 """
 
 from __future__ import annotations
@@ -7,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
-from app.runs import power_supply
+from app.runs import RunResult, no_answer_reason, power_supply
+from app.store.log import result_from_record
+from app.verdict import labels_for, run_kind, verdict
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 CHART_W, CHART_H, MARGIN = 640, 220, 40
@@ -15,6 +20,7 @@ MAX_POINTS = 300  # per line: enough to see the shape, small enough for a long r
 
 METRICS = [  # (label, run field, format)
     ("status", "status", "{}"),
+    ("finish reason", "finish_reason", "{}"),
     ("backend", "backend", "{}"),
     ("quantization", "quantization", "{}"),
     ("threads", "n_threads", "{}"),
@@ -37,6 +43,9 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100p
 .answers { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 1em; }
 .pane { border: 1px solid #ccc; border-radius: 6px; padding: .6em .9em; overflow-wrap: anywhere; }
 .text { white-space: pre-wrap; }
+.verdict { background: #eef4ff; padding: .6em .9em; border-radius: 6px; font-weight: 600; }
+.known { margin: .4em 0; }
+.right { color: #1a7f37; } .wrong { color: #c62828; } .no-answer { color: #9a6700; }
 .prompt { white-space: pre-wrap; background: #f4f4f4; padding: .6em .9em; border-radius: 6px; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ddd; padding: .2em .6em; }
 td { text-align: right; } th { text-align: left; }
@@ -94,37 +103,119 @@ def _cell(value: object, fmt: str) -> str:
     return fmt.format(value)
 
 
-def _label(run: dict) -> str:
-    return f"{run['pane'] + 1}. {run['model'] or '?'}"
+def kind_name(r: RunResult) -> str:
+    """What kind of run it was, in words: "direct", "thinking", or "thinking (scaffolded)" for a
+    model that cannot think, asked to reason first. Reads only n_thinking_tokens, strategy and
+    thinking_style, so a RunSummary serves as well as a RunResult."""
+    kind = run_kind(r)
+    return f"{kind} (scaffolded)" if "scaffold" in (r.strategy, r.thinking_style) else kind
+
+
+def run_name(r: RunResult) -> str:
+    """A run named by its model and mode: "smollm2-135m · thinking (scaffolded)"."""
+    return f"{r.model or '?'} · {kind_name(r)}"
+
+
+def route_words(route: str | None, budget: int | None = None) -> str:
+    """The router's decision for a run ("think (budget 256)", "direct"); "" where none was made."""
+    if not route:
+        return ""
+    return route + (f" (budget {budget})" if budget is not None else "")
+
+
+def mark(correct: bool | None) -> str:
+    """A run's mark against the prompt's known answer; "" when there was none to mark against."""
+    return "" if correct is None else "✓ right" if correct else "✗ wrong"
+
+
+def answer_words(correct: bool | None, no_answer: str = "") -> str:
+    """A run's answer in a word or two for a list: "✓ right", "✗ wrong", "no answer" (marked "✗"
+    when there was a known answer to give), or "—" when it answered and nothing was known."""
+    if no_answer:
+        return "✗ no answer" if correct is False else "no answer"
+    return mark(correct) or "—"
+
+
+def column_names(results: list[RunResult]) -> list[str]:
+    """Each run of one prompt by model and mode; the same model and mode twice are numbered."""
+    names = [run_name(r) for r in results]
+    seen: dict[str, int] = {}
+    numbered = []
+    for name in names:
+        if names.count(name) > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name} #{seen[name]}"
+        numbered.append(name)
+    return numbered
+
+
+def verdict_line(results: list[RunResult], known_answer: str | None) -> str:
+    """The line the app shows across the panes, for the runs of one prompt ("" for a single run).
+    Where labels_for cannot tell two runs apart (the same model and mode twice), the runs are called
+    by their column names, as the app calls them by their panes'."""
+    labels = labels_for(results)
+    if len(set(labels)) < len(labels) or any("#" in label for label in labels):
+        labels = column_names(results)
+    return verdict(results, known_answer, labels)
+
+
+def _no_answer(run: dict, result: RunResult) -> str:
+    """Why a run that did not fail has no answer ("" when it has one)."""
+    if result.text.strip() or run.get("error"):
+        return ""
+    if run.get("no_answer"):
+        return run["no_answer"]
+    if result.status == "ok":  # a record from before runs said why
+        return no_answer_reason(result)
+    return _UNFINISHED.get(result.status, f"it ended as {result.status}")
+
+
+_UNFINISHED = {"failed": "it failed", "cancelled": "it was cancelled", "interrupted": "it was interrupted",
+               "running": "it was still running when this report was written"}
 
 
 def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
+    prompt = records[0]["prompt"]
+    known = (prompt.get("known_answer") or "").strip() or None
     runs = [r["run"] for r in records]
-    out = [f'<h2>Prompt {records[0]["prompt"]["id"]}</h2>',
-           f'<div class="prompt">{escape(scrub(records[0]["prompt"]["text"]))}</div>',
-           '<div class="answers">']
-    for run in runs:
+    results = [result_from_record(r) for r in records]
+    names = column_names(results)
+    out = [f'<h2>Prompt {prompt["id"]}</h2>']
+    if line := verdict_line(results, known):
+        out.append(f'<p class="verdict">{escape(scrub(line))}</p>')
+    out.append(f'<div class="prompt">{escape(scrub(prompt["text"]))}</div>')
+    if known:
+        out.append(f'<p class="known">Known answer: <strong>{escape(scrub(known))}</strong></p>')
+    out.append('<div class="answers">')
+    for name, run, result in zip(names, runs, results):
         reasons = "".join(f"<li>{escape(scrub(r))}</li>" for r in run.get("route_reasons") or [])
-        out.append(f'<div class="pane"><h3>{escape(_label(run))}</h3>'
-                   f'<p>{escape(run["mode"])} mode{", route " + escape(run["route"]) if run.get("route") else ""}'
-                   f'{", " + power_supply(run.get("on_mains"), run.get("battery_percent")) if run.get("on_mains") is not None else ""}</p>')
+        route = route_words(run.get("route"), run.get("route_budget"))
+        supply = power_supply(run.get("on_mains"), run.get("battery_percent"))
+        out.append(f'<div class="pane"><h3>{escape(scrub(name))}</h3>'
+                   f'<p>{escape(run["mode"])} mode{", route " + escape(route) if route else ""}'
+                   f'{", " + escape(supply) if supply else ""}</p>')
+        if said := mark(result.correct):
+            out.append(f'<p class="{"right" if result.correct else "wrong"}">{escape(said)}</p>')
         if reasons:
             out.append(f"<ul>{reasons}</ul>")
         if run["thinking"]:
             out.append(f'<details><summary>thinking</summary><div class="text">'
                        f'{escape(scrub(run["thinking"]))}</div></details>')
+        if why := _no_answer(run, result):
+            out.append(f'<p class="no-answer">No answer: {escape(scrub(why))}.</p></div>')
+            continue
         body = run["text"] or (f'error: {run["error"]}' if run.get("error") else "")
         out.append(f'<div class="text">{escape(scrub(body))}</div></div>')
     out.append("</div>")
-    header = "".join(f"<th>{escape(_label(run))}</th>" for run in runs)
+    header = "".join(f"<th>{escape(scrub(name))}</th>" for name in names)
     rows = "".join(
         f"<tr><th>{escape(label)}</th>" + "".join(f"<td>{escape(scrub(_cell(run.get(key), fmt)))}</td>" for run in runs)
         + "</tr>" for label, key, fmt in METRICS)
     out.append(f"<table><tr><th></th>{header}</tr>{rows}</table>")
-    series = [(_label(r["run"]), tokens_per_second(r["timeline"]["t"])) for r in records]
+    series = [(scrub(name), tokens_per_second(r["timeline"]["t"])) for name, r in zip(names, records)]
     out.append(svg_chart(series))
-    power = [(_label(r["run"]), [(s["t_s"], s["value"]) for s in r.get("telemetry", []) if s["name"] == "power_w"])
-             for r in records]
+    power = [(scrub(name), [(s["t_s"], s["value"]) for s in r.get("telemetry", []) if s["name"] == "power_w"])
+             for name, r in zip(names, records)]
     if any(points for _, points in power):
         sources = sorted({s["source"] for r in records for s in r.get("telemetry", []) if s["name"] == "power_w"})
         out.append(f"<p>Power during each run ({escape(', '.join(sources))}):</p>")
