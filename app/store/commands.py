@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from app.store.export import FORMATS, export, import_jsonl
-from app.store.log import SessionLog, StoreError
+from app.store.log import SessionLog, StoreError, result_from_record
+from app.store.report import answer_words, kind_name, mark, route_words, run_name
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -51,18 +52,28 @@ def _guard(handler: Callable[[argparse.Namespace], int], args: argparse.Namespac
         return EXIT_ERROR
 
 
+LIST_HEADER = (f"{'run':>5}  {'session':<7} {'when':<16}  {'model':<22} {'mode':<4}  {'kind':<21} {'route':<19} "
+               f"{'status':<11} {'finish':<9} {'answer':<11} {'tokens':>6} {'tok/s':>7}  prompt")
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """A line per run, newest first, under a header: what ran (model, fair or live, direct or thinking),
+    what the router decided, how it ended and whether it was right."""
     out = out or sys.stdout
     with SessionLog.open(args.db) as log:
         runs = log.list_runs(session_id=args.session, limit=args.limit)
-    for r in runs:
-        tps = "—" if r.decode_tps is None else f"{r.decode_tps:.1f} tok/s"
-        prompt = r.prompt.replace("\n", " ")
-        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        out.write(f"{r.id:>5}  s{r.session_id:<4} {r.created_at[:19]}  {r.model:<24} {r.status:<11} "
-                  f"{r.n_generated:>5} tok  {tps:>12}  {prompt}\n")
     if not runs:
         out.write("no runs in the log yet\n")
+        return EXIT_OK
+    out.write(LIST_HEADER + "\n")
+    for r in runs:
+        tps = "—" if r.decode_tps is None else f"{r.decode_tps:.1f}"
+        prompt = r.prompt.replace("\n", " ")
+        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        out.write(f"{r.id:>5}  {r.session_id:<7} {r.created_at[:16].replace('T', ' '):<16}  {r.model or '?':<22} "
+                  f"{r.mode:<4}  {kind_name(r):<21} {route_words(r.route, r.route_budget) or '—':<19} "
+                  f"{r.status:<11} {r.finish_reason or '—':<9} {answer_words(r.correct, r.no_answer):<11} "
+                  f"{r.n_generated:>6} {tps:>7}  {prompt}\n")
     return EXIT_OK
 
 
@@ -73,14 +84,21 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.json:
         out.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
         return EXIT_OK
-    run = record["run"]
-    out.write(f"run {run['id']} · session {record['session']['id']} · {run['model']} · {run['status']}\n")
+    run, known = record["run"], record["prompt"].get("known_answer")
+    result = result_from_record(record)
+    out.write(f"run {run['id']} · session {record['session']['id']} · {run_name(result)} · {run['status']}\n")
     out.write(f"\nprompt:\n{record['prompt']['text']}\n")
+    if known:
+        out.write(f"\nknown answer: {known}\n")
     if run["thinking"]:
         out.write(f"\nthinking:\n{run['thinking']}\n")
-    out.write(f"\nanswer:\n{run['text'] or run.get('error') or ''}\n\n")
-    for key in ("backend", "quantization", "mode", "n_generated", "ttft_s", "decode_tps", "total_s",
-                "energy_j", "energy_source"):
+    answer = run["text"] or run.get("error") or (f"no answer: {run['no_answer']}" if run.get("no_answer") else "")
+    out.write(f"\nanswer:\n{answer}\n")
+    if said := mark(result.correct):
+        out.write(f"{said}\n")
+    out.write("\n")
+    for key in ("backend", "quantization", "mode", "route", "route_budget", "finish_reason", "n_generated",
+                "ttft_s", "decode_tps", "total_s", "energy_j", "energy_source"):
         out.write(f"{key:>14}: {run.get(key)}\n")
     return EXIT_OK
 

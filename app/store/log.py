@@ -75,7 +75,8 @@ class SessionSummary:
 
 @dataclass
 class RunSummary:
-    """One line of `fastslow log list`."""
+    """One line of `fastslow log list` and the History tab. Every field but `prompt` is the runs
+    column of its name (list_runs selects them so)."""
 
     id: int
     session_id: int
@@ -91,6 +92,15 @@ class RunSummary:
     total_s: float | None
     energy_j: float | None
     energy_source: str | None
+    # What kind of run it was (see app.store.report.kind_name), what the router decided, how it ended.
+    strategy: str = "native"
+    thinking_style: str = "none"
+    n_thinking_tokens: int = 0
+    route: str | None = None
+    route_budget: int | None = None
+    finish_reason: str | None = None
+    correct: bool | None = None  # against the prompt's known answer; None when there was none
+    no_answer: str = ""  # why a finished run has no answer; "" when it answered
 
 
 @dataclass(frozen=True)
@@ -408,7 +418,8 @@ class SessionLog:
                f"JOIN prompts p ON p.id = r.prompt_id {where} ORDER BY r.id DESC")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [RunSummary(**row) for row in self._rows(sql, params)]
+        return [RunSummary(**{**row, "correct": None if row["correct"] is None else bool(row["correct"])})
+                for row in self._rows(sql, params)]
 
     @_guarded
     def latest_session_id(self) -> int | None:

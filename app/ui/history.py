@@ -23,9 +23,12 @@ from superqt.utils import thread_worker
 
 from app.store import MemoryLog, SessionLog, StoreError
 from app.store.export import FORMATS, export
+from app.store.report import answer_words, kind_name, route_words
 
-COLUMNS = ("Run", "Session", "When", "Prompt", "Pane", "Model", "Mode", "Status", "Tokens", "TTFT s",
-           "Tokens/s", "Total s", "Energy J", "Energy source")
+# What ran (model; fair or live; direct, thinking or scaffolded thinking), what the router decided,
+# how it ended and whether it was right: the pane a run sat in tells a reader nothing.
+COLUMNS = ("Run", "Session", "When", "Prompt", "Model", "Mode", "Kind", "Route", "Status", "Finish", "Answer",
+           "Tokens", "TTFT s", "Tokens/s", "Total s", "Energy J", "Energy source")
 LIMIT = 1000  # the newest runs; the export holds them all
 
 
@@ -81,10 +84,15 @@ class HistoryView(QWidget):
         self.table.setRowCount(len(self._runs))
         for row, run in enumerate(self._runs):
             values = (run.id, run.session_id, run.created_at[:19].replace("T", " "), run.prompt[:80],
-                      run.pane, run.model, run.mode, run.status, run.n_generated, run.ttft_s,
-                      run.decode_tps, run.total_s, run.energy_j, run.energy_source)
+                      run.model, run.mode, kind_name(run), route_words(run.route, run.route_budget) or None,
+                      run.status, run.finish_reason, answer_words(run.correct, run.no_answer), run.n_generated,
+                      run.ttft_s, run.decode_tps, run.total_s, run.energy_j, run.energy_source or None)
+            why = f"No answer: {run.no_answer}." if run.no_answer else ""
             for col, value in enumerate(values):
-                self.table.setItem(row, col, QTableWidgetItem(_cell(value)))
+                item = QTableWidgetItem(_cell(value))
+                if why and COLUMNS[col] in ("Status", "Answer"):
+                    item.setToolTip(why)
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
 
     def selected(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import fields
+from dataclasses import fields, replace
+from types import SimpleNamespace
 
 import pytest
 from store_helpers import INFO, finished_run, make_result
@@ -126,6 +127,19 @@ def test_sessions_and_runs_are_listed(log, prompt_id, request_):
     assert log.list_runs(limit=1)[0].decode_tps == 88.8
     [session] = log.sessions()
     assert (session.mode, session.n_prompts, session.n_runs) == ("fair", 1, 2)
+
+
+def test_listed_runs_say_what_ran_what_the_router_chose_and_how_it_ended(log, request_):
+    prompt_id = log.add_prompt(log.start_session(mode="live"), request_, known_answer="6:15 pm")
+    think = SimpleNamespace(route="think", budget=256, confidence=0.8, reasons=("arithmetic",))
+    run_id = log.start_run(prompt_id, pane=1, info=INFO, request=request_, mode="live", decision=think)
+    log.finish_run(run_id, replace(make_result(pane=1), mode="live", strategy="scaffold", correct=True))
+    unmarked = finished_run(log, prompt_id, request_, pane=0)
+    listed = {r.id: r for r in log.list_runs()}
+    r = listed[run_id]
+    assert (r.mode, r.strategy, r.n_thinking_tokens, r.route, r.route_budget) == ("live", "scaffold", 2, "think", 256)
+    assert (r.finish_reason, r.correct, r.no_answer) == ("stop", True, "")  # correct is a bool, not SQLite's 1
+    assert (listed[unmarked].route, listed[unmarked].correct) == (None, None)
 
 
 def test_two_panes_write_at_once_through_one_log(log, prompt_id, request_):
