@@ -133,6 +133,7 @@ class RunRecorder:
             r.quantization, r.n_threads = info.quantization, info.n_threads
             r.n_gpu_layers = info.n_gpu_layers_offloaded
         self._answer_logprobs: list[float] = []
+        self._held: list[tuple[int, float | None]] = []  # scaffold tokens not yet counted: (index, logprob)
         self._first_token_t: float | None = None
         self._last_token_t: float | None = None
 
@@ -166,6 +167,7 @@ class RunRecorder:
         elif isinstance(event, Token) and event.injected:
             # The end-of-thinking message: shown and parsed, but the model did not generate it.
             pieces = self.parser.feed(event.text)
+            self._settle_held(pieces)
             self._add(pieces, event.t)
             return pieces
         elif isinstance(event, Token):
@@ -177,20 +179,22 @@ class RunRecorder:
             r.token_times_s.append(event.t - self.t_submit)
             before = self.parser.channel
             pieces = self.parser.feed(event.text)
-            # A token that opened, continued or closed the thought is thinking; the rest is answer.
-            thinking = THINKING in (before, self.parser.channel) or any(p.channel == THINKING for p in pieces)
-            if thinking:
-                r.n_thinking_tokens += 1
+            if self.parser.style == "scaffold":
+                # Its thought ends at ordinary words ("The answer is"), held back until they settle:
+                # a token counts where its text lands, so the marker's tokens are answer, not thought.
+                self._held.append((len(self.channels), event.logprob))
+                self.channels.append(THINKING)  # settled below, or by a later piece
+                self._settle_held(pieces)
             else:
-                r.n_answer_tokens += 1
-            self.channels.append(THINKING if thinking else ANSWER)
-            if event.logprob is not None and not thinking:
-                self._answer_logprobs.append(event.logprob)
-                r.answer_logprob_mean = sum(self._answer_logprobs) / len(self._answer_logprobs)
+                # A token that opened, continued or closed the thought is thinking; the rest is answer.
+                thinking = THINKING in (before, self.parser.channel) or any(p.channel == THINKING for p in pieces)
+                self._count(THINKING if thinking else ANSWER, event.logprob)
+                self.channels.append(THINKING if thinking else ANSWER)
             self._add(pieces, event.t)
             return pieces
         elif isinstance(event, Finished):
             pieces = self.parser.feed(event.text_tail) + self.parser.flush()
+            self._settle_held(pieces, final=True)
             self._add(pieces, event.t)
             r.thinking_unclosed = self.parser.unclosed
             r.thinking_budget_hit = event.thinking_budget_hit
@@ -206,9 +210,31 @@ class RunRecorder:
                 r.engine_decode_tps = (r.n_generated - 1) / event.engine_decode_s
             return pieces
         elif isinstance(event, Failed):
+            self._settle_held([], final=True)
             r.status, r.error_kind, r.error = "failed", event.kind, event.message
             r.total_s = event.t - self.t_submit
         return []
+
+    def _count(self, channel: str, logprob: float | None) -> None:
+        r = self.result
+        if channel == THINKING:
+            r.n_thinking_tokens += 1
+            return
+        r.n_answer_tokens += 1
+        if logprob is not None:
+            self._answer_logprobs.append(logprob)
+            r.answer_logprob_mean = sum(self._answer_logprobs) / len(self._answer_logprobs)
+
+    def _settle_held(self, pieces, final: bool = False) -> None:
+        """Tokens whose text the parser held back count where that text went: with the last piece
+        it gave out (the held text starts it); at the end, with the channel it ended in."""
+        if not self._held or not (pieces or final):
+            return
+        channel = pieces[-1].channel if pieces else self.parser.channel
+        for index, logprob in self._held:
+            self.channels[index] = channel
+            self._count(channel, logprob)
+        self._held = []
 
     def _add(self, pieces: list[Piece], t: float) -> None:
         r = self.result
@@ -256,7 +282,7 @@ def no_answer_reason(r: RunResult, max_tokens: int | None = None) -> str:
                    if r.thinking_budget is None else "lower the thinking budget")
             return f"it thought until max tokens{limit} ran out and never answered: raise max tokens, or {fix}"
         return f"max tokens{limit} ran out before the answer: raise max tokens"
-    if r.strategy == "scaffold":
+    if "scaffold" in (r.strategy, r.thinking_style):
         return (f"it stopped without writing \"{SCAFFOLD_MARKER_SAID}\", so its whole reply is shown as the "
                 "thought: try Direct mode, or a model that thinks natively")
     if r.n_thinking_tokens and r.thinking_unclosed:

@@ -23,9 +23,10 @@ def run_kind(r: RunResult) -> str:
     return "thinking" if r.n_thinking_tokens or r.strategy == "scaffold" or r.thinking_style == "scaffold" else "direct"
 
 
-def labels_for(results: Sequence[RunResult]) -> list[str]:
+def labels_for(results: Sequence[RunResult], names: Sequence[str] | None = None) -> list[str]:
     """A name for each run that tells it from the others: its kind when the models are the same,
-    its model when the kinds are, both otherwise ("Thinking", "qwen3-1.7b", "qwen3-1.7b thinking")."""
+    its model when the kinds are, both otherwise ("Thinking", "qwen3-1.7b", "qwen3-1.7b thinking").
+    The same model and kind twice: `names` where given (the app's pane names), else numbered."""
     kinds = [run_kind(r) for r in results]
     models = [r.model or "?" for r in results]
     if len(set(models)) == 1 and len(set(kinds)) == len(kinds):
@@ -33,13 +34,14 @@ def labels_for(results: Sequence[RunResult]) -> list[str]:
     if len(set(models)) == len(models):
         return models if len(set(kinds)) == 1 else [f"{m} {k}" for m, k in zip(models, kinds)]
     labels = [f"{m} {k}" for m, k in zip(models, kinds)]
-    if len(set(labels)) < len(labels):  # the same model and kind twice: number them
-        labels = [f"{label} #{n + 1}" for n, label in enumerate(labels)]
+    if len(set(labels)) < len(labels):
+        labels = list(names) if names is not None else [f"{label} #{n + 1}" for n, label in enumerate(labels)]
     return labels
 
 
 def short_answer(text: str) -> str:
-    """The gist of an answer for one line: what follows "The answer is", else its first line, cut."""
+    """The gist of an answer for one line: what follows "The answer is", else its last sentence
+    (where an answer written out in full comes to its point), cut to SHORT characters."""
     text = text.strip()
     for marker in SCAFFOLD_MARKERS:
         at = text.find(marker)
@@ -47,6 +49,9 @@ def short_answer(text: str) -> str:
             rest = text[at + len(marker):].lstrip(" :")
             text = re.split(r"(?<=[^\d])\.(\s|$)|\n", rest, maxsplit=1)[0].strip() or rest
             break
+    else:
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+        text = sentences[-1] if sentences else ""
     line = text.splitlines()[0].strip() if text else ""
     if line.endswith(".") and not line.endswith(".."):  # a sentence's full stop is not the answer's
         line = line[:-1]

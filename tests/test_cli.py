@@ -282,3 +282,57 @@ def test_compare_says_a_run_was_on_battery_and_what_that_means(monkeypatch, caps
     assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", *SHORT]) == 0
     assert ("Ran on battery (41%): a laptop runs slower and draws less on battery; plug in for numbers "
             "comparable with runs on mains.") in capsys.readouterr().out
+
+
+def _streamed_text(stdout: str, tag: str) -> tuple[str, str]:
+    """(thinking, answer) as `compare --live` printed them for one pane: its tagged lines put back
+    together, split where the printer marked "[thinking] " and "[answer] "."""
+    lines = [line[len(tag) + 1:] for line in stdout.splitlines() if line.startswith(tag + " ")]
+    lines = [line for line in lines if not line.startswith(("no answer: ", "error: "))]
+    text = "\n".join(lines)
+    thinking, _, answer = text.partition("\n[answer] ") if text.startswith("[thinking] ") else ("", "", text)
+    return thinking.removeprefix("[thinking] "), answer.removeprefix("[answer] ")
+
+
+def test_compare_live_prints_exactly_the_text_it_stores(tmp_path):
+    # Two panes at once, one thinking (scaffolded): their lines interleave, and each pane's text
+    # put back together is the stored run's, character for character.
+    from app.store import SessionLog
+
+    db = tmp_path / "log.db"
+    prompt = "Tom has 3 boxes with 12 apples each. He gives away 7 apples. How many apples are left?"
+    out = fastslow("compare", prompt, "-m", "smollm2-135m", "-m", "smollm2-135m", "--live", "--think",
+                   "--thinking-budget", "32", "--max-tokens", "64", "--temperature", "0", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    with SessionLog.open(db) as log:
+        runs = {r["run"]["pane"]: r["run"] for r in log.records()}
+    for pane, run in runs.items():
+        thinking, answer = _streamed_text(out.stdout[: out.stdout.index("#  model")], f"[{pane + 1} smollm2-135m]")
+        assert thinking == run["thinking"] and run["thinking"]
+        assert answer.rstrip("\n") == run["text"].rstrip("\n")  # a final newline has no line of its own
+
+
+def test_demo_compares_the_bundled_model_answering_directly_and_thinking(tmp_path):
+    out = fastslow("demo", timeout=400)
+    assert out.returncode == 0, out.stderr
+    assert "── [1 smollm2-135m direct]" in out.stdout and "── [2 smollm2-135m thinking]" in out.stdout
+    assert "gemma" not in out.stdout
+    verdict = next(line for line in out.stdout.splitlines() if line.startswith("Verdict: "))
+    assert "the time" in verdict and "known answer: 6:15 pm" in verdict
+
+
+def test_a_thinking_budget_that_leaves_no_room_to_answer_is_refused():
+    out = fastslow("compare", "Hi", "--thinking-budget", "300", "--max-tokens", "256")
+    assert out.returncode == 2
+    assert "thinking budget (300 tokens) leaves no room for the answer within --max-tokens (256)" in out.stderr
+
+
+def test_a_run_without_an_answer_says_why_and_the_known_answer_marks_each_run(tmp_path):
+    # Thinking with no budget and 24 tokens: the scaffolded thought runs out of tokens first.
+    out = fastslow("compare", "Tom has 3 boxes with 12 apples each. How many apples?", "-m", "smollm2-135m",
+                   "--think", "--max-tokens", "24", "--temperature", "0", "--answer", "36",
+                   "--db", str(tmp_path / "log.db"))
+    assert out.returncode == 0, out.stderr
+    said = "no answer: it thought until max tokens (24) ran out and never answered"
+    assert said in out.stdout  # under its streamed text, and again in the table's notes
+    assert "[1] smollm2-135m: wrong" in out.stdout

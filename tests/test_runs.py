@@ -87,3 +87,23 @@ def test_the_answers_mean_logprob_counts_answer_tokens_only_and_is_logged(tmp_pa
         run_id = log.start_run(log.add_prompt(log.start_session(), GenerationRequest.from_prompt("q")), pane=0)
         log.finish_run(run_id, r, recorder.channels)
         assert log.get_run(run_id).answer_logprob_mean == r.answer_logprob_mean
+
+
+def test_a_scaffolds_answer_marker_counts_as_answer_not_thought():
+    # "The answer is" is held back until it settles; its tokens are the answer's, as their text is
+    # (" The" gave out the thought's last space as it started the marker: it counts with the thought).
+    r = record(["Let", " me", " add", ".", " The", " answer", " is", " 5", "."], style="scaffold")
+    assert (r.thinking, r.text) == ("Let me add. ", "The answer is 5.")
+    assert (r.n_thinking_tokens, r.n_answer_tokens) == (5, 4)
+
+
+def test_a_scaffold_that_answers_at_once_has_no_thought_at_all():
+    r = record(["The", " answer", " is", ":", " Red"], style="scaffold")
+    assert (r.thinking, r.n_thinking_tokens, r.n_answer_tokens) == ("", 0, 5)
+
+
+def test_a_scaffold_cut_off_mid_marker_counts_its_held_tokens_as_thought():
+    r = record(["Hmm", ".", " The", " answer"], style="scaffold")
+    assert r.thinking == "Hmm. The answer" and r.text == ""
+    assert (r.n_thinking_tokens, r.n_answer_tokens) == (4, 0)
+    assert r.no_answer.startswith("it stopped without writing")

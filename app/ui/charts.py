@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -52,7 +53,7 @@ class LiveCharts(QWidget):
         self.tps, self.power, self.energy = (self.views[k].getPlotItem() for k in self.PARTS)
         row = QHBoxLayout()
         for view in self.views.values():
-            view.setMinimumHeight(220)
+            view.setMinimumHeight(130)  # the window must fit a 1024×700 screen
             row.addWidget(view)
             plot = view.getPlotItem()
             plot.setLabel("bottom", "time", units="s")
@@ -135,26 +136,26 @@ class LiveCharts(QWidget):
             self._grow(name, "x", x_hi)
 
     def _draw_tps(self, runs, origin: float) -> None:
-        by_pane: dict[int, tuple[list[float], list[float]]] = {}
+        # Per pane, every run's curve in one line, broken between runs by a connect array: the x
+        # values stay finite and sorted, which clipping to the view relies on (NaN gaps broke it).
+        by_pane: dict[int, tuple[list[float], list[float], list[int]]] = {}
         start = self.span_start
-        for pane, label, run in runs:
+        for pane, label, run in sorted(runs, key=lambda r: r[2].t_submit or 0.0):
             if run.t_submit is None:
                 continue
             xs, ys = tokens_per_second_curve(run.times())
+            if not xs:
+                continue
             x0 = run.t_submit - origin
-            curve_x, curve_y = by_pane.setdefault(pane, ([], []))
-            if curve_x:  # a gap between runs: break the line instead of joining across it
-                curve_x.append(float("nan"))
-                curve_y.append(float("nan"))
+            curve_x, curve_y, joined = by_pane.setdefault(pane, ([], [], []))
             curve_x += [x0 + x for x in xs]
             curve_y += ys
+            joined += [1] * (len(xs) - 1) + [0]  # the run's last point does not join the next run's first
             if pane not in self._tps_curves:
-                self._tps_curves[pane] = self.tps.plot(
-                    pen=pg.mkPen(pane_color(pane), width=2), name=label, connect="finite"
-                )
-        for pane, (xs, ys) in by_pane.items():
-            self._tps_curves[pane].setData(xs, ys, connect="finite")
-        shown = (y for xs, ys in by_pane.values() for x, y in zip(xs, ys) if y == y and x >= start)
+                self._tps_curves[pane] = self.tps.plot(pen=pg.mkPen(pane_color(pane), width=2), name=label)
+        for pane, (xs, ys, joined) in by_pane.items():
+            self._tps_curves[pane].setData(np.array(xs), np.array(ys), connect=np.array(joined, dtype=np.int32))
+        shown = (y for xs, ys, _j in by_pane.values() for x, y in zip(xs, ys) if x >= start)
         self._grow("tps", "y", max(shown, default=0.0))
 
     def _grow(self, part: str, axis: str, needed: float) -> None:

@@ -151,19 +151,34 @@ class PaneView(QFrame):
         self.thinking_view = QPlainTextEdit()
         self.thinking_view.setReadOnly(True)
         self.thinking_view.setMaximumHeight(160)
+        self.thinking_view.setMinimumHeight(36)
         self.thinking_view.setStyleSheet("QPlainTextEdit { color: #666; background: #f6f6f6; }")
         self.answer_view = QTextBrowser()
         self.answer_view.setOpenExternalLinks(True)
         self.answer_view.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.answer_view.setMinimumHeight(48)
 
         self.stats: dict[str, QLabel] = {}
-        grid = QGridLayout()
+        # The figures never shrink below what they need: the text views give way instead.
+        self.stats_box = QWidget()
+        policy = QSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        policy.setHeightForWidth(True)  # a wrapped figure makes its row taller, never clipped
+        self.stats_box.setSizePolicy(policy)
+        grid = QGridLayout(self.stats_box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setVerticalSpacing(0)
         for n, name in enumerate(STAT_NAMES):
             value = QLabel("—")
             value.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            # A long figure ("118.0 J estimated", "fair mode · on battery (41%)") wraps in its own
+            # column rather than running into the next one on a narrow window.
+            value.setWordWrap(True)
+            value.setAlignment(Qt.AlignLeft | Qt.AlignTop)
             self.stats[name] = value
             grid.addWidget(QLabel(f"<span style='color:#777'>{name}</span>"), (n // 5) * 2, n % 5)
             grid.addWidget(value, (n // 5) * 2 + 1, n % 5)
+        for column in range(5):
+            grid.setColumnStretch(column, 1)
 
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
@@ -172,7 +187,7 @@ class PaneView(QFrame):
         layout.addWidget(self.thinking_toggle)
         layout.addWidget(self.thinking_view)
         layout.addWidget(self.answer_view, 1)
-        layout.addLayout(grid)
+        layout.addWidget(self.stats_box)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REPAINT_MS)
@@ -316,6 +331,8 @@ class PaneView(QFrame):
     def repaint_text(self) -> None:
         if self._thinking_dirty:
             if self.thinking_toggle.isHidden():
+                if not self.thinking_toggle.text():
+                    self.thinking_toggle.setText("Thinking…")  # until the figures say how long, how much
                 self.thinking_toggle.setVisible(True)
                 self.thinking_view.setVisible(self.thinking_toggle.isChecked())
             cursor = self.thinking_view.textCursor()
@@ -364,12 +381,18 @@ class PaneView(QFrame):
             "live: at once with the cores split (slower each, energy shared by CPU time)"
         )
         if stats.n_thinking:
+            if self.thinking_toggle.isHidden():  # tokens of thought, even before its text shows
+                self.thinking_toggle.setVisible(True)
+                self.thinking_view.setVisible(self.thinking_toggle.isChecked())
             if stats.ttfat_s is None and stats.status == "running":
                 self.thinking_toggle.setText(f"Thinking… {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens")
             else:
                 limits = f" · {stats.thought_limits}" if stats.thought_limits else ""
                 self.thinking_toggle.setText(f"Thought for {stats.thinking_s or 0:.1f} s · {stats.n_thinking} tokens"
                                              f"{limits}")
+        elif stats.status != "running" and not self.thinking_toggle.isHidden():
+            # Only text put in (a budget of 0 closed the thought at once): no token of thought.
+            self.thinking_toggle.setText(" · ".join(["No thought", *filter(None, [stats.thought_limits])]))
 
     def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "") -> None:
         """The run has ended: text, figures and status from its record, exactly as the log keeps it.

@@ -50,7 +50,7 @@ from app.ui.pane import PaneView
 from app.ui.quit_guard import confirm_close, mark_saved
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
-from app.verdict import labels_for, run_kind, verdict
+from app.verdict import run_kind, verdict
 
 STATS_MS = 100  # live stats: ten times a second
 CHARTS_MS = 250  # one of the three charts per tick while running: each is redrawn every 0.75 s
@@ -115,7 +115,8 @@ class MainWindow(QMainWindow):
         self.notice.setStyleSheet("QLabel#notice { background: #fff4ce; padding: 6px; border-radius: 4px; }")
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Ask something… (Ctrl+Enter runs every pane, Esc cancels)")
-        self.prompt.setMaximumHeight(110)
+        # Four lines, scrolling beyond: the panes get the height (the window must fit 1024×700).
+        self.prompt.setFixedHeight(self.prompt.fontMetrics().lineSpacing() * 4 + 12)
         self.prompt.textChanged.connect(lambda: self._route_timer.start())
         self.mode = QComboBox()
         self.mode.addItem("Fair: one pane after another, all cores each", "fair")
@@ -173,6 +174,8 @@ class MainWindow(QMainWindow):
         compare_split.addWidget(panes_box)
         compare_split.addWidget(self.charts)
         compare_split.setSizes([600, 260])
+        compare_split.setStretchFactor(0, 3)  # a smaller window takes its height from the charts first
+        compare_split.setStretchFactor(1, 1)
         compare_split.setCollapsible(0, False)
         compare = QWidget()
         compare_layout = QVBoxLayout(compare)
@@ -380,6 +383,7 @@ class MainWindow(QMainWindow):
         """A pane's run has ended: everything it shows now comes from the record the log has."""
         r, view = live.result, self.panes[i]
         view.show_result(r, r.mode, self._run_known, note=self._plan_notes.get(i, ""))
+        view.set_running(False, busy=True)  # its button is Run again (enabled once every pane ends)
         still = sorted(self._running_panes - {j for j, run in self.live.items() if run.done})
         if still:
             running = ", ".join(self._pane_label(j) for j in still)
@@ -400,8 +404,8 @@ class MainWindow(QMainWindow):
 
     def _all_runs(self) -> list[tuple[int, str, LiveRun]]:
         runs = [(pane, label, run) for pane, label, run, _kind, _ok in self.finished_runs]
-        if self.controller.busy:
-            runs += [(i, self._pane_label(i), run) for i, run in self.live.items() if run.started and not run.done]
+        if self.controller.busy:  # this comparison's runs, those that ended already included
+            runs += [(i, self._pane_label(i), run) for i, run in self.live.items() if run.started]
         return runs
 
     def _pane_label(self, i: int) -> str:
@@ -447,11 +451,8 @@ class MainWindow(QMainWindow):
         self.run_done.emit()
 
     def _show_verdict(self, results: list[RunResult], known: str | None) -> None:
-        names = [self._pane_label(r.pane) for r in results]
-        labels = labels_for(results)
-        if len(set(labels)) < len(labels) or any("#" in label for label in labels):
-            labels = names  # the same model and mode twice: the panes' own names tell them apart
-        line = verdict(results, known, labels)
+        # Each run by its pane's name: the bold title a person sees above it, and the status bar's.
+        line = verdict(results, known, [self._pane_label(r.pane) for r in results])
         self.verdict.setText(escape(line))
         self.verdict.setVisible(bool(line))
 
