@@ -230,6 +230,7 @@ class Session:
             return
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
+        pid = client.pid
         recorder.t_submit = now()
         events = cancellation.start(i, lambda: client.generate(self._requests[i]), client.cancel)
         if events is None:  # cancelled while the sample above was taken
@@ -242,6 +243,10 @@ class Session:
         finally:
             cancellation.finished(i)
         if self.sampler is not None:
+            if client.pid != pid:  # a stuck worker was stopped and started again (EngineClient's watchdog)
+                self.sampler.remove_pid(pid)
+                if client.pid is not None:
+                    self.sampler.add_pid(client.pid)
             self.sampler.sample_now()
         yield from self._close_run(i, running)
 

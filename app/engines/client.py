@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import signal
+import threading
 from multiprocessing.connection import wait
 from typing import Iterator
 
@@ -18,11 +19,13 @@ from app.engines.types import (
     GenerationRequest,
     ModelInfo,
     ModelSpec,
+    Token,
     now,
 )
 from app.engines.worker import worker_main
 
 _CLOSE_TIMEOUT_S = 5.0
+CANCEL_GRACE_S = 1.0  # a cancelled run that has not ended by then is stopped by restarting its worker
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -46,7 +49,9 @@ class EngineClient:
     """Loads a model in its own spawned worker and streams its events back.
 
     The GGUF header is read and validated here, in the parent, so a bad file never reaches
-    llama.cpp. Cancel flips a byte in shared memory that the worker polls; no message needed.
+    llama.cpp. Cancel flips a byte in shared memory that the worker polls; no message needed. A
+    worker that does not end a cancelled run within CANCEL_GRACE_S (stuck where nothing polls) is
+    killed and started again with the same model: the run ends cancelled, the pane stays usable.
     """
 
     def __init__(self) -> None:
@@ -55,6 +60,11 @@ class EngineClient:
         self._conn = None
         self._cancel = self._ctx.RawValue(ctypes.c_byte, 0)
         self._busy = False
+        self._lock = threading.Lock()  # busy, the request's number and the watchdog, between threads
+        self._request_no = 0
+        self._watchdog: threading.Timer | None = None
+        self._stuck = False  # the watchdog killed the worker of the current request
+        self._loaded: tuple[ModelSpec, GGUFInfo | None] | None = None
         self.info: ModelInfo | None = None
         self.label = ""
 
@@ -69,6 +79,7 @@ class EngineClient:
         elif header is None:
             read_gguf_header(spec.path)  # raises GGUFError with a clear message
         self.label = spec.label
+        self._loaded = (spec, header)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._process = self._ctx.Process(
             target=worker_main,
@@ -103,21 +114,35 @@ class EngineClient:
             self._process.join(1.0)
             message = f"the worker running {self.label} {describe_exit(self._process.exitcode)}"
             return iter([Failed(now(), "worker_died", message)])
-        self._busy = True
+        with self._lock:
+            self._busy, self._stuck = True, False
+            self._request_no += 1
+            self._stop_watchdog()
         return self._events()
 
     def _events(self) -> Iterator[Event]:
+        generated = 0
         try:
             while self._busy:
                 try:
                     batch = self._receive()
                 except EngineError as exc:
-                    self._busy = False
-                    yield Failed(now(), exc.kind, str(exc))
+                    with self._lock:
+                        self._busy = False
+                        stuck = self._stuck
+                    if stuck:  # cancelled, and stopped by restarting the worker
+                        yield Finished(now(), "cancelled", generated, 0.0)
+                        self._restart()
+                    else:
+                        yield Failed(now(), exc.kind, str(exc))
                     return
                 for event in batch:
                     if isinstance(event, (Finished, Failed)):
-                        self._busy = False
+                        with self._lock:
+                            self._busy = False
+                            self._stop_watchdog()
+                    elif isinstance(event, Token) and not event.injected:
+                        generated += 1
                     yield event
         finally:
             if self._busy:  # the caller walked away mid-stream: stop the worker, drop the rest
@@ -129,8 +154,11 @@ class EngineClient:
             while not isinstance(self._receive()[-1], (Finished, Failed)):
                 pass
         except EngineError:
-            pass
-        self._busy = False
+            if self._stuck:
+                self._restart()
+        with self._lock:
+            self._busy = False
+            self._stop_watchdog()
 
     def _receive(self):
         """The next message, or EngineError(kind="worker_died") if the process ended first."""
@@ -146,14 +174,45 @@ class EngineClient:
 
     def cancel(self) -> None:
         self._cancel.value = 1
+        with self._lock:
+            if self._busy and self._watchdog is None:
+                self._watchdog = threading.Timer(CANCEL_GRACE_S, self._kill_if_stuck, args=(self._request_no,))
+                self._watchdog.daemon = True
+                self._watchdog.start()
+
+    def _kill_if_stuck(self, request_no: int) -> None:
+        with self._lock:
+            if not self._busy or request_no != self._request_no or self._process is None:
+                return
+            self._stuck = True
+            self._process.kill()  # the reader sees the worker end, and ends the run cancelled
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _restart(self) -> None:
+        """A fresh worker with the same model, after the watchdog stopped a stuck one."""
+        spec, header = self._loaded
+        self._close_process()
+        try:
+            self.load(spec, header)
+        except EngineError:  # it loaded before; if it cannot now, the next request says so
+            self._process = self._conn = None
 
     def close(self) -> None:
+        with self._lock:
+            self._stop_watchdog()
+        self._close_process()
+
+    def _close_process(self) -> None:
         if self._process is None:
             return
         if self._process.is_alive():
             try:
                 if self._busy:
-                    self.cancel()
+                    self._cancel.value = 1
                 self._conn.send(("close", None))
             except (BrokenPipeError, OSError):
                 pass

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import psutil
 
+from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
 from app.engines.gguf_header import read_gguf_header
 from app.engines.stop_strings import StopMatcher
 from app.engines.thinking_budget import (
@@ -41,6 +42,7 @@ from app.engines.types import (
     empty_prompt,
     now,
     prompt_too_long,
+    render_interrupted,
     template_failed,
 )
 from app.reasoning.parser import detect_style
@@ -261,7 +263,11 @@ class LlamaCppEngine:
             yield failed
             return
         try:
-            prompt_tokens, opens_thinking = self._prompt_tokens(request)
+            with interruptible(self._cancel, RENDER_LIMIT_S, f"{spec.label}'s chat template"):
+                prompt_tokens, opens_thinking = self._prompt_tokens(request)
+        except Interrupted as exc:  # a template that loops for ever must not hang the pane
+            yield render_interrupted(exc)
+            return
         except Exception as exc:  # a broken or unsuitable chat template
             yield template_failed(spec.label, exc)
             return

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.stop_strings import StopMatcher
 from app.engines.thinking_budget import (
@@ -38,6 +39,7 @@ from app.engines.types import (
     empty_prompt,
     now,
     prompt_too_long,
+    render_interrupted,
     template_failed,
 )
 from app.reasoning.parser import detect_style
@@ -116,9 +118,13 @@ class MlxEngine:
             return
         extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
         try:
-            rendered = self._tokenizer.apply_chat_template(
-                [{"role": m.role, "content": m.content} for m in request.messages],
-                add_generation_prompt=True, tokenize=False, chat_template=self._spec.chat_template, **extra)
+            with interruptible(self._cancel, RENDER_LIMIT_S, f"{self._spec.label}'s chat template"):
+                rendered = self._tokenizer.apply_chat_template(
+                    [{"role": m.role, "content": m.content} for m in request.messages],
+                    add_generation_prompt=True, tokenize=False, chat_template=self._spec.chat_template, **extra)
+        except Interrupted as exc:  # a template that loops for ever must not hang the pane
+            yield render_interrupted(exc)
+            return
         except Exception as exc:
             yield template_failed(self._spec.label, exc)
             return

@@ -172,6 +172,14 @@ def empty_prompt(request: "GenerationRequest") -> Failed | None:
     return Failed(now(), "empty_prompt", "the prompt is empty: type a question first")
 
 
+def render_interrupted(exc) -> Event:
+    """A chat template's rendering stopped by a cancel (the run ends cancelled) or its time limit."""
+    if exc.cancelled:
+        return Finished(now(), "cancelled", 0, 0.0)
+    return Failed(now(), "template", f"{exc}: the template loops too long to be used; give the model another "
+                                     "chat template (the catalog's chat_template)")
+
+
 def template_failed(label: str, exc: Exception) -> Failed:
     return Failed(now(), "template", f"{label}'s chat template failed: {exc}")
 
