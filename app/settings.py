@@ -4,16 +4,22 @@ A plain dataclass saved as JSON in the user's config folder (platformdirs), or a
 A file that cannot be read is set aside (renamed *.bad) and the defaults are used, with the reason
 kept in `Loaded.problem` for the app to show: a broken settings file never stops the app.
 
-Values that would only hurt are refused, in words: more threads than the machine has logical CPUs,
-a context beyond MAX_N_CTX, a data folder that is not a full path or lies in the kernel's virtual
-filesystems. `check_data_dir` goes further for the dialog: it creates the folder and writes in it.
+One schema covers every field: its type comes from the dataclass annotation (a bool is not an
+int, a float must be finite, an int is taken where a float is asked) and its bounds from
+`problems()`. Values that would only hurt are refused, in words: more threads than the machine has
+logical CPUs, a context beyond MAX_N_CTX, a data folder that is not a full path or lies in the
+kernel's virtual filesystems, fewer than two or more than MAX_PANES panes. `check_data_dir` goes
+further for the dialog: it creates the folder and writes in it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -28,6 +34,10 @@ ROUTERS = ("heuristic", "classifier")
 # Twice the largest trained context in models/catalog.toml (131072): room for a model added by
 # hand, while a typo like 999999 is refused. Each model is capped at its own trained context anyway.
 MAX_N_CTX = 262_144
+# More layers than any model has (the settings dialog's range): -1 asks for all of them.
+MAX_GPU_LAYERS = 1000
+MIN_TDP_W, MAX_TDP_W = 1, 2000
+MIN_PANES, MAX_PANES = 2, 4
 # The kernel's virtual filesystems: nothing written there is kept (or it cannot be written at all).
 VIRTUAL_DIRS = ("/proc", "/sys", "/dev")
 LEAVE_EMPTY = "or leave it empty for the platform's data folder"
@@ -55,15 +65,19 @@ class Settings:
     pane_models: list[str] = field(default_factory=lambda: [DEFAULT_MODELS[0], DEFAULT_MODELS[0]])
 
     def problems(self) -> list[str]:
-        """What is wrong with these values, in words; empty when they can be used."""
-        found = []
+        """What is wrong with these values, in words; empty when they can be used.
+
+        Types first (the bounds below can only be judged on values of the right type)."""
+        found = type_problems(self)
+        if found:
+            return found
         if self.n_threads is not None and self.n_threads < 1:
             found.append("threads must be 1 or more (or empty for all cores)")
         elif self.n_threads is not None and self.n_threads > (cpus := logical_cpus()):
             found.append(f"this machine has {cpus} logical CPUs, so threads must be {cpus} or fewer "
                          f"(or empty for all cores), not {self.n_threads}")
-        if self.n_gpu_layers < -1:
-            found.append("GPU layers must be -1 (all), 0 or more")
+        if not -1 <= self.n_gpu_layers <= MAX_GPU_LAYERS:
+            found.append(f"GPU layers must be -1 (all) or 0 to {MAX_GPU_LAYERS}, not {self.n_gpu_layers}")
         if self.n_ctx < 256:
             found.append("the context must be at least 256 tokens")
         elif self.n_ctx > MAX_N_CTX:
@@ -71,16 +85,20 @@ class Settings:
                          "(each model is capped at its own trained context anyway)")
         if not 0.5 <= self.sample_hz <= 100:
             found.append("the telemetry rate must be between 0.5 and 100 per second")
-        if self.tdp_w is not None and not 1 <= self.tdp_w <= 2000:
-            found.append("the TDP must be between 1 and 2000 W (or empty to guess it)")
+        if self.tdp_w is not None and not MIN_TDP_W <= self.tdp_w <= MAX_TDP_W:
+            found.append(f"the TDP must be between {MIN_TDP_W} and {MAX_TDP_W} W (or empty to guess it)")
         if self.mode not in MODES:
             found.append(f"the mode must be one of {', '.join(MODES)}")
         if self.router not in ROUTERS:
             found.append(f"the router must be one of {', '.join(ROUTERS)}")
-        if self.max_tokens < 1:
-            found.append("max tokens must be 1 or more")
-        if len(self.pane_models) < 2:
+        if not 1 <= self.max_tokens <= MAX_N_CTX:
+            found.append(f"max tokens must be 1 to {MAX_N_CTX}, not {self.max_tokens}")
+        if len(self.pane_models) < MIN_PANES:
             found.append("the app needs at least two panes")
+        elif len(self.pane_models) > MAX_PANES:
+            found.append(f"the app has at most {MAX_PANES} panes, not {len(self.pane_models)}")
+        if any(not name.strip() for name in self.pane_models):
+            found.append("each pane's model must be named (a catalog id or a .gguf path), not left empty")
         if self.data_dir:  # "" is the platform's data folder, as None
             wrong = data_dir_problem(self.data_dir)
             if wrong:
@@ -92,9 +110,108 @@ class Settings:
         return Path(self.data_dir).expanduser() / "fastslow.db" if self.data_dir else None
 
 
+def type_problems(settings: Settings) -> list[str]:
+    """Each field whose value is not of its annotated type, in words (the schema's first half)."""
+    hints = typing.get_type_hints(Settings)
+    found = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if not _is_a(value, hints[f.name]):
+            found.append(f"{f.name} must be {_type_words(hints[f.name])}, not {_shown(value)}")
+        elif not all(_encodes(text) for text in (value if isinstance(value, list) else [value])
+                     if isinstance(text, str)):
+            found.append(f"{f.name} holds a lone surrogate (\\u{ord(_first_surrogate(value)):x}), which "
+                         "is not text a file name or a model name can have")
+    return found
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_surrogate(value: object) -> str:
+    texts = value if isinstance(value, list) else [value]
+    return next(ch for text in texts if isinstance(text, str) for ch in text if "\ud800" <= ch <= "\udfff")
+
+
+def _is_a(value: object, hint: object) -> bool:
+    """Whether value is of the annotated type: bool is not int, floats are finite, ints pass as floats."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_is_a(value, part) for part in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # an int of any size is finite; math.isfinite would overflow on a huge one
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value))
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_is_a(v, item) for v in value)
+    raise TypeError(f"the settings schema does not know the type {hint!r}")  # a new field's type: teach _is_a
+
+
+def _type_words(hint: object) -> str:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        parts = typing.get_args(hint)
+        return " or ".join(_type_words(p) for p in parts if p is not type(None)) + (
+            " or null" if type(None) in parts else "")
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_words(typing.get_args(hint)[0]).removeprefix('a ')}s"
+    return {int: "a whole number", float: "a finite number", str: "a string", bool: "true or false"}[hint]
+
+
+def _shown(value: object) -> str:
+    """A value as the file has it, cut short: the reason names what was wrong."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except Exception:  # noqa: BLE001 - nested too deeply to write back: its kind says enough
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def settings_from(data: object) -> Settings:
+    """Settings from a settings file's parsed JSON; ValueError says why they cannot be used.
+
+    Unknown keys are a newer version's and are left alone; a missing key takes its default."""
+    if not isinstance(data, dict):
+        raise ValueError("it does not hold a JSON object")
+    known = {f.name for f in fields(Settings)}
+    settings = Settings(**{k: v for k, v in data.items() if k in known})
+    wrong = settings.problems()
+    if wrong:
+        raise ValueError("; ".join(wrong))
+    hints = typing.get_type_hints(Settings)
+    for f in fields(Settings):  # 5 where a float is asked is 5.0: the value is then of its type
+        value = getattr(settings, f.name)
+        if float in _members(hints[f.name]) and isinstance(value, int):
+            setattr(settings, f.name, float(value))
+    return settings
+
+
+def _members(hint: object) -> tuple:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
 def data_dir_problem(data_dir: str) -> str | None:
     """Why `data_dir` can never hold the log, judged from its path alone (nothing is created)."""
-    folder = Path(data_dir).expanduser()
+    if "\0" in data_dir:
+        return f"the data folder cannot contain a NUL character; choose a folder, {LEAVE_EMPTY}"
+    try:
+        folder = Path(data_dir).expanduser()
+    except RuntimeError:  # ~someone, and this machine has no such user
+        return (f"the data folder {data_dir!r} starts with the home folder of a user this machine does "
+                f"not have; choose a folder, {LEAVE_EMPTY}")
     if not folder.is_absolute():
         return (f"the data folder must be a full path, not {data_dir!r}, which would depend on where "
                 f"the app starts; choose a folder, {LEAVE_EMPTY}")
@@ -157,22 +274,17 @@ def load_settings(path: Path | None = None) -> Loaded:
     if not path.exists():
         return Loaded(Settings(), path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("it does not hold a JSON object")
-        known = {f.name for f in fields(Settings)}
-        settings = Settings(**{k: v for k, v in data.items() if k in known})  # unknown keys: a newer version's
-        wrong = settings.problems()
-        if wrong:
-            raise ValueError("; ".join(wrong))
-    except (OSError, ValueError, TypeError) as exc:
+        settings = settings_from(json.loads(path.read_text(encoding="utf-8")))
+    except Exception as exc:  # noqa: BLE001 - whatever is in the file, the app starts (README)
+        reason = ("it is nested too deeply to read" if isinstance(exc, RecursionError)
+                  else str(exc) or type(exc).__name__)
         aside = path.with_suffix(path.suffix + ".bad")
         try:
             path.replace(aside)
             kept = f"; it was kept as {aside.name}"
         except OSError:
             kept = ""
-        return Loaded(Settings(), path, f"The settings in {path} could not be used ({exc}){kept}. Defaults are in use.")
+        return Loaded(Settings(), path, f"The settings in {path} could not be used ({reason}){kept}. Defaults are in use.")
     return Loaded(settings, path)
 
 
