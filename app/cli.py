@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -26,7 +27,7 @@ from app.live import sources_said, thought_limits
 from app.models_overview import gib, overview
 from app.plan import budget_problem, build_request
 from app.plan import route as ask_router
-from app.settings import ROUTERS
+from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, MAX_TDP_W, MIN_TDP_W, ROUTERS, logical_cpus
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
@@ -90,28 +91,29 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--live", dest="mode", action="store_const", const="live",
                      help="all panes at once, cores split between them (see them race)")
     compare.set_defaults(mode="fair")
-    compare.add_argument("--max-tokens", type=_positive, default=256)
+    compare.add_argument("--max-tokens", type=_tokens, default=256)
     compare.add_argument("--system", help="a system message to put before the prompt")
-    compare.add_argument("--ctx", type=_positive, help="context size (default: 4096 or the model's, if smaller)")
-    compare.add_argument("--threads", type=_positive, help="CPU cores to use (default: all physical cores)")
-    compare.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU (-1: all)")
+    compare.add_argument("--ctx", type=_context, help="context size (default: 4096 or the model's, if smaller)")
+    compare.add_argument("--threads", type=_threads, help="CPU cores to use (default: all physical cores)")
+    compare.add_argument("--gpu-layers", type=_gpu_layers, default=0, help="layers to offload to the GPU (-1: all)")
     compare.add_argument("--think", dest="thinking", action="store_true", default=None,
                          help="switch thinking on, for models with a switch (Qwen3, SmolLM3)")
     compare.add_argument("--no-think", dest="thinking", action="store_false",
                          help="switch thinking off, for models with a switch")
-    compare.add_argument("--thinking-budget", type=_non_negative, metavar="N",
+    compare.add_argument("--thinking-budget", type=_budget, metavar="N",
                          help="close the thought after N tokens and let the model answer")
-    compare.add_argument("--min-thinking", type=_non_negative, metavar="N",
+    compare.add_argument("--min-thinking", type=_budget, metavar="N",
                          help="budget forcing: when the model ends its thought before N tokens, put in "
                               "\"Wait\" so it thinks on (up to 8 times)")
     compare.add_argument("--auto", action="store_true",
                          help="let the router decide thinking on/off and the budget (it says why)")
     compare.add_argument("--router", choices=ROUTERS, default="heuristic",
                          help="which router --auto asks: heuristic (hand-set) or classifier (trained)")
-    compare.add_argument("--temperature", type=float, default=Sampling.temperature)
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--temperature", type=_temperature, default=Sampling.temperature,
+                         help=f"sampling temperature, {MIN_TEMPERATURE:g} (greedy) to {MAX_TEMPERATURE:g}")
+    compare.add_argument("--seed", type=_seed, default=0)
     compare.add_argument("--force", action="store_true", help="load even when the fit check says it will not fit")
-    compare.add_argument("--tdp", type=float, metavar="W",
+    compare.add_argument("--tdp", type=_tdp, metavar="W",
                          help="your CPU's TDP in watts, for the energy estimate when no power counter is readable")
     compare.add_argument("--answer", metavar="KNOWN",
                          help="the known answer: each run is marked right or wrong, and the verdict says which")
@@ -130,21 +132,21 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
     evaluate.add_argument("--policies", default="direct,think,heuristic",
                           help="comma-separated: direct, think, heuristic, classifier, cascade, cascade-logprob, self-consistency")
-    evaluate.add_argument("--limit", type=_positive, default=20, help="first N problems (default 20)")
+    evaluate.add_argument("--limit", type=_limit, default=20, help="first N problems (default 20)")
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
-    evaluate.add_argument("--max-tokens", type=_positive, default=256)
-    evaluate.add_argument("--thinking-budget", type=_non_negative, metavar="N")
-    evaluate.add_argument("--min-thinking", type=_non_negative, metavar="N",
+    evaluate.add_argument("--max-tokens", type=_tokens, default=256)
+    evaluate.add_argument("--thinking-budget", type=_budget, metavar="N")
+    evaluate.add_argument("--min-thinking", type=_budget, metavar="N",
                           help="budget forcing on every thinking request: an earlier end of the thought is "
                                "refused with \"Wait\" (never past the budget)")
-    evaluate.add_argument("--k", type=_positive, default=4, help="samples for self-consistency (default 4)")
+    evaluate.add_argument("--k", type=_samples, default=4, help="samples for self-consistency (default 4)")
     evaluate.add_argument("--cascade-threshold", type=_probability, default=CASCADE_CONFIDENCE, metavar="P",
                           help="cascade-logprob thinks when the direct answer's mean token probability is below P "
                                f"(default {CASCADE_CONFIDENCE})")
-    evaluate.add_argument("--ctx", type=_positive)
-    evaluate.add_argument("--threads", type=_positive)
+    evaluate.add_argument("--ctx", type=_context)
+    evaluate.add_argument("--threads", type=_threads)
     evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
-    evaluate.add_argument("--tdp", type=float, metavar="W", help="your CPU's TDP, for the energy estimate")
+    evaluate.add_argument("--tdp", type=_tdp, metavar="W", help="your CPU's TDP, for the energy estimate")
     evaluate.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
     evaluate.add_argument("--no-log", action="store_true", help="do not write the runs to the session log")
     evaluate.set_defaults(func=cmd_eval)
@@ -153,25 +155,25 @@ def _parser() -> argparse.ArgumentParser:
     source = scale.add_mutually_exclusive_group()
     source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
-    scale.add_argument("--limit", type=_positive, default=10, help="first N problems (default 10)")
+    scale.add_argument("--limit", type=_limit, default=10, help="first N problems (default 10)")
     scale.add_argument("-m", "--model", action="append", dest="models", help="catalog id or .gguf (repeat to compare)")
-    scale.add_argument("--budgets", type=_int_list(0, "budgets"), default=(0, 64, 128, 256),
+    scale.add_argument("--budgets", type=_int_list(0, MAX_N_CTX, "budgets"), default=(0, 64, 128, 256),
                        help="thinking budgets in tokens, comma-separated (default 0,64,128,256; 0 = direct)")
-    scale.add_argument("--k", type=_int_list(1, "k"), default=(1, 2, 4, 8), dest="ks",
+    scale.add_argument("--k", type=_int_list(1, MAX_SAMPLES, "k"), default=(1, 2, 4, 8), dest="ks",
                        help="samples per question for voting and best-of-N, comma-separated (default 1,2,4,8); "
                             "the largest k is generated once and shared by the others")
-    scale.add_argument("--k-budget", type=_non_negative, help="thinking budget of the samples (default: the largest)")
+    scale.add_argument("--k-budget", type=_budget, help="thinking budget of the samples (default: the largest)")
     scale.add_argument("--verifiers", default="oracle,majority,program",
                        help="comma-separated: oracle (pass@k), majority, program (re-checks arithmetic), self (model judges)")
-    scale.add_argument("--answer-tokens", type=_positive, default=96,
+    scale.add_argument("--answer-tokens", type=_tokens, default=96,
                        help="tokens allowed for the answer after the thought (default 96)")
     scale.add_argument("--force", action="store_true", dest="force_budget",
                        help="budget forcing (s1): hold each thought to exactly its budget, an earlier end "
                             "refused with \"Wait\"")
-    scale.add_argument("--seed", type=int, default=0)
-    scale.add_argument("--ctx", type=_positive)
-    scale.add_argument("--threads", type=_positive)
-    scale.add_argument("--tdp", type=float, metavar="W", help="your CPU's TDP, for the energy estimate")
+    scale.add_argument("--seed", type=_seed, default=0)
+    scale.add_argument("--ctx", type=_context)
+    scale.add_argument("--threads", type=_threads)
+    scale.add_argument("--tdp", type=_tdp, metavar="W", help="your CPU's TDP, for the energy estimate")
     scale.add_argument("--output", default="scale-results",
                        help="folder for samples.jsonl (resumes from it), points.json, charts and reading.txt")
     scale.add_argument("--db", metavar="PATH", help="session log (default: $FASTSLOW_DB or the data folder)")
@@ -192,21 +194,66 @@ def _parser() -> argparse.ArgumentParser:
     selftest.set_defaults(func=lambda _args: run_self_test())
 
     models = commands.add_parser("models", help="list catalog and local models, with fit on this machine")
-    models.add_argument("--ctx", type=_positive, default=4096)
+    models.add_argument("--ctx", type=_context, default=4096)
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
     return parser
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+# -- the numeric flags: each an argparse type with its bounds; a value outside them is one sentence
+# from argparse (exit 2), never a traceback, a NaN in the log or a thread count the machine lacks.
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 5.0  # app/plan.py's PanePlan holds the same
+MAX_SEED = 2**31 - 1  # a scale sweep adds its sample number to the seed: room left below 2**32
+MAX_SAMPLES = 256  # self-consistency / best-of-N samples per question
+MAX_LIMIT = 1_000_000  # problems of a suite
 
 
-def _int_list(minimum: int, what: str):
-    """An argparse type: "0,64,128" -> (0, 64, 128), each at least `minimum`, at least one."""
+def _whole(low: int, high, span: str | None = None):
+    """An argparse type: a whole number from low to high; high is a number, or a function for a bound
+    only known when the flag is read (the machine's CPUs). span: the range in words, when plainer."""
+    def parse(text: str) -> int:
+        top = high() if callable(high) else high
+        words = span.format(top=top) if span else (
+            {0: "0 or more", 1: "a positive number"}.get(low, f"{low} or more") + f", at most {top}")
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number ({words}), not {text!r}") from None
+        if not low <= value <= top:
+            raise argparse.ArgumentTypeError(f"must be {words}, not {value}")
+        return value
+    return parse
+
+
+def _finite(low: float, high: float, words: str):
+    """An argparse type: a finite number from low to high (NaN and infinity are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {words}, not {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a finite number {words}, not {value:g}")
+        return value
+    return parse
+
+
+_tokens = _whole(1, MAX_N_CTX)
+_context = _whole(1, MAX_N_CTX)
+_budget = _whole(0, MAX_N_CTX)
+_limit = _whole(1, MAX_LIMIT)
+_samples = _whole(1, MAX_SAMPLES)
+_seed = _whole(0, MAX_SEED)
+_threads = _whole(1, logical_cpus, "from 1 to {top} (the logical CPUs of this machine)")
+_gpu_layers = _whole(-1, MAX_GPU_LAYERS, "-1 (all layers) or from 0 to {top}")
+_temperature = _finite(MIN_TEMPERATURE, MAX_TEMPERATURE, f"from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
+_tdp = _finite(MIN_TDP_W, MAX_TDP_W, f"of watts from {MIN_TDP_W} to {MAX_TDP_W}")
+_probability = _finite(0.0, 1.0, "from 0 to 1")
+
+
+def _int_list(minimum: int, maximum: int, what: str):
+    """An argparse type: "0,64,128" -> (0, 64, 128), each from `minimum` to `maximum`, at least one."""
     def parse(text: str) -> tuple[int, ...]:
         try:
             values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -214,27 +261,10 @@ def _int_list(minimum: int, what: str):
             raise argparse.ArgumentTypeError(f"{what} must be whole numbers separated by commas, not {text!r}") from None
         if not values:
             raise argparse.ArgumentTypeError(f"give at least one value for {what}")
-        if any(v < minimum for v in values):
-            raise argparse.ArgumentTypeError(f"{what} must be {minimum} or more, not {text}")
+        if any(not minimum <= v <= maximum for v in values):
+            raise argparse.ArgumentTypeError(f"{what} must be from {minimum} to {maximum}, not {text.strip()!r}")
         return tuple(sorted(set(values)))
     return parse
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
 
 
 # -- compare ---------------------------------------------------------------------------------

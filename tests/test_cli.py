@@ -336,3 +336,20 @@ def test_a_run_without_an_answer_says_why_and_the_known_answer_marks_each_run(tm
     said = "no answer: it thought until max tokens (24) ran out and never answered"
     assert said in out.stdout  # under its streamed text, and again in the table's notes
     assert "[1] smollm2-135m: wrong" in out.stdout
+
+
+# -- the issue "Nothing lost, nothing let in": text that is not UTF-8, numbers out of bounds ------
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--tdp", "-5", "argument --tdp: must be a finite number of watts from 1 to 2000, not -5"),
+    ("--tdp", "nan", "argument --tdp: must be a finite number of watts from 1 to 2000, not nan"),
+    ("--temperature", "inf", "argument --temperature: must be a finite number from 0 to 5, not inf"),
+    ("--threads", "1000", "argument --threads: must be from 1 to "),
+    ("--gpu-layers", "-5", "argument --gpu-layers: must be -1 (all layers) or from 0 to 1000, not -5"),
+])
+def test_a_number_out_of_bounds_is_one_sentence_and_exit_2_before_loading(tmp_path, flag, value, words):
+    db = tmp_path / "log.db"
+    out = fastslow("compare", "Hi", "-m", "smollm2-135m", "--db", str(db), flag, value)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1].startswith("fastslow compare: error: ") and words in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == "" and not db.exists()
