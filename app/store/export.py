@@ -3,6 +3,8 @@ and the import of a JSONL export.
 
 Exports replace the user's home directory with `~` unless asked not to, so a file can be shared
 without telling the world one's user name or folder layout.
+
+A new export file is its owner's alone (0600): prompts are private.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from app.store.log import SessionLog, StoreError, store_error
+from app.store.paths import create_private_file, open_private_for_writing
 
 FORMATS = ("jsonl", "csv", "html", "sqlite")
 
@@ -61,7 +64,7 @@ def _text_output(path: str | os.PathLike) -> Iterator[IO[str]]:
         yield sys.stdout
         return
     try:
-        with open(path, "w", encoding="utf-8", newline="") as out:
+        with open(open_private_for_writing(path), "w", encoding="utf-8", newline="") as out:
             yield out
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}", kind="io") from exc
@@ -119,19 +122,27 @@ def copy_sqlite(log: SessionLog, path: str | os.PathLike, session_id: int | None
                 keep_home_paths: bool = False) -> int:
     """A standalone copy of the database (VACUUM INTO), optionally of one session; returns runs."""
     target = str(path)
-    if os.path.exists(target):
-        raise StoreError(f"{target} already exists; choose a new file name for the copy", kind="io")
-    log.vacuum_into(target)
-    scrub = None if keep_home_paths else home_scrubber()
     try:
-        conn = sqlite3.connect(target)
+        # Made empty and 0600 first: VACUUM INTO fills an empty file, and SQLite keeps its mode.
+        if not create_private_file(target):
+            raise StoreError(f"{target} already exists; choose a new file name for the copy", kind="io")
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}", kind="io") from exc
+    try:
+        log.vacuum_into(target)
+        scrub = None if keep_home_paths else home_scrubber()
         try:
-            _trim_copy(conn, session_id, scrub)
-            return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise store_error(exc, target) from exc
+            conn = sqlite3.connect(target)
+            try:
+                _trim_copy(conn, session_id, scrub)
+                return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise store_error(exc, target) from exc
+    except BaseException:
+        Path(target).unlink(missing_ok=True)  # no half copy left behind
+        raise
 
 
 def _trim_copy(conn: sqlite3.Connection, session_id: int | None, scrub: Callable[[str], str] | None) -> None:

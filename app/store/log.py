@@ -4,6 +4,9 @@ A run row is inserted as `running` when the run starts and completed when it end
 own committed transaction, in WAL mode: a crash (even `kill -9`) loses nothing that finished, and
 the next open marks the orphans `interrupted`. Every sqlite3 failure leaves as a StoreError with
 a kind and one clear sentence; MemoryLog offers the same API without a file, to save later.
+
+The file, its WAL and SHM and the folders the log creates are their owner's alone (0600, 0700):
+prompts are private.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from app import __version__
 from app.engines.types import GenerationRequest, ModelInfo
 from app.runs import RunResult
 from app.store import schema
-from app.store.paths import resolve_db_path
+from app.store.paths import create_private_file, make_private_folder, resolve_db_path
 
 RECORD_FORMAT = "fastslow-run"
 RECORD_VERSION = 1  # of the JSONL record; bump when its shape changes
@@ -232,7 +235,8 @@ class SessionLog:
         target = MEMORY if str(path) == MEMORY else str(resolve_db_path(path))
         try:
             if target != MEMORY:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                make_private_folder(Path(target).parent)
+                create_private_file(target)  # SQLite gives its -wal and -shm the file's mode
             db = Database(_connect(target, timeout), execute_plugins=False)
         except (OSError, sqlite3.Error) as exc:
             raise store_error(exc, target) from exc

@@ -43,3 +43,41 @@ def env_db_path(env: Mapping[str, str] | None = None) -> str | None:
     """$FASTSLOW_DB when it is set (and not empty): then it wins over the settings' data folder."""
     env = os.environ if env is None else env
     return env.get(ENV_VAR) or None
+
+
+# -- private files -----------------------------------------------------------------------------
+# Prompts are private: what the store creates is readable by its owner alone. Folders and files
+# that already exist (a home folder, a file a user made on purpose) keep the mode they have.
+
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_folder(folder: str | os.PathLike) -> None:
+    """Create folder and its missing parents, each 0700; those that exist are left as they are."""
+    missing = []
+    current = Path(folder)
+    while not current.exists() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:  # made by someone else meanwhile: theirs, with their mode
+            if not path.is_dir():
+                raise
+
+
+def create_private_file(path: str | os.PathLike) -> bool:
+    """Create path empty and 0600 unless it exists (then it is left alone); True if created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def open_private_for_writing(path: str | os.PathLike) -> int:
+    """A descriptor to write path from its start: a new file is 0600, an existing one keeps its mode."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
