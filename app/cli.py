@@ -292,9 +292,53 @@ def _say_energy_fixes(session: Session) -> None:
         print(f"fastslow: note: energy could be measured, not estimated — {name}: {reason}", file=sys.stderr)
 
 
+def _undecodable(raw: bytes, what: str) -> str | None:
+    """Why raw is not text, in one sentence naming the first bad byte's offset; None when it is UTF-8."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"{what} is not valid UTF-8: the byte at offset {exc.start} (0x{raw[exc.start]:02x}) "
+                "cannot be read as text; give it in UTF-8")
+    return None
+
+
+def _argument_bytes(text: str) -> bytes:
+    """An argument as the bytes it was given: on POSIX, bytes that were not UTF-8 reach sys.argv as
+    lone surrogates (surrogateescape) and go back to what they were; any other lone surrogate is
+    kept as one (surrogatepass), which no UTF-8 decoder accepts either."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _read_prompt(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(prompt, None), or (None, why not): standard input is read as bytes and decoded strictly, and
+    every text argument must be UTF-8 too, before any model loads or any row is written."""
+    if args.prompt == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a stand-in for standard input that holds text already
+            prompt = sys.stdin.read()
+            problem = _undecodable(_argument_bytes(prompt), "the prompt on standard input")
+        else:
+            raw = stdin.read()
+            problem = _undecodable(raw, "the prompt on standard input")
+            prompt = None if problem else raw.decode("utf-8")
+    else:
+        prompt = args.prompt
+        problem = _undecodable(_argument_bytes(prompt), "the prompt")
+    for flag, text in (("--system", args.system), ("--answer", args.answer)):
+        if problem is None and text is not None:
+            problem = _undecodable(_argument_bytes(text), f"the {flag} text")
+    return (None, problem) if problem else (prompt, None)
+
+
 def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt, problem = _read_prompt(args)
+    if problem:
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if not prompt.strip():
         print("fastslow: the prompt is empty: give a question to ask", file=sys.stderr)
         return EXIT_BAD_INPUT

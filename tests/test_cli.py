@@ -340,6 +340,56 @@ def test_a_run_without_an_answer_says_why_and_the_known_answer_marks_each_run(tm
 
 # -- the issue "Nothing lost, nothing let in": text that is not UTF-8, numbers out of bounds ------
 
+def _fastslow_bytes(*args, stdin: bytes | None = None):
+    """fastslow with arguments and standard input as raw bytes, as a shell can hand them over."""
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, input=stdin,
+                          timeout=240, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_a_prompt_on_standard_input_that_is_not_utf8_is_refused_before_anything_runs(tmp_path):
+    # printf 'hello \xff\xfe' | fastslow compare - …
+    db = tmp_path / "log.db"
+    out = _fastslow_bytes("compare", "-", "-m", "smollm2-135m", "--db", str(db), stdin=b"hello \xff\xfe")
+    assert out.returncode == 2
+    assert out.stderr.decode() == ("fastslow: the prompt on standard input is not valid UTF-8: the byte at offset 6 "
+                                   "(0xff) cannot be read as text; give it in UTF-8\n")
+    assert b"loading" not in out.stdout
+    assert not db.exists()  # no session row, empty or not
+
+
+def test_a_prompt_on_standard_input_is_read_as_utf8_whatever_the_locale():
+    out = _fastslow_bytes("compare", "-", "-m", "smollm2-135m", "--json", "--no-log", *SHORT,
+                          stdin="Réponds « oui » ✓".encode())
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "ok"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="argv as raw bytes is a POSIX thing")
+def test_a_prompt_argument_that_is_not_utf8_is_refused_before_anything_runs(tmp_path):
+    # Python hands undecodable argv bytes over as lone surrogates (surrogateescape).
+    db = tmp_path / "log.db"
+    out = _fastslow_bytes("compare", b"hi \xc3\x28 there", "-m", "smollm2-135m", "--db", str(db))
+    assert out.returncode == 2
+    assert out.stderr.decode() == ("fastslow: the prompt is not valid UTF-8: the byte at offset 3 (0xc3) cannot be "
+                                   "read as text; give it in UTF-8\n")
+    assert not db.exists()
+    system = _fastslow_bytes("compare", "Hi", "--system", b"\xff be brief", "--db", str(db))
+    assert system.returncode == 2 and b"the --system text is not valid UTF-8: the byte at offset 0 (0xff)" in system.stderr
+    assert not db.exists()
+
+
+def test_a_prompt_with_a_lone_surrogate_is_refused_in_process(tmp_path, capsys):
+    from app.cli import main
+
+    db = tmp_path / "log.db"
+    assert main(["compare", "hi \ud800", "-m", "smollm2-135m", "--db", str(db)]) == 2
+    assert capsys.readouterr().err == ("fastslow: the prompt is not valid UTF-8: the byte at offset 3 (0xed) cannot "
+                                       "be read as text; give it in UTF-8\n")
+    assert main(["compare", "Hi", "--answer", "6\udcff", "--db", str(db)]) == 2
+    assert "the --answer text is not valid UTF-8: the byte at offset 1 (0xff)" in capsys.readouterr().err
+    assert not db.exists()
+
+
 @pytest.mark.parametrize("flag, value, words", [
     ("--tdp", "-5", "argument --tdp: must be a finite number of watts from 1 to 2000, not -5"),
     ("--tdp", "nan", "argument --tdp: must be a finite number of watts from 1 to 2000, not nan"),
