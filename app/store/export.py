@@ -5,6 +5,7 @@ Exports replace the user's home directory with `~` unless asked not to, so a fil
 without telling the world one's user name or folder layout.
 
 A new export file is its owner's alone (0600): prompts are private.
+A CSV text cell a spreadsheet would run as a formula starts with a single quote (OWASP's advice).
 """
 
 from __future__ import annotations
@@ -54,6 +55,26 @@ def _scrub_values(row: dict, scrub: Callable[[str], str]) -> dict:
     return {k: scrub(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
+# -- spreadsheet formulas ----------------------------------------------------------------------
+
+# What starts a formula in Excel, LibreOffice or Google Sheets (OWASP, "CSV Injection"), with the
+# full-width forms some locales read alike; a cell whose first visible character is one counts.
+FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+
+
+def is_formula_like(cell: str) -> bool:
+    """Whether a spreadsheet could read this text cell as a formula."""
+    return bool(cell) and (cell[0] in FORMULA_STARTS or cell.lstrip()[:1] in FORMULA_STARTS)
+
+
+def neutralise_cell(value: object) -> object:
+    """A text cell that could run as a formula, prefixed with a single quote (OWASP's advice), so a
+    spreadsheet shows it as text; numbers (-1.5 included) and every other cell are left as they are."""
+    if isinstance(value, str) and is_formula_like(value):
+        return "'" + value
+    return value
+
+
 # -- writers -----------------------------------------------------------------------------------
 
 
@@ -85,17 +106,21 @@ def write_jsonl(log: SessionLog, path: str | os.PathLike, session_id: int | None
 
 def write_csv(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
               keep_home_paths: bool = False) -> int:
-    """Flat metrics, one run per row, for spreadsheets and pandas; returns the row count."""
+    """Flat metrics, one run per row, for spreadsheets and pandas; returns the row count.
+
+    A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR...) starts with a
+    single quote; numbers stay numbers."""
     scrub = (lambda text: text) if keep_home_paths else home_scrubber()
     n = 0
     with _text_output(path) as out:
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for record in log.records(session_id):
-            row = {**record["run"], "session_id": record["session"]["id"],
-                   "prompt_id": record["prompt"]["id"], "prompt": record["prompt"]["text"],
-                   "known_answer": record["prompt"].get("known_answer")}
-            writer.writerow(_scrub_values(row, scrub))
+            values = {**record["run"], "session_id": record["session"]["id"],
+                      "prompt_id": record["prompt"]["id"], "prompt": record["prompt"]["text"],
+                      "known_answer": record["prompt"].get("known_answer")}
+            row = _scrub_values({name: values.get(name) for name in CSV_COLUMNS}, scrub)
+            writer.writerow({name: neutralise_cell(value) for name, value in row.items()})
             n += 1
     return n
 
