@@ -218,6 +218,12 @@ def import_jsonl(log: SessionLog, path: str | os.PathLike) -> tuple[int, int]:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise StoreError(f"{path} line {n} is not JSON ({exc.msg})", kind="bad_import") from exc
+        except RecursionError as exc:
+            raise StoreError(f"{path} line {n} is nested too deeply to be a FastSlow run record",
+                             kind="bad_import") from exc
+        except ValueError as exc:  # an integer of thousands of digits
+            raise StoreError(f"{path} line {n} cannot be read as JSON ({str(exc).split(';')[0]})",
+                             kind="bad_import") from exc
     try:
         return log.import_records(records)
     except StoreError as exc:

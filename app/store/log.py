@@ -7,22 +7,28 @@ a kind and one clear sentence; MemoryLog offers the same API without a file, to 
 
 The file, its WAL and SHM and the folders the log creates are their owner's alone (0600, 0700):
 prompts are private.
+What comes in is checked against one typed schema (fit_record: the record's dataclasses below and
+RunResult); a record that does not fit is refused with a sentence naming it, and nothing is imported.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import platform
+import re
 import sqlite3
 import sys
 import threading
+import types
+import typing
 import uuid
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +37,7 @@ import psutil
 from sqlite_utils import Database
 
 from app import __version__
-from app.engines.types import GenerationRequest, ModelInfo
+from app.engines.types import GenerationRequest, Message, ModelInfo
 from app.runs import RunResult
 from app.store import schema
 from app.store.paths import create_private_file, make_private_folder, resolve_db_path
@@ -113,6 +119,352 @@ class TelemetrySample:
     value: float
     unit: str = ""
     source: str = ""  # measured:nvml, estimated:tdp ...
+
+
+# -- the record's schema -----------------------------------------------------------------------
+# One record per run (records(), a JSONL line): {"format", "version", "session", "prompt", "run",
+# "timeline", "telemetry"}. Each part is typed by a dataclass: the run by RunResult (its result)
+# and RunPlan (the other runs columns), the rest below. An import is checked against these types,
+# and so is every value read back (a file changed by another tool says it is damaged).
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
+MAX_JSON_DEPTH = 64  # free-form JSON (host, request, params...) nests no deeper
+STATUSES = ("running", "ok", "cancelled", "failed", "interrupted")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a pair: no valid UTF-8 holds it
+
+
+@dataclass
+class RunPlan:
+    """The runs columns beside RunResult's: identity, times and the router's plan."""
+
+    uid: str
+    created_at: str
+    id: int | None = None  # the exporting file's id: not kept, the importing file numbers its own
+    finished_at: str | None = None
+    route: str | None = None
+    route_budget: int | None = None
+    route_confidence: float | None = None
+    route_reasons: list[str] | None = None
+    params: dict | None = None  # JSON: the request this pane ran
+    model_info: dict | None = None  # JSON: what the load produced
+
+
+@dataclass
+class SessionEntry:
+    uid: str
+    started_at: str
+    id: int | None = None
+    mode: str | None = None
+    app_version: str | None = None
+    host: dict | None = None
+
+
+@dataclass
+class PromptEntry:
+    uid: str
+    created_at: str
+    text: str
+    messages: list[Message]
+    request: dict  # JSON: the GenerationRequest as asked
+    id: int | None = None
+    known_answer: str | None = None
+
+
+@dataclass
+class Timeline:
+    t: list[float] = field(default_factory=list)  # each token's time, from submit
+    channel: list[str] = field(default_factory=list)  # each token's channel, one of CHANNELS
+
+
+class RecordUnfit(ValueError):
+    """A value that does not fit the record's schema; the message says where and why."""
+
+
+class RecordTooNew(RecordUnfit):
+    """A record of a version newer than this build reads."""
+
+
+def _describe(value: Any) -> str:
+    """A value as a sentence names it: short, and printable whatever it holds."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else "a number too large for 64 bits"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return repr(value) if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        short = value if len(value) <= 30 else value[:29] + "…"
+        return f"the text {ascii(short) if _SURROGATE.search(short) else repr(short)}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _unfit(where: str, expected: str, value: Any) -> RecordUnfit:
+    return RecordUnfit(f"{where} must be {expected}, not {_describe(value)}")
+
+
+def _is_int64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
+
+
+_INT_WORDS, _FLOAT_WORDS, _STR_WORDS, _BOOL_WORDS = (
+    "a whole number that fits in 64 bits", "a finite number", "text", "true or false")
+
+
+def _fit_int(value: Any, where: str, expected: str = _INT_WORDS) -> int:
+    if not _is_int64(value):
+        raise _unfit(where, expected, value)
+    return value
+
+
+def _fit_float(value: Any, where: str, expected: str = _FLOAT_WORDS) -> float:
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if not _is_int64(value):
+        raise _unfit(where, expected, value)
+    return float(value)
+
+
+def _fit_str(value: Any, where: str, expected: str = _STR_WORDS) -> str:
+    if not isinstance(value, str):
+        raise _unfit(where, expected, value)
+    if _SURROGATE.search(value):
+        raise RecordUnfit(f"{where} is not valid text (it holds half of a UTF-16 surrogate pair)")
+    return value
+
+
+def _fit_bool(value: Any, where: str, expected: str = _BOOL_WORDS) -> bool:
+    if not isinstance(value, bool):
+        raise _unfit(where, expected, value)
+    return value
+
+
+def _fit_json(value: Any, where: str) -> Any:
+    """Any JSON value: finite numbers, 64-bit integers, valid text, nested at most MAX_JSON_DEPTH."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise RecordUnfit(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            _fit_int(item, where)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise RecordUnfit(f"{where} holds {_describe(item)}, which is not a finite number")
+        elif isinstance(item, str):
+            _fit_str(item, where)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise RecordUnfit(f"{where} has a key that is not text ({_describe(key)})")
+                _fit_str(key, where)
+                stack.append((inner, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((inner, depth + 1) for inner in item)
+        else:
+            raise RecordUnfit(f"{where} holds {_describe(item)}, which JSON cannot hold")
+    return value
+
+
+_SCALARS: dict[Any, tuple[Callable[..., Any], str]] = {
+    bool: (_fit_bool, _BOOL_WORDS), int: (_fit_int, _INT_WORDS), float: (_fit_float, _FLOAT_WORDS),
+    str: (_fit_str, _STR_WORDS),
+}
+
+
+Fitter = Callable[..., Any]  # (value, where it is[, expected]) -> the value, or RecordUnfit
+
+
+@functools.cache
+def _fitter(tp: Any) -> Fitter:
+    """What checks a value against the type tp (a dataclass field's): it returns the value (ints made
+    floats where a float is wanted) or raises RecordUnfit."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # X | None: the only union the records use
+        [inner] = [a for a in args if a is not type(None)]
+        fit_inner, or_null = _fitter(inner), f"{_expected(inner)} or null"
+
+        def fit_optional(value: Any, where: str) -> Any:
+            return None if value is None else fit_inner(value, where, or_null)
+
+        return fit_optional
+    if tp in _SCALARS:
+        return _SCALARS[tp][0]
+    if tp is dict:
+        def fit_object(value: Any, where: str, expected: str = "a JSON object") -> dict:
+            if not isinstance(value, dict):
+                raise _unfit(where, expected, value)
+            return _fit_json(value, where)
+
+        return fit_object
+    if origin is list:
+        [inner] = args
+        fit_item = _fitter(inner)
+
+        def fit_list(value: Any, where: str, expected: str = "a list") -> list:
+            if not isinstance(value, (list, tuple)):
+                raise _unfit(where, expected, value)
+            # The timeline's thousands of items: checked at C speed when they are all fine.
+            kinds = set(map(type, value))
+            if inner is float and kinds <= {float} and all(map(math.isfinite, value)):
+                return list(value)
+            if inner is str and kinds <= {str} and not _SURROGATE.search("".join(value)):
+                return list(value)
+            return [fit_item(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+        return fit_list
+    if is_dataclass(tp):
+        def fit_dataclass(value: Any, where: str, expected: str = "a JSON object") -> dict:
+            return _fit_fields(value, where, tp, expected=expected)
+
+        return fit_dataclass
+    raise TypeError(f"the record schema has no rule for {tp!r}")  # pragma: no cover - a new field type
+
+
+def _fit(value: Any, tp: Any, where: str) -> Any:
+    return _fitter(tp)(value, where)
+
+
+def _expected(tp: Any) -> str:
+    if tp in _SCALARS:
+        return _SCALARS[tp][1]
+    return "a JSON object" if tp in (dict,) or is_dataclass(tp) else "a list"
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+_REQUIRED = object()
+
+
+@functools.cache
+def _field_plan(cls: type, skip: frozenset[str]) -> list[tuple[str, Fitter, Any, Any]]:
+    """(name, fitter, default, default factory) for each field of the dataclass cls but `skip`."""
+    hints = _hints(cls)
+    return [(f.name, _fitter(hints[f.name]),
+             _REQUIRED if f.default is MISSING and f.default_factory is MISSING else f.default,
+             None if f.default_factory is MISSING else f.default_factory)
+            for f in fields(cls) if f.name not in skip]
+
+
+def _fit_fields(value: Any, where: str, cls: type, skip: frozenset[str] = frozenset(),
+                expected: str = "a JSON object") -> dict:
+    """value as the fields of the dataclass cls: each present one checked, each absent one given its
+    default (a field without one must be present). Keys cls does not know are dropped."""
+    if not isinstance(value, dict):
+        raise _unfit(where, expected, value)
+    out = {}
+    for name, fit, default, factory in _field_plan(cls, skip):
+        if name in value:
+            out[name] = fit(value[name], f"{where}.{name}")
+        elif factory is not None:
+            out[name] = factory()
+        elif default is not _REQUIRED:
+            out[name] = default
+        else:
+            raise RecordUnfit(f"{where}.{name} is missing")
+    return out
+
+
+def fit_record(record: Any) -> dict:
+    """The record checked against the schema, complete (absent fields given their defaults).
+
+    Raises RecordUnfit with one sentence naming the first value that does not fit.
+    """
+    if not isinstance(record, dict):
+        raise _unfit("the record", "a JSON object", record)
+    if record.get("format") != RECORD_FORMAT:
+        raise RecordUnfit(f"format is {_describe(record.get('format'))}, not {RECORD_FORMAT!r}")
+    version = _fit_int(record.get("version"), "version")
+    if version > RECORD_VERSION:
+        raise RecordTooNew(f"version {version} is newer than this FastSlow reads ({RECORD_VERSION}); "
+                           "upgrade FastSlow")
+    if version < 1:
+        raise RecordUnfit(f"version {version} is not a record version (they start at 1)")
+    missing = next((part for part in ("session", "prompt", "run") if part not in record), None)
+    if missing:
+        raise RecordUnfit(f"{missing} is missing")
+    run = record["run"]
+    fitted = {
+        "format": RECORD_FORMAT, "version": version,
+        "session": _fit_fields(record["session"], "session", SessionEntry),
+        "prompt": _fit_fields(record["prompt"], "prompt", PromptEntry),
+        "run": {**_fit_fields(run, "run", RunPlan),
+                **_fit_fields(run, "run", RunResult, frozenset({_TIMELINE_FIELD}))},
+        "timeline": _fit_fields(record.get("timeline") or {}, "timeline", Timeline),
+        "telemetry": _fit(record.get("telemetry") or [], list[TelemetrySample], "telemetry"),
+    }
+    run = fitted["run"]
+    if run["status"] not in STATUSES:
+        raise RecordUnfit(f"run.status must be one of {', '.join(STATUSES)}, not {_describe(run['status'])}")
+    if run["energy_j"] is not None and not run["energy_source"]:
+        raise RecordUnfit("run.energy_j has no run.energy_source: energy is never a bare number")
+    timeline = fitted["timeline"]
+    if len(timeline["t"]) != len(timeline["channel"]):
+        raise RecordUnfit(f"timeline.t has {len(timeline['t'])} times for {len(timeline['channel'])} channels")
+    if unknown := next((c for c in timeline["channel"] if c not in CHANNELS), None):
+        raise RecordUnfit(f"timeline.channel must hold only {' or '.join(CHANNELS)}, not {_describe(unknown)}")
+    return fitted
+
+
+# What a value read back from SQLite must be: its column's type, no more (SQLite keeps ±Infinity,
+# which an export writes as null, so a read does not refuse it).
+_READ_TYPES: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    int: (_is_int64, _INT_WORDS),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), _STR_WORDS),
+    bool: (lambda v: isinstance(v, bool), _BOOL_WORDS),
+}
+Check = tuple[str, Callable[[Any], bool], str, bool]  # name, test, what it must be, nullable
+
+
+def _scalar_checks(types_by_name: dict[str, Any]) -> list[Check]:
+    """(name, test, words, nullable) for each scalar field: what a row read back is checked against."""
+    checks = []
+    for name, tp in types_by_name.items():
+        union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        args = typing.get_args(tp) if union else (tp,)
+        base = next(a for a in args if a is not type(None))
+        if base in _READ_TYPES:
+            test, words = _READ_TYPES[base]
+            nullable = type(None) in args
+            checks.append((name, test, words + (" or null" if nullable else ""), nullable))
+    return checks
+
+
+# The runs columns as read back, with their types, to check each row cheaply (no JSON walk).
+_RUN_CHECKS = _scalar_checks({**_hints(RunPlan), **_hints(RunResult)})
+_SUMMARY_CHECKS = _scalar_checks({**_hints(RunSummary), "correct": int | None})  # SQLite's 0/1, made bool after
+
+
+def _check_row(values: dict, checks: list[Check], where: str) -> None:
+    """Each scalar value of a row read back is of its field's type, or RecordUnfit."""
+    for name, test, words, nullable in checks:
+        value = values.get(name)
+        if value is None and (nullable or name not in values):
+            continue
+        if not test(value):
+            raise _unfit(f"{where}.{name}", words, value)
+
+
+def json_safe(value: Any) -> Any:
+    """value with each NaN and ±Infinity written as None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -422,8 +774,11 @@ class SessionLog:
                f"JOIN prompts p ON p.id = r.prompt_id {where} ORDER BY r.id DESC")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [RunSummary(**{**row, "correct": None if row["correct"] is None else bool(row["correct"])})
-                for row in self._rows(sql, params)]
+        runs = []
+        for row in self._rows(sql, params):
+            self._check_read(row, _SUMMARY_CHECKS, row["id"])
+            runs.append(RunSummary(**{**row, "correct": None if row["correct"] is None else bool(row["correct"])}))
+        return runs
 
     @_guarded
     def latest_session_id(self) -> int | None:
@@ -442,16 +797,24 @@ class SessionLog:
     def import_records(self, records: Iterable[dict]) -> tuple[int, int]:
         """Add records (from records() or a JSONL export), all or nothing.
 
-        Sessions, prompts and runs are matched by uid, so importing twice adds nothing the second
-        time. Returns (imported, skipped).
+        Each record is checked against the record's schema (fit_record) first: one that does not
+        fit is refused with a sentence naming it, and nothing is imported. Sessions, prompts and
+        runs are matched by uid, so importing twice adds nothing the second time. Returns
+        (imported, skipped).
         """
         imported = skipped = 0
         with self._write():
             for index, record in enumerate(records, start=1):
                 try:
-                    added = self._import_one(record)
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    raise StoreError(f"record {index} is not a FastSlow run record ({exc!r})",
+                    added = self._import_one(fit_record(record))
+                except RecordTooNew as exc:
+                    raise StoreError(f"record {index} was written by a newer FastSlow ({exc})",
+                                     kind="bad_import", index=index) from exc
+                except RecordUnfit as exc:
+                    raise StoreError(f"record {index} is not a FastSlow run record ({exc})",
+                                     kind="bad_import", index=index) from exc
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+                    raise StoreError(f"record {index} is not a FastSlow run record ({exc})",
                                      kind="bad_import", index=index) from exc
                 imported, skipped = imported + added, skipped + (not added)
         return imported, skipped
@@ -487,6 +850,16 @@ class SessionLog:
             raise StoreError(f"there is no {table[:-1]} {pk} in the session log {self.path}", kind="not_found")
         return rows[0]
 
+    def _check_read(self, values: dict, checks: list[Check], run_id: Any) -> None:
+        try:
+            _check_row(values, checks, "run")
+        except RecordUnfit as exc:
+            raise self._damaged(run_id, exc) from exc
+
+    def _damaged(self, run_id: Any, exc: BaseException) -> StoreError:
+        return StoreError(f"the session log {self.path} is damaged: run {run_id} cannot be read ({exc}); "
+                          "repair it with an SQLite tool, or choose another file with --db", kind="corrupt")
+
     def _record(self, run_id: int) -> dict:
         self._require("runs", run_id)
         [record] = self._records(None, run_id)  # drained, so no cursor stays open
@@ -508,7 +881,12 @@ class SessionLog:
                  FROM runs r JOIN prompts p ON p.id = r.prompt_id JOIN sessions s ON s.id = r.session_id
                  LEFT JOIN token_timelines t ON t.run_id = r.id {where} ORDER BY r.id"""
         for row in self._rows(sql, params):
-            yield self._row_to_record(row)
+            try:
+                record = self._row_to_record(row)
+                _check_row(record["run"], _RUN_CHECKS, "run")
+            except (RecordUnfit, ValueError, TypeError, IndexError, KeyError, RecursionError) as exc:
+                raise self._damaged(row.get("id"), exc) from exc
+            yield record
 
     def _row_to_record(self, row: dict) -> dict:
         times, channels = decode_timeline(row.pop("_times") or b"", row.pop("_channels") or b"")
@@ -521,10 +899,12 @@ class SessionLog:
         run = {k: v for k, v in row.items() if k not in _PRIVATE_RUN_COLUMNS[1:]}
         for name in _JSON_RUN_COLUMNS:
             run[name] = json.loads(run[name]) if run[name] is not None else None
-        for name in _BOOL_FIELDS:  # SQLite keeps 0/1
+        for name in _BOOL_FIELDS | _MAYBE_BOOL_FIELDS:  # SQLite keeps 0/1
+            if run[name] is None and name in _MAYBE_BOOL_FIELDS:
+                continue
+            if run[name] not in (0, 1):
+                raise RecordUnfit(f"run.{name} must be 0 or 1, not {_describe(run[name])}")
             run[name] = bool(run[name])
-        for name in _MAYBE_BOOL_FIELDS:
-            run[name] = None if run[name] is None else bool(run[name])
         telemetry = [
             {k: s[k] for k in ("t_s", "name", "value", "unit", "source")}
             for s in self._rows("SELECT * FROM telemetry_samples WHERE run_id = ? ORDER BY id", [row["id"]])
@@ -533,21 +913,18 @@ class SessionLog:
                 "run": run, "timeline": {"t": times, "channel": channels}, "telemetry": telemetry}
 
     def _import_one(self, record: dict) -> bool:
-        if record.get("format") != RECORD_FORMAT:
-            raise ValueError(f"format is {record.get('format')!r}, not {RECORD_FORMAT!r}")
-        if record["version"] > RECORD_VERSION:
-            raise ValueError(f"version {record['version']} is newer than this FastSlow reads ({RECORD_VERSION})")
+        """Add one record, already fitted to the schema (fit_record); False when its run is here."""
         run = record["run"]
         if self.db.execute("SELECT 1 FROM runs WHERE uid = ?", [run["uid"]]).fetchone():
             return False
         s, p = record["session"], record["prompt"]
         session_id = self._id_for_uid("sessions", s["uid"], lambda: {
-            "uid": s["uid"], "started_at": s["started_at"], "mode": s.get("mode"),
-            "app_version": s.get("app_version"), "host": json.dumps(s.get("host"))})
+            "uid": s["uid"], "started_at": s["started_at"], "mode": s["mode"],
+            "app_version": s["app_version"], "host": json.dumps(s["host"], ensure_ascii=False)})
         prompt_id = self._id_for_uid("prompts", p["uid"], lambda: {
             "uid": p["uid"], "session_id": session_id, "created_at": p["created_at"], "text": p["text"],
             "messages": json.dumps(p["messages"], ensure_ascii=False),
-            "request": json.dumps(p["request"], ensure_ascii=False), "known_answer": p.get("known_answer")})
+            "request": json.dumps(p["request"], ensure_ascii=False), "known_answer": p["known_answer"]})
         row = {k: v for k, v in run.items() if k in self._run_columns and k not in _PRIVATE_RUN_COLUMNS}
         for name in _JSON_RUN_COLUMNS:
             if row.get(name) is not None:
@@ -556,13 +933,12 @@ class SessionLog:
             row["status"] = "interrupted"
         row.update(prompt_id=prompt_id, session_id=session_id)
         run_id = self.db["runs"].insert(row).last_pk
-        timeline = record.get("timeline") or {"t": [], "channel": []}
+        timeline = record["timeline"]
         blob_t, blob_c = encode_timeline(timeline["t"], timeline["channel"])
         self.db["token_timelines"].insert(
             {"run_id": run_id, "n_tokens": len(timeline["t"]), "times": blob_t, "channels": blob_c})
         self.db["telemetry_samples"].insert_all(
-            {"session_id": session_id, "run_id": run_id, **TelemetrySample(**t).__dict__}
-            for t in record.get("telemetry") or [])
+            {"session_id": session_id, "run_id": run_id, **sample} for sample in record["telemetry"])
         return True
 
     def _id_for_uid(self, table: str, uid: str, make_row: Callable[[], dict]) -> int:
@@ -606,7 +982,8 @@ class MemoryLog(SessionLog):
 
         Runs still running are copied as interrupted. Safe to call again: uids make it idempotent.
         """
-        return log.import_records(list(self.records()))
+        # As a JSONL export would carry them: SQLite keeps ±Infinity, JSON (and the schema) does not.
+        return log.import_records([json_safe(record) for record in self.records()])
 
 
 def open_log(path: str | os.PathLike | None = None, timeout: float = 5.0) -> tuple[SessionLog, StoreError | None]:
