@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from app.store.export import FORMATS, export, import_jsonl
+from app.store.export import FORMATS, export, import_jsonl, json_line
 from app.store.log import SessionLog, StoreError, result_from_record
 from app.store.report import answer_words, kind_name, mark, route_words, run_name
 
@@ -28,7 +27,7 @@ def add_log_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
     listing = command("list", "recent runs, newest first", cmd_list)
     listing.add_argument("--session", type=int, metavar="ID")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)")
     show = command("show", "one run in full", cmd_show)
     show.add_argument("run_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="the complete record, as exported")
@@ -41,6 +40,17 @@ def add_log_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     importing = command("import", "add the runs of a JSONL export", cmd_import)
     importing.add_argument("file", metavar="FILE")
     return log
+
+
+def _positive(text: str) -> int:
+    """A count of at least 1 (argparse says so in one line when it is not)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def _guard(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -82,7 +92,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with SessionLog.open(args.db) as log:
         record = log.run_record(args.run_id)
     if args.json:
-        out.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        out.write(json_line(record, indent=2) + "\n")  # NaN and ±Infinity as null: only JSON
         return EXIT_OK
     run, known = record["run"], record["prompt"].get("known_answer")
     result = result_from_record(record)

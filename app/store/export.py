@@ -6,6 +6,7 @@ without telling the world one's user name or folder layout.
 
 A new export file is its owner's alone (0600): prompts are private.
 A CSV text cell a spreadsheet would run as a formula starts with a single quote (OWASP's advice).
+JSONL holds only JSON: NaN and ±Infinity are written as null.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from app.store.log import SessionLog, StoreError, store_error
+from app.store.log import SessionLog, StoreError, json_safe, store_error
 from app.store.paths import create_private_file, open_private_for_writing
 
 FORMATS = ("jsonl", "csv", "html", "sqlite")
@@ -93,15 +94,26 @@ def _text_output(path: str | os.PathLike) -> Iterator[IO[str]]:
 
 def write_jsonl(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,
                 keep_home_paths: bool = False) -> int:
-    """One complete run record per line; returns how many runs were written."""
+    """One complete run record per line; returns how many runs were written.
+
+    Only JSON: a NaN or ±Infinity (SQLite keeps infinities; JSON has neither) is written as null.
+    """
     scrub = (lambda text: text) if keep_home_paths else home_scrubber()
     n = 0
     with _text_output(path) as out:
         for record in log.records(session_id):
             # Scrub the serialised line: one regex pass, however deep the record.
-            out.write(scrub(json.dumps(record, ensure_ascii=False)) + "\n")
+            out.write(scrub(json_line(record)) + "\n")
             n += 1
     return n
+
+
+def json_line(record: dict, indent: int | None = None) -> str:
+    """The record as JSON, every NaN and ±Infinity in it written as null."""
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False, indent=indent)
+    except ValueError:  # rare: only then walk the record
+        return json.dumps(json_safe(record), ensure_ascii=False, allow_nan=False, indent=indent)
 
 
 def write_csv(log: SessionLog, path: str | os.PathLike, session_id: int | None = None,

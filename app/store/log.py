@@ -740,6 +740,8 @@ class SessionLog:
     ) -> int:
         """Store a batch of samples (a series), optionally attributed to one run; returns the count."""
         self._require("sessions", session_id)
+        if run_id is not None:
+            self._require("runs", run_id)
         rows = [{"session_id": session_id, "run_id": run_id, **asdict(s)} for s in samples]
         with self._write():
             self.db["telemetry_samples"].insert_all(rows)
@@ -767,13 +769,16 @@ class SessionLog:
 
     @_guarded
     def list_runs(self, session_id: int | None = None, limit: int | None = None) -> list[RunSummary]:
-        """Runs, newest first."""
+        """Runs, newest first (at most `limit`, when given)."""
         names = [f.name for f in fields(RunSummary) if f.name != "prompt"]
         where, params = ("WHERE r.session_id = ?", [session_id]) if session_id is not None else ("", [])
+        if session_id is not None:
+            self._check_id("session", session_id)
         sql = (f"SELECT {', '.join('r.' + n for n in names)}, p.text AS prompt FROM runs r "
                f"JOIN prompts p ON p.id = r.prompt_id {where} ORDER BY r.id DESC")
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            sql += " LIMIT ?"
+            params.append(max(0, min(int(limit), INT64_MAX)))
         runs = []
         for row in self._rows(sql, params):
             self._check_read(row, _SUMMARY_CHECKS, row["id"])
@@ -787,6 +792,8 @@ class SessionLog:
 
     def records(self, session_id: int | None = None) -> Iterator[dict]:
         """One complete record per run (the JSONL shape), oldest first; streams, holding the lock."""
+        if session_id is not None:
+            self._check_id("session", session_id)
         with self._lock:
             try:
                 yield from self._records(session_id)
@@ -845,10 +852,18 @@ class SessionLog:
         return (dict(zip(keys, row)) for row in cursor)
 
     def _require(self, table: str, pk: int) -> dict:
+        self._check_id(table[:-1], pk)
         rows = list(self.db[table].rows_where("id = ?", [pk]))
         if not rows:
             raise StoreError(f"there is no {table[:-1]} {pk} in the session log {self.path}", kind="not_found")
         return rows[0]
+
+    def _check_id(self, what: str, pk: Any) -> None:
+        """An id SQLite cannot hold (beyond 64 bits, not a whole number) names nothing in the log."""
+        if not _is_int64(pk):
+            shown = pk if isinstance(pk, int) and pk.bit_length() <= 1024 else _describe(pk)
+            raise StoreError(f"there is no {what} {shown} in the session log {self.path} "
+                             f"(ids are whole numbers up to {INT64_MAX})", kind="not_found")
 
     def _check_read(self, values: dict, checks: list[Check], run_id: Any) -> None:
         try:
