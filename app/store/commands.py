@@ -70,7 +70,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """A line per run, newest first, under a header: what ran (model, fair or live, direct or thinking),
     what the router decided, how it ended and whether it was right."""
     out = out or sys.stdout
-    with SessionLog.open(args.db) as log:
+    with SessionLog.open(args.db, read_only=True) as log:
         runs = log.list_runs(session_id=args.session, limit=args.limit)
     if not runs:
         out.write("no runs in the log yet\n")
@@ -89,7 +89,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    with SessionLog.open(args.db) as log:
+    with SessionLog.open(args.db, read_only=True) as log:
         record = log.run_record(args.run_id)
     if args.json:
         out.write(json_line(record, indent=2) + "\n")  # NaN and ±Infinity as null: only JSON
@@ -114,7 +114,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with SessionLog.open(args.db) as log:
+    with SessionLog.open(args.db, read_only=True) as log:
         n = export(log, args.format, args.output, session_id=args.session, keep_home_paths=args.keep_home_paths)
     if args.output != "-":
         print(f"wrote {n} run{'s' if n != 1 else ''} to {args.output}", file=sys.stderr)

@@ -9,6 +9,8 @@ The file, its WAL and SHM and the folders the log creates are their owner's alon
 prompts are private.
 What comes in is checked against one typed schema (fit_record: the record's dataclasses below and
 RunResult); a record that does not fit is refused with a sentence naming it, and nothing is imported.
+Reading never writes: list, show and export open the file read-only (open(read_only=True)), so a
+read-only or full disk still reads; a file a newer FastSlow wrote is refused, never rewritten.
 """
 
 from __future__ import annotations
@@ -561,6 +563,38 @@ def _connect(path: str, timeout: float) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=timeout, check_same_thread=False)
 
 
+def _connect_read_only(path: str, timeout: float, immutable: bool) -> sqlite3.Connection:
+    """A connection that cannot write (mode=ro). `immutable`: SQLite takes no lock and creates no
+    -wal or -shm file, which a plain read-only open of a WAL database does; only for a file whose
+    WAL holds nothing (all it has is in the file itself)."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    """What changes when a writer checkpoints into the file: its inode, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _holds_data(path: str) -> bool:
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
+
+
+@functools.cache
+def _expected_columns() -> dict[str, frozenset[str]]:
+    """Each table this build's migrations make, and its columns."""
+    db = Database(memory=True, execute_plugins=False)
+    schema.migrations.apply(db)
+    return {t.name: frozenset(t.columns_dict) for t in db.tables if not t.name.startswith("_")}
+
+
 def _request_json(request: GenerationRequest | None) -> str | None:
     return None if request is None else json.dumps(asdict(request), ensure_ascii=False)
 
@@ -571,20 +605,27 @@ def _request_json(request: GenerationRequest | None) -> str | None:
 class SessionLog:
     """The session log on one SQLite file. Safe to share between threads."""
 
-    def __init__(self, db: Database, path: str) -> None:
+    def __init__(self, db: Database, path: str, read_only: bool = False) -> None:
         self.db, self.path = db, path  # use SessionLog.open()
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._writer = _writer_token()
         self._unfinished: set[int] = set()
         self._run_columns = set(db["runs"].columns_dict)
+        self._signature: tuple[int, int, int] | None = None  # an immutable read's file, as it was
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, timeout: float = 5.0) -> SessionLog:
+    def open(cls, path: str | os.PathLike | None = None, timeout: float = 5.0,
+             read_only: bool = False) -> SessionLog:
         """Open (creating and upgrading as needed) the log at path, --db, $FASTSLOW_DB or the default.
 
+        read_only: only to read (list, show, export): nothing is created, upgraded or written, so
+        a read-only or full disk still reads; a file that does not exist reads as an empty log.
         Raises StoreError when the file cannot serve as a log; the app can go on with MemoryLog.
         """
         target = MEMORY if str(path) == MEMORY else str(resolve_db_path(path))
+        if read_only and target != MEMORY:
+            return cls._open_read_only(target, timeout)
         try:
             if target != MEMORY:
                 make_private_folder(Path(target).parent)
@@ -601,6 +642,41 @@ class SessionLog:
             raise
         return cls(db, target)
 
+    @classmethod
+    def _open_read_only(cls, target: str, timeout: float) -> SessionLog:
+        if not os.path.lexists(target):  # nothing logged there yet: read it as empty, create nothing
+            db = Database(_connect(MEMORY, 0), execute_plugins=False)
+            SessionLog._prepare(db, MEMORY)
+            return cls(db, target, read_only=True)
+        # A WAL that holds nothing: the file alone is the log, read without locks or new files;
+        # close() checks that no writer checkpointed into it meanwhile (taken first, so none can
+        # slip in between).
+        signature = _signature(target)
+        quiet = not _holds_data(target + "-wal") and not _holds_data(target + "-journal")
+        try:
+            conn = _connect_read_only(target, timeout, immutable=quiet)
+        except sqlite3.Error as exc:
+            raise store_error(exc, target) from exc
+        db = Database(conn, execute_plugins=False)
+        try:
+            SessionLog._refuse_newer(db, target)
+            if schema.migrations.pending(db):
+                # An older file: upgrade a copy in memory, leave the file as it is.
+                memory = sqlite3.connect(MEMORY, check_same_thread=False)
+                conn.backup(memory)
+                conn.close()
+                db = Database(memory, execute_plugins=False)
+                schema.migrations.apply(db)
+            SessionLog._check_shape(db, target)
+        except BaseException as exc:
+            db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(exc, target) from exc
+            raise
+        log = cls(db, target, read_only=True)
+        log._signature = signature if quiet else None
+        return log
+
     @staticmethod
     def _prepare(db: Database, path: str) -> None:
         if path != MEMORY:
@@ -608,17 +684,12 @@ class SessionLog:
         # NORMAL is durable against a crash of the app (WAL); only power loss may drop the last commits.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
-        newer = schema.unknown_applied(db)
-        if newer:
-            raise StoreError(
-                f"the session log {path} was written by a newer FastSlow (it has migration "
-                f"{newer[-1]}); upgrade FastSlow, or choose another file with --db",
-                kind="newer_schema",
-            )
+        SessionLog._refuse_newer(db, path)
         # IMMEDIATE takes the write lock now, so a locked file fails here, cleanly.
         db.execute("BEGIN IMMEDIATE")
         try:
             schema.migrations.apply(db)
+            SessionLog._check_shape(db, path)
             _mark_interrupted(db, lambda token: not _writer_alive(token))
             # Always a write, so a read-only file is found out now rather than mid-run; it also
             # lets any SQLite tool read the schema version.
@@ -627,6 +698,39 @@ class SessionLog:
         except BaseException:
             db.rollback()
             raise
+
+    @staticmethod
+    def _refuse_newer(db: Database, path: str) -> None:
+        """A file a newer FastSlow wrote is never rewritten: it names a migration this build does not
+        know, or its user_version (the count of migrations applied) is beyond this build's."""
+        newer = schema.unknown_applied(db)
+        if newer:
+            raise StoreError(
+                f"the session log {path} was written by a newer FastSlow (it has migration "
+                f"{newer[-1]}); upgrade FastSlow, or choose another file with --db",
+                kind="newer_schema",
+            )
+        version, known = db.execute("PRAGMA user_version").fetchone()[0], len(schema.known_names())
+        if version > known:
+            raise StoreError(
+                f"the session log {path} was written by a newer FastSlow (its schema version is "
+                f"{version}, this one knows up to {known}); upgrade FastSlow, or choose another file with --db",
+                kind="newer_schema",
+            )
+
+    @staticmethod
+    def _check_shape(db: Database, path: str) -> None:
+        """Every table and column the migrations make is there (another tool may have dropped one)."""
+        for table, expected in _expected_columns().items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+            missing = sorted(expected - have)
+            if missing:
+                lacks = f"has no table {table}" if not have else f"table {table} has no column {missing[0]}"
+                raise StoreError(
+                    f"the session log {path} is damaged or was not written by this version of FastSlow "
+                    f"({lacks}); move it aside, or choose another file with --db",
+                    kind="corrupt",
+                )
 
     @_guarded
     def close(self) -> None:
@@ -637,6 +741,10 @@ class SessionLog:
                 _mark_interrupted(self.db, lambda token: True, ids)
             self._unfinished.clear()
         self.db.close()
+        if self._signature is not None and _signature(self.path) != self._signature:
+            self._signature = None
+            raise StoreError(f"the session log {self.path} was written to while it was read; try again",
+                             kind="locked")
 
     def __enter__(self: _L) -> _L:
         return self
@@ -835,6 +943,8 @@ class SessionLog:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
+        if self.read_only:
+            raise StoreError(f"the session log {self.path} was opened only to read", kind="read_only")
         # IMMEDIATE takes the write lock up front, waiting up to the busy timeout; a deferred
         # BEGIN that reads first can fail at once with "locked" when another connection commits.
         self.db.execute("BEGIN IMMEDIATE")
@@ -989,7 +1099,8 @@ class MemoryLog(SessionLog):
         super().__init__(db, path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, timeout: float = 5.0) -> MemoryLog:
+    def open(cls, path: str | os.PathLike | None = None, timeout: float = 5.0,
+             read_only: bool = False) -> MemoryLog:
         return cls()
 
     def save_to(self, log: SessionLog) -> tuple[int, int]:
