@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -19,7 +20,7 @@ from app.engines.types import (
     Sampling,
     Started,
 )
-from app.eval.harness import CASCADE_CONFIDENCE, parse_policies, run_eval, summarise
+from app.eval.harness import CASCADE_CONFIDENCE, SampleFile, parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
@@ -422,6 +423,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_compare(compare_args)
 
 
+EVAL_FILES = ("samples.jsonl", "summary.json", "tradeoff.png")
+
+
+def _output_problem(folder: Path, names: Sequence[str]) -> str | None:
+    """Why the results cannot be written in folder, in one sentence; None when they can. The folder
+    is created and written in (a scratch file, removed), so this is known before any generation."""
+    if folder.exists() and not folder.is_dir():
+        return f"--output {folder} is a file, not a folder: choose a folder for the results"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--output {folder} cannot be created ({exc.strerror or exc}): choose a folder you can write to"
+    for name in names:
+        if (folder / name).is_dir():
+            return f"--output {folder} holds a folder named {name}, where a result file goes: choose another folder"
+    try:
+        _write_probe(folder)
+    except OSError as exc:
+        return f"--output {folder} cannot be written to ({exc.strerror or exc}): choose a folder you can write to"
+    for name in names:
+        if (folder / name).exists() and not os.access(folder / name, os.W_OK):
+            return f"--output {folder / name} cannot be written to (it is read-only): choose another folder"
+    return None
+
+
+def _write_probe(folder: Path) -> None:
+    """Create and remove a scratch file in folder; raises OSError when that cannot be done."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".fastslow-probe-"):
+        pass
+
+
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
@@ -432,6 +464,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if _min_thinking_refused(args):
         return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
+    folder = Path(args.output)
+    if problem := _output_problem(folder, EVAL_FILES):  # before the model loads: no result is made to be lost
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
     log = _open_log(args)
     session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
@@ -439,22 +475,29 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         with session:
             pane = session.load_single()
             _say_energy_fixes(session)
+            try:  # opened once the model is loaded: a model that cannot load leaves the last eval's file
+                samples_file = SampleFile(folder / "samples.jsonl")
+            except OSError as exc:
+                print(f"fastslow: --output {folder / 'samples.jsonl'} cannot be written ({exc.strerror or exc}): "
+                      "choose a folder you can write to", file=sys.stderr)
+                return EXIT_BAD_INPUT
+
+            def kept(sample) -> None:  # in the file first: a sample on the screen is a sample kept
+                samples_file.write(sample)
+                out.write(f"  {sample.problem_id} {sample.policy:<9} {'✓' if sample.correct else '✗'} "
+                          f"{sample.predicted} (ref {sample.reference})\n")
+                out.flush()
+
             out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
                       f"(thinking style: {pane.thinking_style})\n")
-            samples = run_eval(
-                session, problems, policies, args.max_tokens, args.thinking_budget,
-                on_sample=lambda s: out.write(f"  {s.problem_id} {s.policy:<9} {'✓' if s.correct else '✗'} "
-                                              f"{s.predicted} (ref {s.reference})\n"),
-                k=args.k, cascade_confidence=args.cascade_threshold, minimum=args.min_thinking,
-            )
+            with samples_file:
+                samples = run_eval(
+                    session, problems, policies, args.max_tokens, args.thinking_budget, on_sample=kept,
+                    k=args.k, cascade_confidence=args.cascade_threshold, minimum=args.min_thinking,
+                )
     finally:
         _close_log(log, session)
     summaries = summarise(samples)
-    folder = Path(args.output)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "samples.jsonl", "w", encoding="utf-8") as handle:
-        for sample in samples:
-            handle.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
     (folder / "summary.json").write_text(json.dumps([vars(s) for s in summaries], indent=2))
     written = [folder / "samples.jsonl", folder / "summary.json"]
     try:
@@ -504,7 +547,9 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     folder = Path(args.output)
-    folder.mkdir(parents=True, exist_ok=True)
+    if problem := _output_problem(folder, ("samples.jsonl", "points.json", "reading.txt")):
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     store = SampleStore.open(folder / "samples.jsonl")
     if store.done:
         out.write(f"resuming: {len(store.done)} generations already in {folder / 'samples.jsonl'}\n")

@@ -11,9 +11,11 @@ summary per policy is accuracy, share routed to thinking, tokens, latency, TTFT 
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterable
 
 from app.engines.types import GenerationRequest, Message, Sampling
@@ -59,6 +61,28 @@ class Sample:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class SampleFile:
+    """samples.jsonl, written as the samples come: each one a line, appended and flushed as soon as
+    it is made, so an eval that crashes or is stopped keeps every sample that ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = open(path, "w", encoding="utf-8")  # OSError: the caller says why, before any generation
+
+    def write(self, sample: Sample) -> None:
+        self._handle.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "SampleFile":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

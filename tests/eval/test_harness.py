@@ -145,3 +145,91 @@ def test_eval_with_a_minimum_thought_forces_it_and_counts_the_waits(smollm2_spec
     assert free.thinking_extended == 0 and free.n_thinking_tokens < 150
     assert forced.status == "ok" and forced.thinking_extended >= 1
     assert forced.n_thinking_tokens > free.n_thinking_tokens
+
+
+# -- the issue "Nothing lost, nothing let in": results are never made only to be lost ---------------
+
+def test_an_output_that_is_a_file_is_refused_before_the_model_loads(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("mine")
+    out = fastslow("eval", "--limit", "1", "--policies", "direct", "-m", "smollm2-135m", "--output", str(blocker),
+                   "--db", str(tmp_path / "log.db"))
+    assert out.returncode == 2
+    assert out.stderr == f"fastslow: --output {blocker} is a file, not a folder: choose a folder for the results\n"
+    assert out.stdout == "" and not (tmp_path / "log.db").exists()  # nothing loaded, nothing ran
+    assert blocker.read_text() == "mine"
+
+
+def test_an_output_that_cannot_be_created_is_refused_before_the_model_loads(tmp_path):
+    out = fastslow("eval", "--limit", "1", "--policies", "direct", "-m", "smollm2-135m",
+                   "--output", "/proc/self/fastslow-results", "--db", str(tmp_path / "log.db"))
+    assert out.returncode == 2
+    assert out.stderr.startswith("fastslow: --output /proc/self/fastslow-results cannot be created (")
+    assert out.stderr.endswith("): choose a folder you can write to\n") and out.stdout == ""
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    import app.cli
+    import app.session
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(app.cli, "_write_probe", read_only)
+    monkeypatch.setattr(app.session.Session, "load", never)
+    assert app.cli.main(["eval", "--limit", "1", "--output", str(tmp_path), "--db", str(tmp_path / "log.db")]) == 2
+    assert capsys.readouterr().err == (f"fastslow: --output {tmp_path} cannot be written to "
+                                       f"({os.strerror(errno.EROFS)}): choose a folder you can write to\n")
+
+
+def test_a_read_only_samples_file_is_refused_before_the_model_loads(tmp_path, capsys):
+    import os
+
+    from app.cli import main
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("{}\n")
+    samples.chmod(0o444)
+    if os.access(samples, os.W_OK):
+        pytest.skip("root writes through permissions")
+    assert main(["eval", "--limit", "1", "--output", str(tmp_path), "--no-log"]) == 2
+    assert "cannot be written to (it is read-only)" in capsys.readouterr().err
+
+
+def test_a_crash_mid_eval_keeps_every_sample_that_ran(tmp_path):
+    import os
+    import signal
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "eval", "--limit", "5", "--policies", "direct", "--max-tokens", "24",
+         "-m", "smollm2-135m", "--output", str(tmp_path), "--no-log"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    shown = []
+    for line in child.stdout:
+        if line.startswith("  test_dev:"):
+            shown.append(line.split()[0])
+            if len(shown) == 2:
+                child.send_signal(signal.SIGKILL)  # no cleanup at all: what is in the file is what was flushed
+                break
+    child.wait()
+    child.stdout.close()
+    assert len(shown) == 2, "the eval never produced two samples"
+    kept = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [s["problem_id"] for s in kept][:2] == shown and all(s["status"] == "ok" for s in kept)
+
+
+def test_the_sample_file_holds_each_sample_as_soon_as_it_is_written(tmp_path):
+    from app.eval.harness import SampleFile
+
+    first = Sample("p1", "direct", "m", "direct", "native", [], "1", "1", True, "ok", None, "none",
+                   0, 5, False, 1.0, 0.1, "The answer is 1.")
+    with SampleFile(tmp_path / "samples.jsonl") as samples:
+        samples.write(first)
+        assert json.loads((tmp_path / "samples.jsonl").read_text()) == first.to_dict()  # before close
