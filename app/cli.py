@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
-from dataclasses import replace
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
 from app import __version__
+from app.cancellation import Cancellation
 from app.catalog import DEFAULT_MODELS, resolve
 from app.engines.types import (
     EngineError,
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `fastslow … | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C: the log closes on the way out and marks what it left unfinished
+        print("\nfastslow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except EngineError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.kind in INPUT_ERRORS else EXIT_RUN_FAILED
@@ -361,40 +368,121 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     kinds = getattr(args, "pane_thinking", None)  # the demo: one model, direct in one pane and thinking in the other
     requests = ([replace(request, thinking=k, thinking_budget=budget if k else None) for k in kinds]
                 if kinds else request)
-    log = _open_log(args)
-    session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
-    for name in models:
-        session.panes.append(_pane_for(name, args))
-    with session:
-        printer = None if args.json else _StreamPrinter(session, out, kinds)
-        if printer:
-            printer.loading()
-        session.load(force=args.force)
-        _say_energy_fixes(session)
-        for pane in session.panes:
-            if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
-                print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
-        try:
-            results = session.compare(
-                requests, on_update=printer.on_update if printer else None,
-                decisions=None if decision is None else [decision] * len(session.panes),
-                known_answer=args.answer,
-            )
-        except KeyboardInterrupt:
-            session.cancel()
-            print("\nfastslow: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        for lost in session.lost_sources():
-            print(f"fastslow: warning: {lost}", file=sys.stderr)
-        if args.json:
-            for pane, result in zip(session.panes, results):
-                record = _record(pane, result)
-                record["router"] = None if decision is None else vars(decision)
-                out.write(json.dumps(record) + "\n")
-        else:
-            printer.summary(results, args.answer)
-    _close_log(log, session)
+    log, session = None, None
+    try:
+        log = _open_log(args)
+        session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
+        for name in models:
+            session.panes.append(_pane_for(name, args))
+        with session:
+            printer = None if args.json else _StreamPrinter(session, out, kinds)
+            if printer:
+                printer.loading()
+            session.load(force=args.force)
+            _say_energy_fixes(session)
+            for pane in session.panes:
+                if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
+                    print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
+            ran = _run_to_the_end(session, requests, printer, out,
+                                  decisions=None if decision is None else [decision] * len(session.panes),
+                                  known_answer=args.answer)
+            if ran.reader_left:  # `| head`: the runs are cancelled and logged; nobody reads the rest
+                return EXIT_OK
+            results = ran.results
+            for lost in session.lost_sources():
+                print(f"fastslow: warning: {lost}", file=sys.stderr)
+            if args.json:
+                for pane, result in zip(session.panes, results):
+                    record = _record(pane, result)
+                    record["router"] = None if decision is None else vars(decision)
+                    out.write(json.dumps(record) + "\n")
+            else:
+                printer.summary(results, args.answer)
+            if ran.interrupted:
+                out.flush()
+                print("fastslow: interrupted: the runs not yet finished were cancelled", file=sys.stderr)
+                return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # while loading (or a second Ctrl-C): no run is left behind as running
+        print("\nfastslow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if session is not None:
+            _close_log(log, session)
+        elif log is not None:
+            log.close()
     return _exit_code(results)
+
+
+@dataclass
+class _Ran:
+    """What came of one comparison's stream, read to its end."""
+
+    results: list[RunResult] = field(default_factory=list)  # every pane's finished record, in pane order
+    interrupted: bool = False  # Ctrl-C: the runs were cancelled
+    reader_left: bool = False  # stdout's reader went away (`| head`): the runs were cancelled
+
+
+def _run_to_the_end(session: Session, requests, printer: "_StreamPrinter | None", out: TextIO,
+                    decisions=None, known_answer: str | None = None) -> _Ran:
+    """Read the comparison's stream until every pane's closing update, whatever happens on the way.
+
+    A Ctrl-C (SIGINT) or a reader that leaves (BrokenPipeError on stdout, `| head`) cancels the runs,
+    and the stream is still read to its end: each pane's closing update comes after its log row is
+    completed, so every row ends as what it was (cancelled, or finished), never left running. A
+    second Ctrl-C quits at once (its rows are then marked interrupted)."""
+    ran = _Ran()
+    cancellation = Cancellation()
+    results: dict[int, RunResult] = {}
+    with _sigint_cancels(cancellation, ran):
+        for update in session.stream(requests, decisions, cancellation=cancellation, known_answer=known_answer):
+            if printer is not None and not ran.reader_left:
+                try:
+                    printer.on_update(update)
+                except BrokenPipeError:
+                    ran.reader_left = True
+                    _silence(out)
+                    cancellation.cancel()  # this thread holds none of the stream's locks here
+            if update.closing:
+                results[update.pane] = update.result
+    ran.results = [results[i] for i in sorted(results)]
+    return ran
+
+
+@contextlib.contextmanager
+def _sigint_cancels(cancellation: Cancellation, ran: _Ran):
+    """While it is open, the first SIGINT cancels the comparison instead of raising KeyboardInterrupt
+    (which would end the stream where it lands, its rows left running); a second raises it as usual."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN or before is None:  # Ctrl-C ignored (a background job), or not Python's to set
+        yield
+        return
+
+    def cancel(_signum, _frame) -> None:
+        ran.interrupted = True
+        signal.signal(signal.SIGINT, before if callable(before) else signal.default_int_handler)
+        # From a thread: the signal may have stopped this one inside the cancellation's lock.
+        threading.Thread(target=cancellation.cancel, name="fastslow-cancel", daemon=True).start()
+
+    signal.signal(signal.SIGINT, cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _silence(out: TextIO) -> None:
+    """The reader of out went away: what is still written to it goes nowhere, quietly (no
+    BrokenPipeError again, not even at exit's flush)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _open_log(args: argparse.Namespace):
