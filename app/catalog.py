@@ -12,6 +12,7 @@ import difflib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,58 @@ class CatalogError(EngineError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, kind="bad_catalog")
+
+
+class UnsafePath(EngineError):
+    """A name from outside (the catalog, the Hub) that would make a path outside the folder it belongs in."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="unsafe_path")
+
+
+# --- Names from outside, and the folders they must stay in ----------------------------------------
+
+
+def inside(folder: str | os.PathLike, name: str | os.PathLike, what: str = "the name") -> Path:
+    """folder/name, once sure it lies inside folder; UnsafePath, one sentence, where it would not.
+
+    Every path made from outside data (a catalog entry, the Hub's answers) goes through here before
+    anything is written or removed. The folder and name's parent folders are resolved (links followed,
+    '..' applied) and must lie within folder; name's last part is not followed, so a link inside the
+    folder is itself the path (removing it removes the link, never what it points to). An absolute
+    name is taken as given, and folder itself (a name of '', '.' or '..') is outside.
+    """
+    joined = Path(folder) / name
+    try:
+        base = Path(folder).resolve()
+        last = joined.name
+        real = joined.parent.resolve() / last
+    except (OSError, ValueError, RuntimeError):  # a link loop, a name the OS cannot look up
+        real, last = None, ""
+    if real is None or last in ("", ".", "..") or "\0" in last or base not in real.parents:
+        raise UnsafePath(f"Refused {what} {os.fspath(name)!r}: it does not lead to a path inside {folder}.")
+    return joined
+
+
+def path_problem(name: object) -> str | None:
+    """Why `name` is no plain relative path ('folder/file' with '/' only), or None when it is one.
+
+    What the catalog and the Hub name files with: no '..' or '.' or empty part, not absolute, no
+    backslash or drive (a separator or root on Windows), no control character.
+    """
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "has a control character"
+    if name.startswith("/"):
+        return "is absolute"
+    if re.match(r"[A-Za-z]:", name):
+        return "names a drive"
+    if "\\" in name:
+        return "has a backslash"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "has a '..', '.' or empty part"
+    return None
 
 
 @dataclass(frozen=True)
@@ -129,6 +182,11 @@ _OPTIONAL: dict[str, type] = {
 }
 
 
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_HF_REPO = re.compile(f"{_REPO_PART}/{_REPO_PART}")  # as the Hub allows: no '--' or '..' either
+
+
 def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
     """Read and check the catalog; any problem raises CatalogError naming the entry."""
     try:
@@ -159,6 +217,8 @@ def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
 
 
 def _fail(path: Path, label: str, problem: str) -> NoReturn:
+    if not label.isprintable():  # a newline in an id must not break the one sentence
+        label = repr(label)[1:-1]
     raise CatalogError(f"Model catalog {path}: model '{label}' {problem}.")
 
 
@@ -180,8 +240,9 @@ def _parse_entry(table: Any, fallback_label: str, path: Path) -> CatalogEntry:
             _fail(path, label, f"has '{key}' of the wrong type (expected {kind.__name__})")
 
     model_id = table["id"]
-    if not model_id or model_id != model_id.strip().lower() or "/" in model_id or " " in model_id:
-        _fail(path, label, "needs a short lowercase id without spaces or slashes")
+    if not _ID.fullmatch(model_id):  # an MLX entry's folder in models/ is named after it
+        _fail(path, label, "needs a short lowercase id of letters, digits, '.', '_' and '-' that starts with a "
+                           "letter or digit (no spaces or slashes)")
     if table["format"] not in FORMATS:
         _fail(path, label, f"has format '{table['format']}'; known formats: {', '.join(FORMATS)}")
     if table["thinking"] not in THINKING_STYLES:
@@ -234,8 +295,8 @@ def _check_source(table: dict, label: str, path: Path) -> None:
     if "assemble" in table or "file" in table:
         _fail(path, label, "uses 'assemble' or 'file', which only apply to bundled packages")
     repo = table.get("hf_repo", "")
-    if repo.count("/") != 1 or repo.startswith("/") or repo.endswith("/"):
-        _fail(path, label, "needs hf_repo in the form 'owner/name'")
+    if not _HF_REPO.fullmatch(repo) or "--" in repo or ".." in repo:  # its cache folder is models--owner--name
+        _fail(path, label, f"has hf_repo {repo!r}; it needs the form 'owner/name' (letters, digits, '-', '_', '.')")
     if mlx and "hf_file" in table:
         _fail(path, label, "is format 'mlx', a whole repository (config.json, *.safetensors, tokenizer); "
                            "give hf_repo only, without hf_file")
@@ -244,6 +305,10 @@ def _check_source(table: dict, label: str, path: Path) -> None:
                            "(or set format = \"mlx\" for an MLX repository)")
     if not mlx and not table["hf_file"].lower().endswith(".gguf"):
         _fail(path, label, "needs hf_file naming a .gguf file")
+    problem = None if mlx else path_problem(table["hf_file"])
+    if problem:  # it becomes models/<hf_file>, which Delete removes
+        _fail(path, label, f"has hf_file {table['hf_file']!r}, which {problem}; it must be a plain path inside "
+                           "the repository, like 'model-Q4_K_M.gguf'")
 
 
 # --- Finding files on this machine --------------------------------------------------------------
@@ -297,14 +362,15 @@ def _locate_bundled(entry: CatalogEntry) -> Path | None:
 
 
 def _locate_hub(entry: CatalogEntry, models_dir: Path, cache: Path) -> Path | None:
-    dropped = models_dir / entry.hf_file
+    dropped = inside(models_dir, entry.hf_file, f"hf_file of {entry.id}")
     if dropped.is_file():
         return dropped
     return _find_in_hf_cache(cache, entry.hf_repo, entry.hf_file)
 
 
 def _locate_mlx(entry: CatalogEntry, models_dir: Path, cache: Path) -> Path | None:
-    candidates = [models_dir / entry.local_name, *_snapshots(hf_repo_dir(entry.hf_repo, cache))]
+    candidates = [inside(models_dir, entry.local_name, f"the folder of {entry.id}"),
+                  *_snapshots(hf_repo_dir(entry.hf_repo, cache))]
     return next((folder for folder in candidates if is_complete_mlx(folder)), None)
 
 
@@ -335,7 +401,8 @@ def hf_cache_dir() -> Path:
 
 def hf_repo_dir(repo: str, cache: Path | None = None) -> Path:
     """A repository's folder in the hub cache: models--{owner}--{name}."""
-    return (hf_cache_dir() if cache is None else Path(cache)) / ("models--" + repo.replace("/", "--"))
+    folder = hf_cache_dir() if cache is None else Path(cache)
+    return inside(folder, "models--" + repo.replace("/", "--"), "the cache folder")
 
 
 def _find_in_hf_cache(cache: Path, repo: str, filename: str) -> Path | None:

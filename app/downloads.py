@@ -165,7 +165,8 @@ def _fetch_mlx(hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None,
     try:
         check_mlx_folder(snapshot)
     except EngineError as exc:
-        _remove_from_cache(entry, catalog.hf_repo_dir(entry.hf_repo, cache))  # nothing half-valid stays
+        repo = catalog.hf_repo_dir(entry.hf_repo, cache)
+        _remove_from_cache(repo, _all_pointers(repo, entry))  # nothing half-valid stays
         raise DownloadError(
             f"{str(exc).replace(str(snapshot), entry.hf_repo)}; the downloaded files were removed "
             f"again. Check hf_repo of {entry.id} in models/catalog.toml.",
@@ -366,23 +367,33 @@ def delete_model(
     Returns the bytes freed.
     """
     _require_hub(entry, f"remove it with `pip uninstall {entry.package}`")
-    dropped = (catalog.MODELS_DIR if models_dir is None else Path(models_dir)) / entry.local_name
-    return remove_local(dropped) + _remove_from_cache(entry, catalog.hf_repo_dir(entry.hf_repo, cache_dir))
+    folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
+    dropped = catalog.inside(folder, entry.local_name, f"the local name of {entry.id}")
+    repo = catalog.hf_repo_dir(entry.hf_repo, cache_dir)
+    pointers = _all_pointers(repo, entry)  # checked, like dropped, before anything is removed
+    return remove_local(dropped, within=folder) + _remove_from_cache(repo, pointers)
 
 
-def _remove_from_cache(entry: CatalogEntry, repo: Path) -> int:
-    """The entry's files in every cached revision, and the blobs nothing else links to; bytes freed."""
-    freed = 0
+def _all_pointers(repo: Path, entry: CatalogEntry) -> list[Path]:
     snapshots = repo / "snapshots"
     revisions = list(snapshots.iterdir()) if snapshots.is_dir() else []
-    pointers = [p for r in revisions for p in _pointers(r, entry)]
-    blobs = {p.resolve() for p in pointers if p.is_symlink()}
+    return [p for r in revisions for p in _pointers(r, entry)]
+
+
+def _remove_from_cache(repo: Path, pointers: list[Path]) -> int:
+    """These files of the repo's cached revisions, and the blobs nothing else links to; bytes freed.
+
+    A link is removed, never followed out of the repo's blobs/: only a blob there is deleted with it.
+    """
+    freed = 0
+    snapshots = repo / "snapshots"
+    blobs = {b for b in map(_blob_of, pointers) if b is not None and _is_blob_of(repo, b)}
     for pointer in pointers:
         if not pointer.is_symlink():  # a copy, where the filesystem has no symlinks (Windows)
             freed += pointer.stat().st_size
         pointer.unlink()
     # Keep a blob that another file of the repo (another snapshot) still links to.
-    in_use = {p.resolve() for p in snapshots.rglob("*") if p.is_symlink()} if revisions else set()
+    in_use = {_blob_of(p) for p in snapshots.rglob("*") if p.is_symlink()} if snapshots.is_dir() else set()
     for blob in blobs - in_use:
         if blob.is_file():
             freed += blob.stat().st_size
@@ -394,8 +405,30 @@ def _remove_from_cache(entry: CatalogEntry, repo: Path) -> int:
     return freed
 
 
-def remove_local(path: Path) -> int:
-    """Delete a model file or MLX folder if it is there; the bytes it held."""
+def _blob_of(link: Path) -> Path | None:
+    """Where a link points, one step (not through further links), its folder resolved: a blob's path."""
+    if not link.is_symlink():
+        return None
+    target = Path(os.path.normpath(link.parent / os.readlink(link)))
+    return target.parent.resolve() / target.name
+
+
+def _is_blob_of(repo: Path, blob: Path) -> bool:
+    try:
+        catalog.inside(repo / "blobs", blob)
+    except catalog.UnsafePath:
+        return False
+    return True
+
+
+def remove_local(path: Path, *, within: Path | None = None) -> int:
+    """Delete a model file or MLX folder if it is there; the bytes it held.
+
+    With `within`, path must lie inside that folder (UnsafePath otherwise), as a path made from a
+    catalog entry must lie inside models/.
+    """
+    if within is not None:
+        path = catalog.inside(within, path, "the path to remove")
     if path.is_dir() and not path.is_symlink():
         size = catalog.size_on_disk(path)
         shutil.rmtree(path)
@@ -411,7 +444,7 @@ def _pointers(revision: Path, entry: CatalogEntry) -> list[Path]:
     """The entry's files in one cached revision: its GGUF, or for MLX every file (links included)."""
     if entry.is_mlx:
         return [p for p in revision.rglob("*") if p.is_symlink() or p.is_file()]
-    path = revision / entry.hf_file
+    path = catalog.inside(revision, entry.hf_file, f"hf_file of {entry.id}")
     return [path] if os.path.lexists(path) else []
 
 
@@ -420,7 +453,8 @@ def import_gguf(path: str | os.PathLike, models_dir: Path | None = None) -> Path
     source = Path(path).expanduser()
     read_gguf_header(source)  # GGUFError, with its own clear message, for anything unusable
     folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
-    target = folder / (source.name if source.suffix.lower() == ".gguf" else source.stem + ".gguf")
+    target = catalog.inside(folder, source.name if source.suffix.lower() == ".gguf" else source.stem + ".gguf",
+                            "the file name")
     if target.exists():
         if os.path.samefile(source, target) or _same_content(source, target):
             return target
@@ -447,7 +481,7 @@ def import_mlx_folder(path: str | os.PathLike, models_dir: Path | None = None) -
     source = Path(path).expanduser()
     check_mlx_folder(source)  # a clear EngineError for anything incomplete
     folder = catalog.MODELS_DIR if models_dir is None else Path(models_dir)
-    target = folder / source.name
+    target = catalog.inside(folder, source.name, "the folder name")
     if target.exists():
         if os.path.samefile(source, target):
             return target
