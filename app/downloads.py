@@ -9,8 +9,13 @@ Why not hf_hub_download alone: since 1.x it writes to a process-unique temporary
 deletes on any failure (huggingface_hub PR #4228), so a cancelled 5 GB download restarts from zero.
 Here huggingface_hub's own http_get (its session, auth, proxies, retries) appends to
 blobs/<sha256>.incomplete, which survives a cancel or a dropped network, and the next call asks for
-the rest with a Range header. The checked blob is then handed to hf_hub_download, which finds it in
-place and only links it into snapshots/ and refs/, as it always does.
+the rest with a Range header. The checked blob is then linked into snapshots/<commit>/ and refs/main
+names the commit: the layout huggingface_hub itself writes and reads.
+
+Nothing the Hub answers is trusted as a path: a blob is named only by a SHA-256 (an LFS file) or a
+git blob id (a file kept in git), and checked against it; a snapshot only by a commit hash; a listed
+file only by a plain relative path; and every path made from them (or from a catalog entry, to
+write or to delete) goes through catalog.inside(), which refuses any that leaves its folder.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from app.engines.gguf_header import read_gguf_header
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # an LFS file's ETag: its content's SHA-256
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")  # a git file's ETag (its blob id), and a commit hash
 _BLOCK = 1 << 20
 
 
@@ -158,6 +164,7 @@ def _require_hub(entry: CatalogEntry, remedy: str) -> None:
 def _fetch_mlx(hub: Any, entry: CatalogEntry, cache: Path, endpoint: str | None, rep: _Reporter) -> Path:
     """Every file of the repository, then the check that they make an MLX model."""
     names = [s.rfilename for s in hub.HfApi(endpoint=endpoint).model_info(entry.hf_repo).siblings or []]
+    _check_names(entry, names)  # before sorting: a name may be anything, not even text
     # config.json last: until every other file is in, the snapshot does not look like a model.
     names.sort(key=lambda name: name == "config.json")
     paths = _fetch(hub, entry, names, cache, endpoint, rep)
@@ -179,24 +186,38 @@ def _fetch(
     hub: Any, entry: CatalogEntry, names: list[str], cache: Path, endpoint: str | None, rep: _Reporter
 ) -> list[Path]:
     """These files of entry's repository into the cache, with one progress and space check for all."""
-    metas = [_describe(hub, entry, name, endpoint) for name in names]
+    _check_names(entry, names)
+    metas = [_describe(hub, entry, name, endpoint) for name in names]  # all checked before a byte is written
     rep.total = sum(m.size or 0 for m in metas) or entry.size_bytes
-    blobs = catalog.hf_repo_dir(entry.hf_repo, cache) / "blobs"
+    repo = catalog.hf_repo_dir(entry.hf_repo, cache)
+    blobs = repo / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
     _check_space(blobs, sum(_still_needed(blobs, m) for m in metas), entry.id,
                  "or point HF_HUB_CACHE at a bigger disk")
     paths = []
     for name, meta in zip(names, metas):
         rep.check_cancel()
-        paths.append(_fetch_file(hub, entry, name, meta, blobs, cache, endpoint, rep))
+        paths.append(_fetch_file(entry, name, meta, repo, rep))
         rep.base += meta.size or 0
         rep.downloaded = rep.base
         rep.report()
     return paths
 
 
+def _check_names(entry: CatalogEntry, names: list[Any]) -> None:
+    """Every file name is a plain relative path in the repository, or the download is refused."""
+    for name in names:
+        problem = catalog.path_problem(name)
+        if problem:
+            raise DownloadError(
+                f"Refused to download {name!r} of {entry.hf_repo}: the name {problem}, so the file could "
+                "land outside the model's folder, and nothing was written.",
+                kind="unsafe_path",
+            )
+
+
 def _describe(hub: Any, entry: CatalogEntry, name: str, endpoint: str | None) -> Any:
-    """The file's metadata from a HEAD request: ETag (the LFS SHA-256), size, commit, location."""
+    """The file's metadata from a HEAD request: ETag (the LFS SHA-256 or git blob id), size, commit, location."""
     meta = hub.get_hf_file_metadata(hub.hf_hub_url(entry.hf_repo, name, endpoint=endpoint))
     if not meta.etag or not meta.commit_hash:
         raise DownloadError(
@@ -204,26 +225,39 @@ def _describe(hub: Any, entry: CatalogEntry, name: str, endpoint: str | None) ->
             "check HF_ENDPOINT or any proxy, and try again later.",
             kind="hub_error",
         )
+    # The ETag names the blob and the commit the snapshot folder: only a hash can be either.
+    if not (_SHA256.fullmatch(meta.etag) or _GIT_SHA1.fullmatch(meta.etag)):
+        raise _bad_answer(entry, name, f"ETag {meta.etag!r}, which is neither a SHA-256 nor a git blob id")
+    if not _GIT_SHA1.fullmatch(meta.commit_hash):
+        raise _bad_answer(entry, name, f"commit {meta.commit_hash!r}, which is no commit hash")
     return meta
+
+
+def _bad_answer(entry: CatalogEntry, name: str, what: str) -> DownloadError:
+    return DownloadError(
+        f"Hugging Face answered {entry.hf_repo}/{name} with {what}, so nothing was written; check "
+        "HF_ENDPOINT or any proxy, and try again later.",
+        kind="bad_hub_answer",
+    )
 
 
 def _still_needed(blobs: Path, meta: Any) -> int:
     """Bytes left to fetch for this file: none once its blob is in, less what a partial file holds."""
-    if (blobs / meta.etag).is_file():
+    if catalog.inside(blobs, meta.etag, "the ETag").is_file():
         return 0
-    partial = blobs / f"{meta.etag}.incomplete"
+    partial = catalog.inside(blobs, f"{meta.etag}.incomplete", "the ETag")
     return max((meta.size or 0) - (partial.stat().st_size if partial.is_file() else 0), 0)
 
 
-def _fetch_file(
-    hub: Any, entry: CatalogEntry, name: str, meta: Any, blobs: Path, cache: Path, endpoint: str | None,
-    rep: _Reporter,
-) -> Path:
+def _fetch_file(entry: CatalogEntry, name: str, meta: Any, repo: Path, rep: _Reporter) -> Path:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
-    blob, partial = blobs / meta.etag, blobs / f"{meta.etag}.incomplete"
-    if not blob.is_file():
+    blobs = repo / "blobs"
+    blob = catalog.inside(blobs, meta.etag, "the ETag")
+    partial = catalog.inside(blobs, f"{meta.etag}.incomplete", "the ETag")
+    new = not blob.is_file()
+    if new:
         have = partial.stat().st_size if partial.is_file() else 0
         with open(partial, "ab") as f:  # opened even when there is nothing to fetch: an empty file
             if meta.size is None or have < meta.size:
@@ -233,30 +267,49 @@ def _fetch_file(
                 )
         _verify(partial, meta.etag, entry, rep)
         os.replace(partial, blob)
-    # Finds the blob in place and only links it into snapshots/ and writes refs/main. Should main
-    # have moved to a changed file since the HEAD above, it downloads that one, still reporting.
-    path = hub.hf_hub_download(
-        entry.hf_repo, name, cache_dir=cache, endpoint=endpoint,
-        **_progress_hook(hub.hf_hub_download, rep),
-    )
-    return Path(path)
+    return _link(repo, name, meta, blob, new)
+
+
+def _link(repo: Path, name: str, meta: Any, blob: Path, new: bool) -> Path:
+    """Put the blob where huggingface_hub looks: snapshots/<commit>/<name> links to it, refs/main names
+    the commit. Both come from the same checked HEAD answer as the blob (no second, unchecked one)."""
+    snapshot = catalog.inside(repo / "snapshots", meta.commit_hash, "the commit")
+    pointer = catalog.inside(snapshot, name, "the file name")
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(pointer):
+        pointer.unlink()
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), pointer)
+    except OSError:  # no symlinks (Windows without developer mode): as huggingface_hub, the file itself
+        (shutil.move if new else shutil.copyfile)(blob, pointer)  # a new blob moves: no second copy on disk
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(meta.commit_hash)
+    return pointer
 
 
 def _verify(path: Path, etag: str, entry: CatalogEntry, rep: _Reporter) -> None:
-    """Compare with the LFS SHA-256 the Hub publishes as the ETag; a bad file is deleted."""
-    if not _SHA256.fullmatch(etag):
-        return  # not an LFS file: http_get has already checked the size
-    if _sha256(path, rep) != etag:
+    """Compare with the checksum the Hub publishes as the ETag; a bad file is deleted."""
+    lfs = _SHA256.fullmatch(etag) is not None
+    if (_sha256(path, rep) if lfs else _git_blob_id(path, rep)) != etag:
         path.unlink(missing_ok=True)
+        what = "SHA-256" if lfs else "git blob id"
         raise DownloadError(
-            f"The download of {entry.id} is damaged (its SHA-256 does not match Hugging Face's); "
+            f"The download of {entry.id} is damaged (its {what} does not match Hugging Face's); "
             "the bad file was deleted, so download it again.",
             kind="bad_checksum",
         )
 
 
 def _sha256(path: Path, rep: _Reporter | None = None) -> str:
-    digest = hashlib.sha256()
+    return _hash(path, hashlib.sha256(), rep)
+
+
+def _git_blob_id(path: Path, rep: _Reporter | None = None) -> str:
+    """What git names a file kept in git by (and the Hub gives as its ETag): SHA-1 of a header and it."""
+    return _hash(path, hashlib.sha1(b"blob %d\0" % path.stat().st_size), rep)
+
+
+def _hash(path: Path, digest: Any, rep: _Reporter | None = None) -> str:
     with open(path, "rb") as f:
         while block := f.read(_BLOCK):
             if rep is not None:
@@ -307,6 +360,8 @@ def _errors_explained(entry: CatalogEntry) -> Iterator[None]:
         yield
     except DownloadError:
         raise
+    except catalog.UnsafePath as exc:  # a path the Hub's answer would have put outside the cache
+        raise DownloadError(exc.message, kind="unsafe_path") from None
     except hf.OfflineModeIsEnabled:
         raise DownloadError(
             f"Cannot download {entry.id}: Hugging Face offline mode is on (HF_HUB_OFFLINE); "

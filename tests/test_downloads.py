@@ -585,3 +585,17 @@ def test_import_rejects_a_file_that_is_not_gguf(tmp_path, models_dir):
     with pytest.raises(GGUFError) as caught:
         import_gguf(tmp_path / "absent.gguf", models_dir)
     assert caught.value.kind == "missing_model_file"
+
+
+def test_without_symlinks_the_file_moves_into_the_snapshot_and_is_found_and_deleted(hub, models_dir, monkeypatch):
+    """As huggingface_hub does where the filesystem has no links (Windows without developer mode)."""
+    def no_links(*args, **kwargs):
+        raise OSError("symbolic links are not available here")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    path = fetch(hub, models_dir)
+    assert path.read_bytes() == CONTENT and not path.is_symlink()
+    assert catalog.locate(hub_entry(), models_dir) == path
+    assert not any(blobs_dir().iterdir())  # moved, not copied: the model is on disk once
+    assert delete_model(hub_entry(), models_dir=models_dir) == len(CONTENT)
+    assert catalog.locate(hub_entry(), models_dir) is None and not blobs_dir().parent.exists()
