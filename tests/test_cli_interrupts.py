@@ -98,9 +98,6 @@ def test_a_reader_that_leaves_cancels_the_runs_and_their_rows_end_cancelled(tmp_
     assert _rows(db) == [(0, "cancelled"), (1, "cancelled")]
 
 
-@pytest.mark.xfail(strict=True, reason="a terminal's Ctrl-C reaches the whole process group, and the "
-                   "workers (app/engines/worker.py) die of the SIGINT before the parent's cancel reaches them; "
-                   "a worker must ignore SIGINT (its parent cancels it)")
 def test_ctrl_c_from_a_terminal_reaches_the_workers_too_and_the_rows_still_end_cancelled(tmp_path):
     db = tmp_path / "log.db"
     child = _compare(db, *LONG, group=True)

@@ -6,6 +6,7 @@ an out-of-memory kill or a hang here ends one pane's run and nothing else.
 
 from __future__ import annotations
 
+import signal
 from multiprocessing.connection import Connection
 
 from app.engines.types import EngineError, Failed, Token, now
@@ -53,6 +54,9 @@ def worker_main(conn: Connection, cancel_flag) -> None:
     Replies to load are ("loaded", ModelInfo) or ("error", (kind, message)); a generate streams
     lists of events, the last ending with Finished or Failed.
     """
+    # A terminal's Ctrl-C reaches the whole process group: the parent cancels the run (and ends its
+    # rows as cancelled); a worker that died of it would end its pane failed instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     engine = None
     try:
         while True:
