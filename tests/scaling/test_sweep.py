@@ -64,9 +64,9 @@ def test_k_values_share_one_set_of_samples(tmp_path):
     "args, words",
     [
         (["--budgets", ""], "give at least one value for budgets"),
-        (["--budgets", "0,-64"], "budgets must be 0 or more"),
+        (["--budgets", "0,-64"], "budgets must be from 0 to 262144"),
         (["--budgets", "0,many"], "whole numbers separated by commas"),
-        (["--k", "0"], "k must be 1 or more"),
+        (["--k", "0"], "k must be from 1 to 256"),
         (["--verifiers", "oracle,psychic"], "unknown verifier psychic"),
     ],
 )
