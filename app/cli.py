@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -39,7 +40,8 @@ from app.selftest import run_self_test
 from app.routing.heuristic import THINK
 from app.runs import RunResult, RunUpdate, power_supply
 from app.verdict import verdict
-from app.store import open_log
+from app.store import MemoryLog, StoreError, open_log, resolve_db_path
+from app.store.export import write_jsonl
 from app.store.commands import add_log_commands
 from app.telemetry.commands import add_telemetry_command
 from app.session import Pane, Session
@@ -407,7 +409,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         if session is not None:
-            _close_log(log, session)
+            _close_log(log, session, str(resolve_db_path(args.db)))
         elif log is not None:
             log.close()
     return _exit_code(results)
@@ -495,11 +497,48 @@ def _open_log(args: argparse.Namespace):
     return log
 
 
-def _close_log(log, session: Session) -> None:
-    if session.log_error is not None:
+LOG_WAIT_S = 60.0  # how long a finished run waits for a busy log file before it goes to a recovery file
+
+
+def _close_log(log, session: Session, near: str | None = None) -> None:
+    """Every finished run into the log file before the command ends. A busy file (locked by another
+    program, a full disk) is waited for; runs it still refuses, or that were kept in memory, are
+    saved to a recovery file beside it (else in the temporary folder), with the command to import them.
+    near: where the log file was meant to be, when it could not be opened at all."""
+    if log is not None and session.log_waiting:
+        print(f"fastslow: the session log is busy ({session.log_error}); waiting up to {LOG_WAIT_S:.0f} s to "
+              "write the finished runs…", file=sys.stderr)
+    session.flush_log(LOG_WAIT_S if log is not None else 0.0)
+    kept = session.log
+    if log is not None and isinstance(kept, MemoryLog) and kept.list_runs():
+        path = _save_recovery(kept, near or log.path)
+        why = f"the session log failed ({session.log_error})" if session.log_error else "the session log could not be used"
+        if path is not None:
+            print(f"fastslow: warning: {why}; the runs are saved in {path}: `fastslow log import {path}` "
+                  "puts them in a log", file=sys.stderr)
+        else:
+            print(f"fastslow: warning: {why}, and no file could take the runs: they are lost", file=sys.stderr)
+    elif session.log_error is not None:
         print(f"fastslow: warning: the session log failed: {session.log_error}", file=sys.stderr)
     if log is not None:
-        log.close()
+        try:
+            log.close()
+        except StoreError as exc:  # every run is written or saved by now: closing may fail harmlessly
+            print(f"fastslow: warning: {exc}", file=sys.stderr)
+
+
+def _save_recovery(kept: MemoryLog, near: str) -> Path | None:
+    """The runs kept in memory as JSONL beside the log file (or in the temporary folder); its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folders = ([Path(near).parent] if near and near != ":memory:" else []) + [Path(tempfile.gettempdir())]
+    for folder in folders:
+        path = folder / f"fastslow-recovery-{stamp}-{os.getpid()}.jsonl"
+        try:
+            write_jsonl(kept, path, keep_home_paths=True)
+            return path
+        except (StoreError, OSError):
+            continue
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -584,7 +623,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     k=args.k, cascade_confidence=args.cascade_threshold, minimum=args.min_thinking,
                 )
     finally:
-        _close_log(log, session)
+        _close_log(log, session, str(resolve_db_path(args.db)))
     summaries = summarise(samples)
     (folder / "summary.json").write_text(json.dumps([vars(s) for s in summaries], indent=2))
     written = [folder / "samples.jsonl", folder / "summary.json"]

@@ -21,6 +21,7 @@ from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, 
 from app.reasoning.modes import thinking_request
 from app.reasoning.parser import detect_style
 from app.hardware import FitEstimate, MemoryState, estimate_fit, physical_cores
+from app.log_writer import LoggedPrompt, LoggedRun, LogWriter
 from app.runs import RunRecorder, RunResult, RunUpdate
 from app.store import MemoryLog, SessionLog, StoreError, TelemetrySample
 from app.telemetry import Detected, Sampler, detect_sources, power_series, split_phases
@@ -72,12 +73,7 @@ class Session:
         self.tdp_w, self.sample_hz = tdp_w, sample_hz
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
-        self.log = log
-        self.log_error: StoreError | None = None  # set when the log failed; results stay in memory
-        self._log_session: int | None = None
-        self._run_ids: dict[int, int] = {}
-        self._logged: set[int] = set()  # panes of the latest run whose row is complete in the log
-        self._asked: GenerationRequest | None = None  # the latest prompt's request, to replay into memory
+        self.log = log  # written through a LogWriter: a busy file is waited for, a failing one replaced by memory
 
     def threads_per_pane(self, running: int | None = None) -> int:
         """Fair: every core for each pane in turn; live: the cores split between the panes running."""
@@ -191,7 +187,6 @@ class Session:
         self._cancellation = cancellation = cancellation or Cancellation()
         self._known_answer = known_answer
         self._recorders = {}
-        self._logged = set()
         for i in chosen:
             pane, mine = self.panes[i], self._requests[i]
             style = "scaffold" if mine.strategy == "scaffold" else pane.thinking_style
@@ -200,14 +195,16 @@ class Session:
             recorder.result.thinking_min = mine.thinking_min
             recorder.max_tokens = mine.max_tokens
             self._recorders[i] = recorder
-        self._log_start(asked[0], known_answer)
+        self._writer.begin(LoggedPrompt(asked[0], known_answer, self.mode, {
+            i: LoggedRun(i, self._recorders[i], self.panes[i].info, self._requests[i], self._decisions[i])
+            for i in chosen}))
         for i in chosen:
             pane = self.panes[i]
             if pane.client is None:
                 error = pane.load_error or EngineError("the model is not loaded", kind="not_loaded")
                 self._recorders[i].result.model = pane.label
                 self._recorders[i].fail(error.kind, str(error))
-                self._log_finish(i)
+                self._writer.end(i, [])
                 yield self._recorders[i].closing_update()
         runnable = [i for i in chosen if self.panes[i].client is not None]
         if self.mode == "fair":
@@ -262,7 +259,7 @@ class Session:
         else:
             recorder.mark(self._known_answer)
             self._attach_energy(i, running)
-        self._log_finish(i)
+        self._writer.end(i, self._run_series(i))
         yield recorder.closing_update()
 
     def pids_sharing_with(self, i: int, running) -> list[int]:
@@ -352,35 +349,33 @@ class Session:
 
     # -- the session log: a run row at the start (status running), completed at the end ----
 
-    def _log_start(self, request: GenerationRequest, known_answer: str | None = None, only: dict | None = None) -> None:
-        self._asked = request
+    @property
+    def log(self) -> SessionLog | MemoryLog | None:
+        """Where runs are written now: the file, or memory once the file failed."""
+        return self._writer.log
 
-        def write():
-            if self._log_session is None:
-                self._log_session = self.log.start_session(mode=self.mode)
-            prompt_id = self.log.add_prompt(self._log_session, request, known_answer=known_answer)
-            for i in self._recorders if only is None else only:
-                pane = self.panes[i]
-                self._run_ids[i] = self.log.start_run(
-                    prompt_id, pane=i, info=pane.info, request=self._requests[i], mode=self.mode,
-                    decision=self._decisions[i],
-                )
+    @log.setter
+    def log(self, log: SessionLog | MemoryLog | None) -> None:
+        self._writer = LogWriter(log)
 
-        self._log_call(write)
+    @property
+    def log_error(self) -> StoreError | None:
+        """The log's latest failure (results then wait for it, or stay in memory), or None."""
+        return self._writer.error
 
-    def _log_finish(self, i: int) -> None:
-        if i not in self._run_ids:
-            return
-        recorder = self._recorders[i]
+    @property
+    def log_session_id(self) -> int | None:
+        return self._writer.session_id
 
-        def write():
-            self.log.finish_run(self._run_ids[i], recorder.result, recorder.channels)
-            series = self._run_series(i)
-            if series:
-                self.log.add_telemetry(self._log_session, series, run_id=self._run_ids[i])
-            self._logged.add(i)
+    @property
+    def log_waiting(self) -> int:
+        """Writes the log file refused for now (locked, full), kept to be written when it takes them."""
+        return self._writer.waiting
 
-        self._log_call(write)
+    def flush_log(self, wait_s: float) -> bool:
+        """Wait up to wait_s for the rows the file refused for now; True when every row is in it.
+        Otherwise they are in memory now (self.log is a MemoryLog), to be saved."""
+        return self._writer.flush(wait_s)
 
     def _run_series(self, i: int) -> list[TelemetrySample]:
         """The run's window of telemetry, as stored series: the worker's CPU and memory, the power."""
@@ -401,31 +396,6 @@ class Session:
         ts, watts, label = power_series(samples)
         rows += [TelemetrySample(t - t0, "power_w", w, "W", label) for t, w in zip(ts, watts)]
         return rows
-
-    def _log_call(self, write) -> None:
-        """A log file that fails (locked, full, read-only…) gives way to one in memory; nothing is lost."""
-        if self.log is None:
-            return
-        try:
-            write()
-        except StoreError as exc:
-            self.log_error = exc
-            if isinstance(self.log, MemoryLog):  # even memory failed: stop logging, keep comparing
-                self.log = None
-            else:
-                self._fall_back_to_memory()
-
-    def _fall_back_to_memory(self) -> None:
-        """Go on logging in memory, this prompt's unlogged runs included; MemoryLog.save_to() writes
-        them to a file that works again (the app offers it)."""
-        self.log, self._log_session, self._run_ids = MemoryLog(), None, {}
-        pending = {i: r for i, r in self._recorders.items() if i not in self._logged}
-        if self._asked is None or not pending:
-            return
-        self._log_start(self._asked, self._known_answer, only=pending)
-        for i, recorder in pending.items():
-            if recorder.done:
-                self._log_finish(i)
 
     def close(self) -> None:
         if self.sampler is not None:

@@ -185,6 +185,8 @@ def test_a_log_that_fails_mid_session_gives_way_to_memory_and_loses_nothing(tmp_
         results = session.compare(QUESTION)
         assert [r.status for r in results] == ["ok", "ok"]  # the comparison went on
         assert session.log_error is not None and session.log_error.kind == "locked"
+        assert session.log_waiting and not isinstance(session.log, MemoryLog)  # its rows wait for the file…
+        assert session.flush_log(0.5) is False  # …which stays locked: they go to memory
         assert isinstance(session.log, MemoryLog)
         kept = session.log.list_runs()
         assert [(r.status, r.pane) for r in kept] == [("ok", 1), ("ok", 0)]  # this prompt's runs, complete
@@ -199,6 +201,56 @@ def test_a_log_that_fails_mid_session_gives_way_to_memory_and_loses_nothing(tmp_
     saved.close()
     log.close()
     assert statuses == ["ok"] * 6
+
+
+def test_finished_runs_wait_for_a_log_locked_mid_run_and_land_in_their_own_rows(tmp_path, smollm2_spec):
+    # Another program holds the file (BEGIN EXCLUSIVE) while the runs end, then lets go: each run's
+    # row is completed as it finished, not left `running` to be marked interrupted.
+    import sqlite3
+    import threading
+
+    from app.store import SessionLog
+
+    path = tmp_path / "log.db"
+    log = SessionLog.open(path, timeout=0.2)
+    locker = sqlite3.connect(path, timeout=5, check_same_thread=False)
+    with Session([smollm2_spec, smollm2_spec], mode="live", log=log) as session:
+        session.load()
+        lock_taken = threading.Event()
+
+        def hold_while_running(update):
+            if not lock_taken.is_set() and isinstance(update.event, Token):
+                locker.execute("BEGIN EXCLUSIVE")
+                lock_taken.set()
+
+        results = session.compare(QUESTION, on_update=hold_while_running)
+        assert session.log_waiting and session.log_error.kind == "locked"
+        threading.Timer(1.0, locker.rollback).start()  # the other program is done a second later
+        assert session.flush_log(10.0) is True
+        assert session.log is log and session.log_waiting == 0
+    locker.close()
+    rows = log.list_runs()
+    log.close()
+    assert sorted((r.pane, r.status, r.n_generated) for r in rows) == [(0, "ok", 24), (1, "ok", 24)]
+    assert [r.status for r in results] == ["ok", "ok"]
+
+
+def test_finished_runs_wait_for_a_full_disk_and_land_once_there_is_room(tmp_path, smollm2_spec):
+    # SQLite's own page limit stands in for a full disk: the same SQLITE_FULL, the same StoreError.
+    from app.store import SessionLog
+
+    log = SessionLog.open(tmp_path / "log.db", timeout=0.2)
+    with Session([smollm2_spec, smollm2_spec], mode="fair", log=log) as session:
+        session.load()
+        pages = log.db.execute("PRAGMA page_count").fetchone()[0]
+        full = lambda update: update.pane == 0 and log.db.execute(f"PRAGMA max_page_count = {pages}")  # noqa: E731
+        results = session.compare(QUESTION, on_update=full)
+        assert session.log_waiting and session.log_error.kind == "full"
+        log.db.execute("PRAGMA max_page_count = 1073741823")  # room again
+        assert session.flush_log(5.0) is True
+    rows = sorted((r.pane, r.status, r.n_generated) for r in log.list_runs())
+    log.close()
+    assert rows == [(0, "ok", 24), (1, "ok", 24)] and [r.status for r in results] == ["ok", "ok"]
 
 
 def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(smollm2_spec, monkeypatch):

@@ -446,6 +446,10 @@ class MainWindow(QMainWindow):
         if isinstance(self.session.log, MemoryLog):
             reason = f"The session log failed ({self.session.log_error}); " if self.session.log_error else ""
             self.show_notices([escape(f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file.")])
+        elif waiting := self.session.log_waiting:
+            self.show_notices([escape(f"The session log is busy ({self.session.log_error}): {waiting} write"
+                                      f"{'s wait' if waiting != 1 else ' waits'} and go in as soon as it is free; "
+                                      "nothing is lost.")])
         self._say_lost_sources()
         self.statusBar().showMessage(_run_summary([(self._pane_label(r.pane), r) for r in results]))
         self.run_done.emit()
@@ -534,7 +538,7 @@ class MainWindow(QMainWindow):
 
     def export_session(self, fmt: str, path: str | None = None) -> bool:
         """Export the current session (asks where, unless path is given); runs off the GUI thread."""
-        log, session_id = self.session.log, self.session._log_session
+        log, session_id = self.session.log, self.session.log_session_id
         if log is None or session_id is None:
             QMessageBox.information(self, "Nothing to export", "Run a comparison first: this session has no runs yet.")
             return False
@@ -595,6 +599,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Closing mid-run cancels the runs and stops every worker process before the window goes;
         runs kept only in memory (the log file failed) are offered a save first."""
+        if self.session.log_waiting:  # a busy log file: give it a moment, then keep the runs in memory
+            self.statusBar().showMessage("Writing the last runs to the session log…")
+            self.session.flush_log(10.0)
         if not confirm_close(self, self.session.log, save=self.save_memory_log):
             event.ignore()
             return
