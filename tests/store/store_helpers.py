@@ -34,3 +34,15 @@ def finished_run(log, prompt_id, request_, pane: int = 0, **result_args) -> int:
     run_id = log.start_run(prompt_id, pane=pane, info=INFO, request=request_, mode="fair")
     log.finish_run(run_id, make_result(pane=pane, **result_args))
     return run_id
+
+
+def fastslow(*argv: str) -> int:
+    """`fastslow log …` in this process, as the command line would run it; its exit code."""
+    import argparse
+
+    from app.store.commands import add_log_commands
+
+    parser = argparse.ArgumentParser(prog="fastslow")
+    add_log_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from types import SimpleNamespace
 
 import pytest
-from store_helpers import INFO, finished_run
+from store_helpers import INFO, finished_run, fastslow
 
 from app.engines.types import GenerationRequest
 from app.runs import RunResult
 from app.store import SessionLog
-from app.store.commands import add_log_commands
 
-
-def fastslow(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="fastslow")
-    add_log_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.fixture

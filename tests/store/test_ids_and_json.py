@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
-from store_helpers import finished_run
+from store_helpers import finished_run, fastslow
 
 from app.store import StoreError
-from app.store.commands import add_log_commands
 from app.store.export import write_jsonl
 
 HUGE = str(2**70)
 
-
-def fastslow(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="fastslow")
-    add_log_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.fixture

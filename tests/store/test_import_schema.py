@@ -9,22 +9,13 @@ import json
 from dataclasses import fields
 
 import pytest
-from store_helpers import finished_run
+from store_helpers import finished_run, fastslow
 
 from app.runs import RunResult
 from app.store import SessionLog, StoreError
-from app.store.commands import add_log_commands
 from app.store.export import import_jsonl, write_jsonl
 from app.store.log import RunPlan, fit_record
 
-
-def fastslow(*argv: str) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="fastslow")
-    add_log_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.fixture
