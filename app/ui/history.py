@@ -8,7 +8,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -24,6 +23,7 @@ from superqt.utils import thread_worker
 from app.store import MemoryLog, SessionLog, StoreError
 from app.store.export import FORMATS, export
 from app.store.report import answer_words, kind_name, route_words
+from app.ui.file_dialogs import save_file_name
 
 # What ran (model; fair or live; direct, thinking or scaffolded thinking), what the router decided,
 # how it ended and whether it was right: the pane a run sat in tells a reader nothing.
@@ -122,7 +122,7 @@ class HistoryView(QWidget):
         fmt = self.format.currentData()
         if path is None:
             suffix = "db" if fmt == "sqlite" else fmt
-            path, _ = QFileDialog.getSaveFileName(self, "Export session", f"fastslow-session-{run.session_id}.{suffix}")
+            path = save_file_name(self, "Export session", f"fastslow-session-{run.session_id}.{suffix}")
             if not path:
                 return False
         self._export = start_export(self, self.log, fmt, path, run.session_id, self.message.setText)

@@ -12,7 +12,6 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -32,6 +31,7 @@ from app.hardware import memory_state
 from app.engines.gguf_header import read_gguf_header
 from app.models_overview import gib, overview, params_text
 from app.reasoning.parser import detect_style
+from app.ui.file_dialogs import existing_directory, open_file_name
 
 COLUMNS = ("Model", "Format", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")
 FIT = COLUMNS.index("Fits here")
@@ -193,7 +193,7 @@ class ModelManager(QWidget):
 
     def import_file(self, path: str | None = None) -> bool:
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", "", "GGUF models (*.gguf)")
+            path = open_file_name(self, "Import a GGUF model", "", "GGUF models (*.gguf)")
             if not path:
                 return False
         return self._start_import(_import_worker(path, self.models_dir),
@@ -202,7 +202,7 @@ class ModelManager(QWidget):
     def import_folder(self, path: str | None = None) -> bool:
         """An MLX model folder (config.json, *.safetensors, tokenizer), checked and copied into models/."""
         if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Import an MLX model folder")
+            path = existing_directory(self, "Import an MLX model folder")
             if not path:
                 return False
         return self._start_import(_import_folder_worker(path, self.models_dir),

@@ -15,7 +15,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -34,6 +33,7 @@ from app.scaling import report
 from app.scaling.sweep import Point, SampleStore, SweepConfig, SweepStopped, points, sweep_model
 from app.scaling.verifiers import VERIFIERS
 from app.ui.charts import configure_pyqtgraph, pane_color
+from app.ui.file_dialogs import existing_directory
 
 
 LOG_X = ("tokens", "verifiers")
@@ -115,7 +115,7 @@ class ScalingView(QWidget):
             self.model.addItem(label, key)
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Results of fastslow scale", self.folder.text())
+        folder = existing_directory(self, "Results of fastslow scale", self.folder.text())
         if folder:
             self.folder.setText(folder)
             self.open_results(Path(folder))

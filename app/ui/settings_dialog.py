@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -30,6 +29,7 @@ from app.hardware import physical_cores
 from app.settings import MAX_N_CTX, Settings, check_data_dir, logical_cpus, save_settings
 from app.store.paths import ENV_VAR as DB_ENV_VAR
 from app.store.paths import env_db_path
+from app.ui.file_dialogs import existing_directory
 
 HINT_STYLE = ""  # the theme's own text colour
 WARN_STYLE = "color: #b00020"
@@ -119,7 +119,7 @@ class SettingsDialog(QDialog):
         self.threads_hint.setStyleSheet(WARN_STYLE if over else HINT_STYLE)
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Data folder", self.data_dir.text())
+        folder = existing_directory(self, "Data folder", self.data_dir.text())
         if folder:
             self.data_dir.setText(folder)
 

@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -33,7 +32,7 @@ from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError, ModelSpec, now
 from app.hardware import physical_cores
-from app.live import LiveRun, final_stats, live_stats
+from app.live import LiveRun, live_stats
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
 from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
@@ -51,6 +50,7 @@ from app.ui.quit_guard import confirm_close, mark_saved
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
 from app.verdict import run_kind, verdict
+from app.ui.file_dialogs import save_file_name
 
 STATS_MS = 100  # live stats: ten times a second
 CHARTS_MS = 250  # one of the three charts per tick while running: each is redrawn every 0.75 s
@@ -543,7 +543,8 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Nothing to export", "Run a comparison first: this session has no runs yet.")
             return False
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export session", f"fastslow-session-{session_id}.{fmt if fmt != 'sqlite' else 'db'}", EXPORT_FILTERS[fmt])
+            path = save_file_name(self, "Export session", f"fastslow-session-{session_id}.{fmt if fmt != 'sqlite' else 'db'}",
+                                  EXPORT_FILTERS[fmt])
             if not path:
                 return False
         self._export_worker = start_export(self, log, fmt, path, session_id, self.statusBar().showMessage)
@@ -557,7 +558,7 @@ class MainWindow(QMainWindow):
             return False
         if path is None:
             default = str(resolve_db_path(settings_value=self.settings.db_path()))
-            path, _ = QFileDialog.getSaveFileName(self, "Save runs to a log", default, "FastSlow log (*.db)")
+            path = save_file_name(self, "Save runs to a log", default, "FastSlow log (*.db)")
             if not path:
                 return False
         try:
