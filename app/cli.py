@@ -53,6 +53,7 @@ INPUT_ERRORS = {
     "unknown_model",
     "missing_model_file",
     "bad_model_file",
+    "unsupported_model",  # a GGUF of an architecture this llama.cpp cannot run
     "not_downloaded",
     "does_not_fit",
     "empty_prompt",

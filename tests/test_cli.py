@@ -403,3 +403,24 @@ def test_a_number_out_of_bounds_is_one_sentence_and_exit_2_before_loading(tmp_pa
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1].startswith("fastslow compare: error: ") and words in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == "" and not db.exists()
+
+
+def test_a_gguf_of_an_architecture_llama_cpp_cannot_run_is_bad_input_with_exit_2(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "unknown.gguf"
+    writer = gguf.GGUFWriter(str(path), "notamodel")  # a well-formed file: only llama.cpp can say no
+    writer.add_block_count(2)
+    writer.add_context_length(256)
+    writer.add_embedding_length(32)
+    writer.add_head_count(4)
+    writer.add_token_list(["<s>", "</s>", "hello"])
+    writer.add_tensor("first.weight", np.ones((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    out = fastslow("compare", "Hi", "-m", str(path), "--no-log", *SHORT)
+    assert out.returncode == 2, out.stderr
+    assert "is a 'notamodel' model, an architecture this llama.cpp" in out.stdout

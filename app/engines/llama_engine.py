@@ -171,10 +171,7 @@ class LlamaCppEngine:
                     verbose=False,
                 )
         except Exception as exc:  # llama.cpp reports the cause through its log, not the exception
-            raise EngineError(
-                f"llama.cpp could not load {spec.path}: {self._last_log_error() or exc}",
-                kind="load_failed",
-            ) from exc
+            raise self._load_error(spec, header, exc) from exc
         self._warm_up(llm)
         load_s = now() - started
         self._llm, self._spec = llm, spec
@@ -233,6 +230,19 @@ class LlamaCppEngine:
     def _last_log_error(self) -> str:
         errors = [line.strip() for line in _LLAMA_LOG if "error" in line.lower() or "failed" in line]
         return errors[-1] if errors else ""
+
+    def _load_error(self, spec: ModelSpec, header, exc: Exception) -> EngineError:
+        """Why llama.cpp could not load the file, from its log: an architecture it does not know is
+        the file's fault (bad input), anything else a failed load."""
+        if any("unknown model architecture" in line for line in _LLAMA_LOG):
+            version = getattr(__import__("llama_cpp"), "__version__", "?")
+            return EngineError(
+                f"{spec.path} is a {header.architecture!r} model, an architecture this llama.cpp "
+                f"(llama-cpp-python {version}) cannot run: use a model of a supported family, or a newer "
+                "FastSlow", kind="unsupported_model")
+        errors = [line.strip() for line in _LLAMA_LOG if "error" in line.lower()]
+        said = errors[-1] if errors else self._last_log_error()
+        return EngineError(f"llama.cpp could not load {spec.path}: {said or exc}", kind="load_failed")
 
     def _offloaded_layers(self) -> int:
         for line in reversed(_LLAMA_LOG):
