@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 from app.store import SessionLog
@@ -28,6 +29,9 @@ def test_a_log_locked_by_another_program_mid_run_is_waited_for_and_the_runs_land
         [sys.executable, "-m", "app.cli", "compare", PROMPT, "-m", "smollm2-135m", "--max-tokens", "120",
          "--temperature", "0", "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    said: list[str] = []
+    reading = threading.Thread(target=lambda: said.extend(iter(child.stderr.readline, "")), daemon=True)
+    reading.start()
     reader = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the run has started: its row is there, `running`
@@ -38,14 +42,18 @@ def test_a_log_locked_by_another_program_mid_run_is_waited_for_and_the_runs_land
         except sqlite3.Error:
             pass
         time.sleep(0.05)
-    reader.execute("BEGIN EXCLUSIVE")  # another program holds the file while the run ends,
-    time.sleep(9)  # longer than the log's own 5 s busy wait
+    reader.execute("BEGIN EXCLUSIVE")  # another program holds the file while the run ends…
+    while time.monotonic() < deadline and not any("the session log is busy" in line for line in said):
+        time.sleep(0.1)  # …until the command has waited its own 5 s and says it keeps waiting
     reader.rollback()
     reader.close()
-    out, err = child.communicate(timeout=180)
+    out = child.stdout.read()
+    child.wait(timeout=180)
+    reading.join(timeout=10)
+    err = "".join(said)
     assert child.returncode == 0, err
     assert "the session log is busy" in err and "waiting up to 60 s" in err
-    assert _rows(db) == [(0, "ok", 120)]  # its own row, complete: not `interrupted 0 tok`
+    assert _rows(db) == [(0, "ok", 120)], out  # its own row, complete: not `interrupted 0 tok`
     assert "recovery" not in err
 
 
