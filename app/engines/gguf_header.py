@@ -206,6 +206,8 @@ def _read_metadata(r: _Reader, n_kv: int) -> _Metadata:
         if key_len == 0 or key_len > _MAX_KEY:
             raise _corrupt(r.path, f"has a metadata key of {key_len:,} bytes at byte {at:,}")
         key = r.raw(key_len).decode("utf-8", errors="replace")
+        if not key.isprintable():  # keys are names ("general.architecture"); control bytes mean damage
+            raise _corrupt(r.path, f"has a metadata key of {key_len:,} bytes at byte {at:,} that is not text")
         if key in meta.values:
             raise _corrupt(r.path, f"has the metadata key '{key}' twice")
         vtype = r.u32()

@@ -338,3 +338,12 @@ def test_round_trip_of_a_file_written_by_gguf_py(tmp_path: Path, alignment: int 
     reference = gguf.GGUFReader(path)
     assert len(reference.tensors) == info.n_tensors
     assert sum(int(t.n_elements) for t in reference.tensors) == info.n_params
+
+
+def test_a_key_whose_length_was_damaged_is_refused_without_its_bytes_in_the_message(smollm2_path, tmp_path):
+    # Found by the property test: a length grown over the next keys put their raw bytes, newlines
+    # included, into the message.
+    bad = copy(smollm2_path, tmp_path / "key.gguf")
+    patch(bad, 315, b"\x00\x00\x00\x00T")
+    message = expect_error(bad, "bad_model_file", "that is not text", "so it is corrupt")
+    assert message.isprintable()
