@@ -1,4 +1,9 @@
-"""The app's bridge to the Qt-free session: loads models and runs prompts off the GUI thread.
+"""The one door between the views and the Qt-free session.
+
+The window says what the user wants (load these models, run, cancel, new settings) through the
+controller's methods and shows what comes back: PaneSnapshots whenever a pane's model or run state
+changes, a LogState when it asks, the live figures, and the runs' immutable updates. No view holds
+or reads the session (tests/ui/test_controller.py checks the source).
 
 Long work runs in superqt generator workers; a run's updates (immutable RunUpdates) come back to
 the GUI thread in batches (at most one per BATCH_S, and at every phase change and run end), so the
@@ -9,7 +14,8 @@ nothing they read is touched by the worker thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
@@ -17,17 +23,20 @@ from superqt.utils import thread_worker
 
 from app.cancellation import Cancellation
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
-from app.session import Session
+from app.hardware import physical_cores
+from app.live import LiveRun, LiveStats, live_stats
+from app.runs import RunUpdate
+from app.session import Pane, Session
+from app.settings import Settings
 from app.store import MemoryLog, SessionLog
+from app.telemetry import Sample
+from app.ui.snapshots import LogState, PaneActivity, PaneLoad, PaneSnapshot
 
 BATCH_S = 0.03  # ~30 updates a second at most: smooth to the eye, cheap for the event loop
 
 
 class SessionController(QObject):
-    pane_loading = Signal(int, str)  # pane, model label
-    pane_loaded = Signal(int, object)  # pane, Pane (info, fit, thinking style)
-    pane_load_failed = Signal(int, str)  # pane, the message
-    run_started = Signal()
+    pane_changed = Signal(object)  # PaneSnapshot: its model or its run state changed
     updates = Signal(object)  # list[RunUpdate], in arrival order
     run_finished = Signal(object)  # list[RunResult], pane order
     run_failed = Signal(str)
@@ -36,23 +45,121 @@ class SessionController(QObject):
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.session = session
+        self._session = session
         self._worker = None
         self._busy = False
         self._closed = False
         self._cancellation: Cancellation | None = None  # the running comparison's
+        self._running: set[int] = set()  # the running comparison's panes that have not ended
+        self._cancelling: set[int] = set()
+        self._panes = [PaneSnapshot(i, "", PaneLoad.EMPTY, PaneActivity.IDLE) for i in range(len(session.panes))]
+
+    @classmethod
+    def with_empty_panes(
+        cls, n_panes: int, settings: Settings, log: SessionLog | MemoryLog, parent: QObject | None = None,
+    ) -> SessionController:
+        """A session of n panes with nothing loaded yet; a pane run before its model loads fails saying so."""
+        session = Session([], mode=settings.mode, cores=settings.n_threads, tdp_w=settings.tdp_w,
+                          sample_hz=settings.sample_hz, log=log)
+        for _ in range(n_panes):
+            session.panes.append(_empty_pane())
+        return cls(session, parent)
+
+    # -- what the views read --------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
         return self._busy
 
     @property
-    def log(self) -> SessionLog | MemoryLog | None:
-        return self.session.log
+    def running(self) -> frozenset[int]:
+        """The running comparison's panes whose run has not ended yet."""
+        return frozenset(self._running)
+
+    @property
+    def mode(self) -> str:
+        return self._session.mode
+
+    def pane(self, index: int) -> PaneSnapshot:
+        return self._panes[index]
+
+    def panes(self) -> tuple[PaneSnapshot, ...]:
+        return tuple(self._panes)
+
+    def log_state(self) -> LogState:
+        s = self._session
+        error = s.log_error
+        return LogState(s.log, s.log_session_id, str(error) if error is not None else None, s.log_waiting)
+
+    def samples(self) -> Sequence[Sample]:
+        """The sampler's readings so far (none before a model has loaded)."""
+        sampler = self._session.sampler
+        return sampler.samples if sampler is not None else []
+
+    def live_figures(self, runs: Mapping[int, LiveRun], t: float) -> dict[int, LiveStats]:
+        """Each unfinished run's figures at time t, with its own worker's share of the power."""
+        s, samples = self._session, self.samples()
+        running = [i for i, run in runs.items() if run.started and not run.done]
+        figures = {}
+        for i, run in runs.items():
+            if run.done:
+                continue  # its figures are final, shown once from its record
+            client = s.panes[i].client  # read now, not at load: a stuck worker may have been restarted
+            pid = client.pid if client is not None else None
+            figures[i] = live_stats(run, t, samples, pid, s.pids_sharing_with(i, running))
+        return figures
+
+    def lost_sources(self) -> list[str]:
+        """Each power source that stopped answering, and that energy leaves it out since."""
+        return self._session.lost_sources()
+
+    def energy_fixes(self) -> list[tuple[str, str]]:
+        """(source, how to unlock it) for each power counter this machine has but cannot read."""
+        power = self._session.power
+        return list(power.fixable) if power is not None else []
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def apply_settings(self, settings: Settings) -> bool:
+        """Threads from the next run; a new TDP or sampling rate restarts telemetry now, unless a
+        task is running. True when it restarted (a fresh sampler: its lost sources are its own)."""
+        s = self._session
+        s.cores = settings.n_threads or physical_cores()
+        restart = (settings.tdp_w, settings.sample_hz) != (s.tdp_w, s.sample_hz)
+        s.tdp_w, s.sample_hz = settings.tdp_w, settings.sample_hz
+        if restart and not self._busy and s.sampler is not None:
+            s.restart_telemetry()
+            return True
+        return False
+
+    def flush_log(self, wait_s: float) -> bool:
+        """Wait up to wait_s for writes the log file refused for now; True when every row is in it
+        (otherwise they are kept in memory, and log_state() says so)."""
+        return self._session.flush_log(wait_s)
+
+    # -- busy, and each pane's run state --------------------------------------------------------
+
+    def _set_pane(self, snapshot: PaneSnapshot) -> None:
+        if snapshot != self._panes[snapshot.index]:
+            self._panes[snapshot.index] = snapshot
+            self.pane_changed.emit(snapshot)
+
+    def _activity(self, index: int) -> PaneActivity:
+        if index in self._running:
+            return PaneActivity.CANCELLING if index in self._cancelling else PaneActivity.RUNNING
+        return PaneActivity.BLOCKED if self._busy else PaneActivity.IDLE
+
+    def _refresh_activities(self) -> None:
+        for snapshot in list(self._panes):
+            self._set_pane(replace(snapshot, activity=self._activity(snapshot.index)))
 
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
+            if not busy:
+                self._running.clear()
+                self._cancelling.clear()
+            self._refresh_activities()
             self.busy_changed.emit(busy)
 
     def _start(self, worker, then=None) -> None:
@@ -63,6 +170,7 @@ class SessionController(QObject):
 
     def _on_worker_finished(self, then) -> None:
         self._worker = None
+        self._cancellation = None
         self._set_busy(False)
         if then is not None:  # after busy is cleared, so a listener may start the next task
             then()
@@ -73,43 +181,62 @@ class SessionController(QObject):
         """Load these panes' models, one after another, off the GUI thread; False if busy."""
         if self._busy or self._closed:
             return False
-        worker = _load_worker(self.session, specs, force)
+        worker = _load_worker(self._session, specs, force)
         worker.yielded.connect(self._on_load_step)
         self._start(worker, then=self.loads_done.emit)
         return True
 
     def _on_load_step(self, step: tuple) -> None:
         what, index, payload = step
-        if what == "loading":
-            self.pane_loading.emit(index, payload)
+        activity = self._activity(index)
+        if what == "loading":  # the old model is still in the session's pane: only the new one's name
+            self._set_pane(PaneSnapshot(index, payload, PaneLoad.LOADING, activity))
         elif what == "loaded":
-            self.pane_loaded.emit(index, payload)
-        else:
-            self.pane_load_failed.emit(index, payload)
+            self._set_pane(_snapshot(index, payload, PaneLoad.LOADED, activity))
+        else:  # the session keeps the failed pane, with what was learnt before it failed (fit, style)
+            failed = _snapshot(index, self._session.panes[index], PaneLoad.FAILED, activity, error=payload)
+            self._set_pane(replace(failed, label=self._panes[index].label))
 
     # -- running ------------------------------------------------------------------------------
 
     def run(
         self, requests: list[GenerationRequest], decisions: list[Any] | None = None, only: list[int] | None = None,
-        known_answer: str | None = None,
+        known_answer: str | None = None, mode: str | None = None,
     ) -> bool:
-        """Run one request per pane (or only some panes); False (and nothing starts) while busy."""
+        """Run one request per pane (or only some panes), fair or live (mode; default as last time);
+        False (and nothing starts) while busy."""
         if self._busy or self._closed:
             return False
+        if mode is not None:
+            self._session.mode = mode
         self._cancellation = Cancellation()
-        worker = _run_worker(self.session, requests, decisions, only, self._cancellation, known_answer)
-        worker.yielded.connect(self.updates.emit)
+        self._running = set(range(len(self._panes)) if only is None else only)
+        worker = _run_worker(self._session, requests, decisions, only, self._cancellation, known_answer)
+        worker.yielded.connect(self._on_updates)
         worker.returned.connect(self.run_finished.emit)
         worker.errored.connect(lambda exc: self.run_failed.emit(_message(exc)))
-        self.run_started.emit()
         self._start(worker)
         return True
 
-    def cancel(self, panes: Sequence[int] | None = None) -> None:
+    def _on_updates(self, batch: list[RunUpdate]) -> None:
+        self.updates.emit(batch)  # first: a pane shows its result, then its button becomes Run
+        ended = {update.pane for update in batch if update.closing}
+        if ended & self._running:
+            self._running -= ended
+            self._refresh_activities()
+
+    def cancel(self, panes: Sequence[int] | None = None) -> bool:
         """Stop these panes (None: every pane, those still waiting included); each ends with what it
-        has, marked cancelled."""
-        if self._cancellation is not None:
-            self._cancellation.cancel(panes)
+        has, marked cancelled. False when none of them is running."""
+        if self._cancellation is None:
+            return False
+        targets = self._running if panes is None else self._running & set(panes)
+        if panes is not None and not targets:
+            return False
+        self._cancellation.cancel(panes)
+        self._cancelling |= targets
+        self._refresh_activities()
+        return True
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Cancel, wait for the worker thread, then stop every worker process (no orphans)."""
@@ -117,16 +244,28 @@ class SessionController(QObject):
             return
         self._closed = True
         self.cancel()
-        self.session.cancel()
+        session = self._session
+        session.cancel()
         deadline = time.monotonic() + timeout_s
         while self._worker is not None and time.monotonic() < deadline:
             # A load cannot be interrupted, but it ends; a run ends within a token of cancel().
-            self.session.cancel()
+            session.cancel()
             QCoreApplication.processEvents()
             time.sleep(0.01)
-        self.session.close()
-        if self.session.log is not None:
-            self.session.log.close()
+        session.close()
+        if session.log is not None:
+            session.log.close()
+
+
+def _snapshot(index: int, pane: Pane, load: PaneLoad, activity: PaneActivity, error: str | None = None) -> PaneSnapshot:
+    pid = pane.client.pid if pane.client is not None else None
+    return PaneSnapshot(index, pane.label, load, activity, pane.info, pane.fit, pane.thinking_style, pid, error)
+
+
+def _empty_pane() -> Pane:
+    pane = Pane(ModelSpec(path=""))
+    pane.load_error = EngineError("no model is loaded in this pane yet", kind="not_loaded")
+    return pane
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise

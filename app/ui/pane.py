@@ -32,6 +32,7 @@ from app.live import WAITING, LiveStats, final_stats
 from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, budget_limit
 from app.reasoning.parser import THINKING, Piece
 from app.runs import RunResult
+from app.ui.snapshots import PaneActivity
 
 REPAINT_MS = 50
 MODE_LABELS = {DIRECT_MODE: "Direct", THINKING_MODE: "Thinking", AUTO_MODE: "Auto"}
@@ -71,8 +72,7 @@ class PaneView(QFrame):
         self.setFrameShape(QFrame.StyledPanel)
         self._answer = ""
         self._thinking_dirty = self._answer_dirty = False
-        self._thinking_open = True
-        self._thinking_label = ""
+        self.activity = PaneActivity.IDLE  # what its Run/Cancel button does; set by set_activity()
 
         self.title = QLabel(f"<b>{title}</b>")
         self.model = QComboBox()
@@ -245,17 +245,20 @@ class PaneView(QFrame):
         self.model.setCurrentIndex(max(found, 0))
         self.model.blockSignals(False)
 
-    def set_running(self, running: bool, busy: bool) -> None:
-        self.run_button.setText("Cancel" if running else "Run")
-        self.run_button.setEnabled(running or not busy)
+    def set_activity(self, activity: PaneActivity) -> None:
+        """Its run state, from the controller: the button runs or cancels; the plan is editable when idle."""
+        self.activity = activity
+        self.run_button.setText("Cancel" if activity.running else "Run")
+        self.run_button.setEnabled(activity is not PaneActivity.BLOCKED)
+        idle = activity is PaneActivity.IDLE
         for widget in (self.model, self.mode, self.budget, self.min_thinking, self.temperature, self.max_tokens,
                        self.override):
-            widget.setEnabled(not busy)
-        if not busy:
+            widget.setEnabled(idle)
+        if idle:
             self._on_mode_changed()
 
     def _on_run_button(self) -> None:
-        if self.run_button.text() == "Cancel":
+        if self.activity.running:
             self.cancel_clicked.emit(self.index)
         else:
             self.run_clicked.emit(self.index)

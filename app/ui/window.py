@@ -31,12 +31,10 @@ from platformdirs import user_data_dir
 from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError, ModelSpec, now
-from app.hardware import physical_cores
-from app.live import LiveRun, live_stats
+from app.live import LiveRun
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
 from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
-from app.session import Pane, Session
 from app.settings import Settings
 from app.store import MemoryLog, SessionLog, StoreError, resolve_db_path
 from app.store.export import FORMATS
@@ -49,6 +47,7 @@ from app.ui.pane import PaneView
 from app.ui.quit_guard import confirm_close, mark_saved
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
+from app.ui.snapshots import FinishedRun, LogState, PaneLoad, PaneSnapshot
 from app.verdict import run_kind, verdict
 from app.ui.file_dialogs import save_file_name
 
@@ -97,13 +96,13 @@ class MainWindow(QMainWindow):
         self.resize(1400, 920)
         self.settings = settings
         self.settings_path = settings_path
-        self.session = Session([], mode=settings.mode, cores=settings.n_threads,
-                               tdp_w=settings.tdp_w, sample_hz=settings.sample_hz, log=log)
-        self.controller = SessionController(self.session, self)
-        self.finished_runs: list[tuple[int, str, LiveRun, str, bool | None]] = []  # pane, label, run, kind, correct
+        n_panes = max(2, len(settings.pane_models))
+        # The one door to the session: the window asks it for what it shows and tells it what the user wants.
+        self.controller = SessionController.with_empty_panes(n_panes, settings, log, self)
+        self.finished_runs: list[FinishedRun] = []  # every run that has ended this session
         self.live: dict[int, LiveRun] = {}  # the current (or latest) comparison's panes, from its updates only
         self.last_results: list[RunResult] = []  # the latest comparison's finished records, pane order
-        self._running_panes: set[int] = set()
+        self._pane_states: dict[int, PaneSnapshot] = {}  # the latest snapshot each pane was shown
         self._run_known: str | None = None  # the known answer the running comparison was given
         self._plan_notes: dict[int, str] = {}
         self._seed = 0
@@ -140,7 +139,6 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.cancel_button)
 
         # -- panes and charts --------------------------------------------------------------
-        n_panes = max(2, len(settings.pane_models))
         self.panes: list[PaneView] = []
         panes_row = QSplitter(Qt.Horizontal)
         for i in range(n_panes):
@@ -155,7 +153,6 @@ class MainWindow(QMainWindow):
             pane.max_tokens.valueChanged.connect(lambda _=None: self._route_timer.start())
             panes_row.addWidget(pane)
             self.panes.append(pane)
-            self.session.panes.append(_empty_pane())
         self.charts = LiveCharts()
         # The comparison in one line, once the panes finish: what thinking cost and what it changed.
         self.verdict = QLabel()
@@ -220,9 +217,7 @@ class MainWindow(QMainWindow):
         self._export_worker = None
 
         c = self.controller
-        c.pane_loading.connect(lambda i, label: self.panes[i].set_status(f"Loading {label}…"))
-        c.pane_loaded.connect(self._on_pane_loaded)
-        c.pane_load_failed.connect(lambda i, msg: self.panes[i].set_status(msg, error=True))
+        c.pane_changed.connect(self._on_pane_changed)
         c.updates.connect(self._on_updates)
         c.run_finished.connect(self._on_run_finished)
         c.run_failed.connect(self._on_run_failed)
@@ -274,13 +269,25 @@ class MainWindow(QMainWindow):
         self.settings.pane_models = models
         self.controller.load_models({index: spec})
 
-    def _on_pane_loaded(self, index: int, pane) -> None:
-        view = self.panes[index]
-        info = pane.info
-        fit = f" · {pane.fit.message()}" if pane.fit is not None and pane.fit.verdict != "fits" else ""
-        style = "no native thinking (Thinking mode scaffolds it)" if pane.thinking_style == "none" else f"thinking: {pane.thinking_style}"
-        view.set_status(f"{info.name} · {info.quantization} · {info.backend_used} · {style} · loaded in {info.load_s:.1f} s{fit}")
-        self.statusBar().showMessage(f"{info.name} ready")
+    def _on_pane_changed(self, pane: PaneSnapshot) -> None:
+        """A pane's model or run state changed: its button follows the run state; its status line
+        says what became of its model, once per change (the same line shows its runs after that)."""
+        before = self._pane_states.get(pane.index)
+        self._pane_states[pane.index] = pane
+        view = self.panes[pane.index]
+        view.set_activity(pane.activity)
+        if before is not None and before.load is pane.load:
+            return
+        if pane.load is PaneLoad.LOADING:
+            view.set_status(f"Loading {pane.label}…")
+        elif pane.load is PaneLoad.FAILED:
+            view.set_status(pane.error or "", error=True)
+        elif pane.load is PaneLoad.LOADED:
+            info = pane.info
+            fit = f" · {pane.fit.message()}" if pane.fit is not None and pane.fit.verdict != "fits" else ""
+            style = "no native thinking (Thinking mode scaffolds it)" if pane.thinking_style == "none" else f"thinking: {pane.thinking_style}"
+            view.set_status(f"{info.name} · {info.quantization} · {info.backend_used} · {style} · loaded in {info.load_s:.1f} s{fit}")
+            self.statusBar().showMessage(f"{info.name} ready")
 
     def show_notices(self, notices: list[str]) -> None:
         self.notice.setText("<br>".join(notices))
@@ -293,7 +300,7 @@ class MainWindow(QMainWindow):
 
     def _say_lost_sources(self) -> None:
         """Once each: a power source that stopped answering mid-session."""
-        lost = self.session.lost_sources()
+        lost = self.controller.lost_sources()
         if new := lost[self._lost_said:]:
             self._lost_said = len(lost)
             self._add_notices([f"Power source lost: {escape(line)}" for line in new])
@@ -301,12 +308,12 @@ class MainWindow(QMainWindow):
     def _say_energy_fixes(self) -> None:
         """Once: a power counter this machine has but cannot read, and how to unlock it (root-only
         RAPL, a missing package), so energy is not estimated in silence."""
-        power = self.session.power
-        if self._energy_fixes_said or power is None or not power.fixable:
+        fixable = self.controller.energy_fixes()
+        if self._energy_fixes_said or not fixable:
             return
         self._energy_fixes_said = True
         self._add_notices([f"Energy could be measured, not estimated — {escape(name)}: {escape(reason)}"
-                           for name, reason in power.fixable])
+                           for name, reason in fixable])
 
     # -- running ------------------------------------------------------------------------------
 
@@ -329,7 +336,7 @@ class MainWindow(QMainWindow):
             self.show_notices([escape(str(exc))])
             return False
         self.show_notices([])
-        self.session.mode = mode = self.mode.currentData()
+        mode = self.mode.currentData()
         self.verdict.clear()
         self.verdict.setVisible(False)
         self.live = {i: LiveRun(i) for i in chosen}
@@ -341,12 +348,10 @@ class MainWindow(QMainWindow):
                                            f"{self._pane_label(chosen[0])} first.")
         # What the plan asked that this pane's model cannot do, said beside its result.
         self._plan_notes = {i: escape(f"Min not held: {why}.") for i in chosen
-                            if (why := minimum_unheld(requests[i], self.session.panes[i].thinking_style))}
-        self._running_panes = set(chosen)
+                            if (why := minimum_unheld(requests[i], self.controller.pane(i).thinking_style))}
         self.charts.begin_comparison(now())
         known = self._run_known = self.known_answer.text().strip() or None
-        if not self.controller.run(requests, decisions, only=chosen, known_answer=known):
-            self._running_panes = set()
+        if not self.controller.run(requests, decisions, only=chosen, known_answer=known, mode=mode):
             return False
         self._stats_timer.start()
         self._charts_timer.start()
@@ -355,14 +360,12 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         """Esc: stop every pane, those still waiting for their turn included."""
-        if self.controller.busy and self._running_panes:
-            self.controller.cancel()
+        if self.controller.cancel():
             self.statusBar().showMessage("Cancelling every pane…")
 
     def cancel_pane(self, index: int) -> None:
         """A pane's own Cancel button: that pane only; the others go on."""
-        if self.controller.busy and index in self._running_panes:
-            self.controller.cancel([index])
+        if self.controller.cancel([index]):
             self.panes[index].set_status("Cancelling…")
 
     def _on_updates(self, batch: list[RunUpdate]) -> None:
@@ -383,27 +386,18 @@ class MainWindow(QMainWindow):
         """A pane's run has ended: everything it shows now comes from the record the log has."""
         r, view = live.result, self.panes[i]
         view.show_result(r, r.mode, self._run_known, note=self._plan_notes.get(i, ""))
-        view.set_running(False, busy=True)  # its button is Run again (enabled once every pane ends)
-        still = sorted(self._running_panes - {j for j, run in self.live.items() if run.done})
+        still = sorted(self.controller.running - {j for j, run in self.live.items() if run.done})
         if still:
             running = ", ".join(self._pane_label(j) for j in still)
             self.statusBar().showMessage(f"{self._pane_label(i)} {_ended(r)}; {running} still running…")
 
     def _refresh_stats(self) -> None:
-        sampler = self.session.sampler
-        samples = sampler.samples if sampler is not None else []
-        t = now()
-        running = [i for i, run in self.live.items() if run.started and not run.done]
-        for i, run in list(self.live.items()):
-            if run.done:
-                continue  # its figures are final, shown once from its record
-            client = self.session.panes[i].client
-            pid = client.pid if client is not None else None
-            stats = live_stats(run, t, samples, pid, self.session.pids_sharing_with(i, running))
-            self.panes[i].show_stats(stats, self.session.mode)
+        mode = self.controller.mode
+        for i, stats in self.controller.live_figures(self.live, now()).items():
+            self.panes[i].show_stats(stats, mode)
 
     def _all_runs(self) -> list[tuple[int, str, LiveRun]]:
-        runs = [(pane, label, run) for pane, label, run, _kind, _ok in self.finished_runs]
+        runs = [(f.pane, f.label, f.run) for f in self.finished_runs]
         if self.controller.busy:  # this comparison's runs, those that ended already included
             runs += [(i, self._pane_label(i), run) for i, run in self.live.items() if run.started]
         return runs
@@ -412,8 +406,7 @@ class MainWindow(QMainWindow):
         return PANE_TITLES[i % len(PANE_TITLES)]
 
     def _refresh_charts(self, part: str | None = None) -> None:
-        sampler = self.session.sampler
-        self.charts.update_charts(self._all_runs(), sampler.samples if sampler else [], now(), part)
+        self.charts.update_charts(self._all_runs(), self.controller.samples(), now(), part)
 
     def _refresh_next_chart(self) -> None:
         """While running, one chart per tick: each repaint stays short (see LiveCharts)."""
@@ -435,21 +428,16 @@ class MainWindow(QMainWindow):
             if run is not None and not run.done:  # its closing update is always sent first; be safe
                 run.result = result
                 self._show_finished(result.pane, run)
-            kind = f"{self._pane_label(result.pane)} · {run_kind(result)}"
-            self.finished_runs.append((result.pane, self._pane_label(result.pane), self.live[result.pane], kind,
-                                       result.correct))
+            label = self._pane_label(result.pane)
+            self.finished_runs.append(FinishedRun(result.pane, label, self.live[result.pane],
+                                                  f"{label} · {run_kind(result)}", result.correct))
         self._show_verdict(results, self._run_known)
         self._final_parts = list(LiveCharts.PARTS)  # one chart per event-loop turn, as while running
         self._final_charts.start()
-        self.tradeoff.set_runs([(kind, run.result, ok) for _p, _l, run, kind, ok in self.finished_runs])
+        self.tradeoff.set_runs([(f.kind, f.run.result, f.correct) for f in self.finished_runs])
         self._seed += 1
-        if isinstance(self.session.log, MemoryLog):
-            reason = f"The session log failed ({self.session.log_error}); " if self.session.log_error else ""
-            self.show_notices([escape(f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file.")])
-        elif waiting := self.session.log_waiting:
-            self.show_notices([escape(f"The session log is busy ({self.session.log_error}): {waiting} write"
-                                      f"{'s wait' if waiting != 1 else ' waits'} and go in as soon as it is free; "
-                                      "nothing is lost.")])
+        if notice := _log_notice(self.controller.log_state()):
+            self.show_notices([escape(notice)])
         self._say_lost_sources()
         self.statusBar().showMessage(_run_summary([(self._pane_label(r.pane), r) for r in results]))
         self.run_done.emit()
@@ -468,13 +456,9 @@ class MainWindow(QMainWindow):
         self.run_done.emit()
 
     def _on_busy(self, busy: bool) -> None:
-        running = busy and bool(self._running_panes)
+        # Each pane's own button follows its snapshot (pane_changed); these two are the window's.
         self.run_all_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(running)
-        for i, pane in enumerate(self.panes):
-            pane.set_running(running and i in self._running_panes, busy)
-        if not busy:
-            self._running_panes = set()
+        self.cancel_button.setEnabled(busy and bool(self.controller.running))
 
     # -- the router banner ----------------------------------------------------------------------
 
@@ -538,7 +522,8 @@ class MainWindow(QMainWindow):
 
     def export_session(self, fmt: str, path: str | None = None) -> bool:
         """Export the current session (asks where, unless path is given); runs off the GUI thread."""
-        log, session_id = self.session.log, self.session.log_session_id
+        state = self.controller.log_state()
+        log, session_id = state.log, state.session_id
         if log is None or session_id is None:
             QMessageBox.information(self, "Nothing to export", "Run a comparison first: this session has no runs yet.")
             return False
@@ -552,7 +537,7 @@ class MainWindow(QMainWindow):
 
     def save_memory_log(self, path: str | None = None) -> bool:
         """Write the runs kept in memory (the log file failed) into a log file that works."""
-        log = self.session.log
+        log = self.controller.log_state().log
         if not isinstance(log, MemoryLog):
             self.statusBar().showMessage("Every run is already in the log file")
             return False
@@ -581,12 +566,8 @@ class MainWindow(QMainWindow):
         """Threads apply from the next run, telemetry at once (between runs); GPU layers and context
         when a model is next loaded; the data folder at the next start."""
         self.settings = settings
-        self.session.cores = settings.n_threads or physical_cores()
         self.models.n_ctx = settings.n_ctx
-        restart = (settings.tdp_w, settings.sample_hz) != (self.session.tdp_w, self.session.sample_hz)
-        self.session.tdp_w, self.session.sample_hz = settings.tdp_w, settings.sample_hz
-        if restart and not self.controller.busy and self.session.sampler is not None:
-            self.session.restart_telemetry()
+        if self.controller.apply_settings(settings):
             self._lost_said = 0  # a fresh sampler: its losses are its own
         self.statusBar().showMessage(
             "Settings saved: threads and telemetry apply now; GPU layers and context when a model is "
@@ -600,10 +581,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Closing mid-run cancels the runs and stops every worker process before the window goes;
         runs kept only in memory (the log file failed) are offered a save first."""
-        if self.session.log_waiting:  # a busy log file: give it a moment, then keep the runs in memory
+        if self.controller.log_state().waiting:  # a busy log file: give it a moment, then keep the runs in memory
             self.statusBar().showMessage("Writing the last runs to the session log…")
-            self.session.flush_log(10.0)
-        if not confirm_close(self, self.session.log, save=self.save_memory_log):
+            self.controller.flush_log(10.0)
+        if not confirm_close(self, self.controller.log_state().log, save=self.save_memory_log):
             event.ignore()
             return
         self._stats_timer.stop()
@@ -630,8 +611,13 @@ def _run_summary(runs: list[tuple[str, RunResult]]) -> str:
     return "Ended: " + "; ".join(f"{name} {_ended(r)}" for name, r in runs)
 
 
-def _empty_pane() -> Pane:
-    pane = Pane(ModelSpec(path=""))
-    pane.load_error = EngineError("no model is loaded in this pane yet", kind="not_loaded")
-    return pane
+def _log_notice(state: LogState) -> str | None:
+    """What the window says after a run when its rows are not (yet) in the log file."""
+    if state.in_memory:
+        reason = f"The session log failed ({state.error}); " if state.error else ""
+        return f"{reason}runs are kept in memory: File → Save runs kept in memory to a log file."
+    if waiting := state.waiting:
+        return (f"The session log is busy ({state.error}): {waiting} write{'s wait' if waiting != 1 else ' waits'} "
+                "and go in as soon as it is free; nothing is lost.")
+    return None
 

@@ -164,7 +164,8 @@ def test_export_from_the_menu_writes_the_session_off_the_gui_thread(qtbot, windo
 def test_closing_the_window_mid_generation_stops_every_worker(qtbot, make_window, ui_settings, ui_log):
     ui_settings.max_tokens = 4000
     window = make_window(ui_settings)
-    pids = [p.client.pid for p in window.session.panes]
+    pids = [p.pid for p in window.controller.panes()]
+    assert all(pids), pids
     window.mode.setCurrentIndex(window.mode.findData("live"))
     window.prompt.setPlainText("Write a very long essay about rivers.")
     assert window.run_all()
@@ -192,11 +193,12 @@ def test_a_known_answer_marks_each_run_right_or_wrong_on_the_trade_off_chart(qtb
 def test_saved_settings_apply_to_the_running_session(qtbot, window):
     from dataclasses import replace
 
-    before = window.session.sampler
+    session = window.controller._session  # behind the window's one door: did the settings reach it?
+    before = session.sampler
     window.apply_settings(replace(window.settings, n_threads=1, tdp_w=35.0, sample_hz=5.0))
-    assert window.session.cores == 1 and window.session.threads_per_pane() == 1
-    assert window.session.sampler is not before and window.session.sampler.interval_s == 0.2
-    tdp = [s for s in window.session.power.sources if s.info.name == "tdp"]
+    assert session.cores == 1
+    assert session.sampler is not before and session.sampler.interval_s == 0.2
+    tdp = [s for s in session.power.sources if s.info.name == "tdp"]
     assert not tdp or tdp[0].info.detail["tdp_w"] == 35.0
     window.prompt.setPlainText("Say hi.")
     _run(qtbot, window, key=False)
