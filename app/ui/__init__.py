@@ -1,1 +1,1 @@
-"""The desktop app (PySide6): the only package that imports Qt. A thin layer over app.session."""
+"""The desktop app (PySide6): the only package that imports Qt. Views go to app.session through one door, controller.py."""

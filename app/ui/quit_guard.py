@@ -5,7 +5,7 @@ closing the window (Ctrl+Q included) would lose them without a word. MainWindow.
 first:
 
     def closeEvent(self, event):
-        if not confirm_close(self, self.session.log, save=self.save_memory_log):
+        if not confirm_close(self, self.controller.log_state().log, save=self.save_memory_log):
             event.ignore()
             return
         ...  # then stop the timers and the workers as before
