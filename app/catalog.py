@@ -27,6 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError, ModelSpec
+from app.thinking_styles import MODEL_STYLES
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "models" / "catalog.toml"
 # Where the user's own GGUF files go (read at call time, so tests can repoint it): models/ beside the
@@ -38,7 +39,7 @@ MODELS_DIR = Path(
 )
 
 DEFAULT_MODELS = ("smollm2-135m", "gemma3-270m")  # the bundled pair the demo runs
-THINKING_STYLES = ("none", "think-tags", "think-tags-switch", "harmony")
+THINKING_STYLES = MODEL_STYLES  # what an entry's `thinking` may say (a scaffold is a request's, not a model's)
 ENGINES = {"gguf": "llama.cpp", "mlx": "mlx"}  # the engine that loads each catalog format
 FORMATS = tuple(ENGINES)
 DEFAULT_N_CTX = 4096  # enough for a question and a long thought, small enough for any machine

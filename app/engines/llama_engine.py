@@ -45,7 +45,7 @@ from app.engines.types import (
     render_interrupted,
     template_failed,
 )
-from app.reasoning.parser import detect_style
+from app.thinking_styles import detect_style
 
 # Backend names as llama_print_system_info() spells them, in the order we prefer to report.
 _GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
@@ -143,7 +143,7 @@ class LlamaCppEngine:
         self._spec: ModelSpec | None = None
         self._threads = 1
         self._formatter = None
-        self._style = "none"  # how the model marks its thought (app/reasoning/parser.py's styles)
+        self._style = "none"  # how the model marks its thought (app/thinking_styles.py)
         self._abort_cb = None  # a ctypes callback must outlive its registration: keep it here
 
     # -- loading ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from app.engines.types import (
     render_interrupted,
     template_failed,
 )
-from app.reasoning.parser import detect_style
+from app.thinking_styles import detect_style
 
 
 def mlx_unavailable() -> str | None:
@@ -60,7 +60,7 @@ class MlxEngine:
         self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
         self._model = self._tokenizer = None
         self._spec: ModelSpec | None = None
-        self._style = "none"  # how the model marks its thought (app/reasoning/parser.py's styles)
+        self._style = "none"  # how the model marks its thought (app/thinking_styles.py)
         # The KV cache kept between requests, as llama.cpp keeps its own: a prompt that starts like the
         # last one evaluates only what differs. _cached: the tokens whose keys and values it holds.
         self._cache, self._cached, self._cache_clean = None, [], False

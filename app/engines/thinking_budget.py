@@ -22,8 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterator
 
-from app.reasoning.modes import SCAFFOLD_MIN_UNSUPPORTED
-from app.reasoning.parser import SCAFFOLD_MARKERS
+from app.thinking_styles import (
+    HARMONY_ANSWER_OPEN,
+    HARMONY_END,
+    HARMONY_THOUGHT_OPEN,
+    SCAFFOLD_MARKERS,
+    SCAFFOLD_MIN_UNSUPPORTED,
+    SCAFFOLD_STYLE,
+    THINK_CLOSE,
+    THINK_OPEN,
+)
 
 _WHY = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now."
 
@@ -36,11 +44,10 @@ class ThoughtMarkers:
     no_minimum: str | None = None  # why a minimum cannot be held on such a thought, where it cannot
 
 
-THINK_TAGS = ThoughtMarkers("<think>", ("</think>",), _WHY + "\n</think>\n\n")
-HARMONY = ThoughtMarkers("<|channel|>analysis<|message|>", ("<|end|>",),
-                         _WHY + "<|end|><|start|>assistant<|channel|>final<|message|>")
-# The parser's own markers, so the engine and the display agree where the answer starts. The close
-# message ends with the first of them ("The answer is"): the model completes the sentence.
+THINK_TAGS = ThoughtMarkers(THINK_OPEN, (THINK_CLOSE,), f"{_WHY}\n{THINK_CLOSE}\n\n")
+HARMONY = ThoughtMarkers(HARMONY_THOUGHT_OPEN, (HARMONY_END,), _WHY + HARMONY_END + HARMONY_ANSWER_OPEN)
+# The parser's own markers (app/thinking_styles.py), so the engine and the display agree where the
+# answer starts. The close message ends with the first of them ("The answer is"): the model completes it.
 SCAFFOLD = ThoughtMarkers("", SCAFFOLD_MARKERS, _WHY + "\n\n" + SCAFFOLD_MARKERS[0], SCAFFOLD_MIN_UNSUPPORTED)
 DEFAULT_CONTINUE_MESSAGE = "\nWait"
 # s1 appended "Wait" up to 6 times; a model that closes again at once each time would otherwise loop
@@ -52,7 +59,7 @@ CLOSE_THOUGHT, EXTEND_THOUGHT = "close-thought", "extend-thought"
 
 
 def markers_for(style: str | None) -> ThoughtMarkers:
-    if style == "scaffold":
+    if style == SCAFFOLD_STYLE:
         return SCAFFOLD
     return HARMONY if style == "harmony" else THINK_TAGS
 
@@ -143,8 +150,8 @@ def budget_for(request, opened_in_prompt: bool, style: str | None) -> ThinkingBu
     `style` is the model's; a scaffolded request (request.strategy) is marked by the scaffold
     whatever the model, and its thought is open from the first generated token.
     """
-    if request.strategy == "scaffold":
-        style, opened_in_prompt = "scaffold", True
+    if request.strategy == SCAFFOLD_STYLE:
+        style, opened_in_prompt = SCAFFOLD_STYLE, True
     return ThinkingBudget(request.thinking_budget, opened_in_prompt, request.thinking_min, markers_for(style))
 
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.engines.types import GenerationRequest, Message
+# Worded once, in the module the worker reads them from too.
+from app.thinking_styles import SCAFFOLD_MARKERS, SCAFFOLD_MIN_UNSUPPORTED
+
+__all__ = ["SCAFFOLD_INSTRUCTION", "SCAFFOLD_MIN_UNSUPPORTED", "minimum_unheld", "thinking_request"]
 
 SCAFFOLD_INSTRUCTION = (
-    "Think it through step by step first. Then finish with one line: The answer is <answer>."
-)
-# Budget forcing refuses the token that would end the thought and puts in "Wait"; a scaffold's
-# thought ends with ordinary words ("The answer is"), which can be refused only once written.
-SCAFFOLD_MIN_UNSUPPORTED = (
-    "a minimum thought is not held on a model that cannot think natively: a scaffolded thought has no "
-    "end-of-thought token to refuse, so a minimum cannot be held"
+    f"Think it through step by step first. Then finish with one line: {SCAFFOLD_MARKERS[0]} <answer>."
 )
 
 

@@ -10,6 +10,8 @@
 
 Markers can arrive split across tokens ("</th" + "ink>"): what could still become a marker is
 held back until the next piece settles it, so no half tag is ever shown.
+
+The styles and their markers are app/thinking_styles.py's; the worker holds budgets with the same.
 """
 
 from __future__ import annotations
@@ -17,16 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.engines.stop_strings import held_suffix_length
+from app.thinking_styles import (  # STYLES, SCAFFOLD_MARKERS and detect_style are also read from here
+    HARMONY_ANSWER_CHANNELS,
+    HARMONY_CHANNEL,
+    HARMONY_DROPPED,
+    HARMONY_MESSAGE,
+    HARMONY_START,
+    SCAFFOLD_MARKERS,
+    STYLES,
+    THINK_CLOSE,
+    THINK_OPEN,
+    detect_style,
+)
+
+__all__ = ["ANSWER", "THINKING", "Piece", "ReasoningParser", "STYLES", "SCAFFOLD_MARKERS", "detect_style"]
 
 THINKING, ANSWER = "thinking", "answer"
-STYLES = ("none", "think-tags", "think-tags-switch", "harmony", "scaffold")
-SCAFFOLD_MARKERS = ("The answer is", "the answer is", "Final answer", "final answer", "Answer:")
-
-_OPEN, _CLOSE = "<think>", "</think>"
-_HARMONY_CHANNEL, _HARMONY_MESSAGE = "<|channel|>", "<|message|>"
-_HARMONY_START = "<|start|>"
-_HARMONY_DROPPED = ("<|end|>", "<|return|>", "<|call|>")
-_HARMONY_ANSWER_CHANNELS = ("final",)
 
 
 @dataclass(frozen=True)
@@ -105,14 +113,14 @@ class ReasoningParser:
                 stripped = self._held.lstrip()
                 if not stripped and not final:
                     return out  # only whitespace so far: wait to see whether <think> comes
-                if stripped.startswith(_OPEN):
-                    self._held = stripped[len(_OPEN) :]
+                if stripped.startswith(THINK_OPEN):
+                    self._held = stripped[len(THINK_OPEN) :]
                     self.channel, self.saw_thinking, self._at_start = THINKING, True, False
                     continue
-                if _OPEN.startswith(stripped) and not final:
+                if THINK_OPEN.startswith(stripped) and not final:
                     return out  # "<thi" so far
                 self._at_start = False
-            marker = _CLOSE if self.channel == THINKING else None
+            marker = THINK_CLOSE if self.channel == THINKING else None
             if marker is None:
                 if self._after_close:  # "</think>\n\n" separates; the newlines are not answer
                     self._held = self._held.lstrip("\n")
@@ -138,20 +146,20 @@ class ReasoningParser:
 
     def _harmony(self, final: bool) -> list[Piece]:
         out: list[Piece] = []
-        markers = (_HARMONY_START, _HARMONY_CHANNEL, _HARMONY_MESSAGE, *_HARMONY_DROPPED)
+        markers = (HARMONY_START, HARMONY_CHANNEL, HARMONY_MESSAGE, *HARMONY_DROPPED)
         while self._held:
             if self._harmony_header:
                 # A header runs to <|message|>: "analysis", or "assistant<|channel|>final".
-                end = self._held.find(_HARMONY_MESSAGE)
+                end = self._held.find(HARMONY_MESSAGE)
                 if end < 0:
                     if final:
                         self._held = ""
                     return out
                 header = self._harmony_header + self._held[:end]
-                if _HARMONY_CHANNEL in header:
-                    words = header.split(_HARMONY_CHANNEL)[-1].split()
+                if HARMONY_CHANNEL in header:
+                    words = header.split(HARMONY_CHANNEL)[-1].split()
                     self._set_harmony_channel(words[0] if words else "")
-                self._held = self._held[end + len(_HARMONY_MESSAGE) :]
+                self._held = self._held[end + len(HARMONY_MESSAGE) :]
                 self._harmony_header = ""
                 continue
             found = [(i, m) for m in markers if (i := self._held.find(m)) >= 0]
@@ -159,7 +167,7 @@ class ReasoningParser:
                 index, marker = min(found, key=lambda f: (f[0], -len(f[1])))
                 self._emit(out, self.channel, self._held[:index])
                 self._held = self._held[index + len(marker) :]
-                if marker in (_HARMONY_START, _HARMONY_CHANNEL):
+                if marker in (HARMONY_START, HARMONY_CHANNEL):
                     self._harmony_header = marker
                 continue
             keep = 0 if final else held_suffix_length(self._held, markers)
@@ -169,7 +177,7 @@ class ReasoningParser:
         return out
 
     def _set_harmony_channel(self, name: str) -> None:
-        self.channel = ANSWER if name in _HARMONY_ANSWER_CHANNELS else THINKING
+        self.channel = ANSWER if name in HARMONY_ANSWER_CHANNELS else THINKING
         if self.channel == THINKING:
             self.saw_thinking = True
         elif self.saw_thinking:
@@ -180,13 +188,3 @@ class ReasoningParser:
         if text:
             out.append(Piece(channel, text))
 
-
-def detect_style(chat_template: str | None) -> str:
-    """Guess a GGUF's thinking style from its chat template, for files not in the catalog."""
-    if not chat_template:
-        return "none"
-    if "<|channel|>" in chat_template:
-        return "harmony"
-    if "<think>" in chat_template:
-        return "think-tags-switch" if "enable_thinking" in chat_template else "think-tags"
-    return "none"

@@ -1,0 +1,38 @@
+"""One home for the thinking formats: the catalog, the parser and the worker's budget read the same."""
+
+import pytest
+
+from app import catalog, thinking_styles
+from app.engines import thinking_budget
+from app.reasoning import modes, parser
+from app.thinking_styles import detect_style, resolve_style
+
+
+def test_every_reader_of_the_styles_reads_the_same_lists():
+    assert catalog.THINKING_STYLES == thinking_styles.MODEL_STYLES
+    assert parser.STYLES == thinking_styles.MODEL_STYLES + ("scaffold",)
+    assert parser.SCAFFOLD_MARKERS is thinking_budget.SCAFFOLD.closes is thinking_styles.SCAFFOLD_MARKERS
+    assert modes.SCAFFOLD_MIN_UNSUPPORTED is thinking_budget.SCAFFOLD.no_minimum
+    assert parser.detect_style is detect_style
+
+
+def test_the_budgets_close_messages_are_written_in_the_parsers_markers():
+    # What the worker puts in must read, to the parser, as the end of the thought.
+    for style, markers in (("think-tags", thinking_budget.THINK_TAGS), ("harmony", thinking_budget.HARMONY)):
+        reader = parser.ReasoningParser(style, starts_in_thinking=True)
+        pieces = reader.feed("hmm" + markers.close_message + "42") + reader.flush()
+        assert reader.closed_thinking and pieces[-1] == parser.Piece(parser.ANSWER, "42"), style
+
+
+@pytest.mark.parametrize("template, style", [
+    (None, "none"), ("", "none"), ("{{ messages }}", "none"),
+    ("<|start|>assistant<|channel|>analysis<|message|>", "harmony"),
+    ("<think>", "think-tags"), ("{% if enable_thinking %}<think>{% endif %}", "think-tags-switch"),
+])
+def test_a_style_is_detected_from_the_template(template, style):
+    assert detect_style(template) == style
+
+
+def test_a_declared_style_wins_over_the_template():
+    assert resolve_style("think-tags", "<|channel|>") == "think-tags"
+    assert resolve_style(None, "<|channel|>") == "harmony"
