@@ -153,6 +153,14 @@ class SessionController(QObject):
         for snapshot in list(self._panes):
             self._set_pane(replace(snapshot, activity=self._activity(snapshot.index)))
 
+    def _refresh_pids(self) -> None:
+        """A worker stuck past a cancel is started again under a new pid: the snapshots follow it
+        (read between tasks, when no worker thread touches the session)."""
+        for snapshot in list(self._panes):
+            if snapshot.load is PaneLoad.LOADED:
+                client = self._session.panes[snapshot.index].client
+                self._set_pane(replace(snapshot, pid=client.pid if client is not None else None))
+
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
@@ -171,6 +179,7 @@ class SessionController(QObject):
     def _on_worker_finished(self, then) -> None:
         self._worker = None
         self._cancellation = None
+        self._refresh_pids()
         self._set_busy(False)
         if then is not None:  # after busy is cleared, so a listener may start the next task
             then()

@@ -142,20 +142,28 @@ def test_a_run_moves_each_pane_through_running_cancelling_and_back_to_idle(qtbot
     assert controller.pane(1).activity is PaneActivity.CANCELLING
     qtbot.waitUntil(lambda: not controller.busy, timeout=5000)
     assert [(r.pane, r.cancelled) for r in finished] == [(1, True)]
+    assert controller.pane(1).pid is None  # nothing loaded in the stand-in: no worker to follow
     assert [p.activity for p in controller.panes()] == [PaneActivity.IDLE, PaneActivity.IDLE]
     after_end = [s.activity for s in controller.seen if s.index == 1]
     assert after_end[-3:] == [PaneActivity.CANCELLING, PaneActivity.BLOCKED, PaneActivity.IDLE]
 
 
+def test_a_worker_started_again_under_a_new_pid_is_followed_once_the_run_ends(qtbot, controller):
+    with qtbot.waitSignal(controller.loads_done, timeout=5000):
+        controller.load_models({0: ModelSpec(path="good", name="good")})
+    assert controller.pane(0).pid == 1000
+    controller._session.panes[0].client.pid = 2000  # the watchdog restarted a stuck worker mid-run
+    controller._session.release.set()
+    assert controller.run([None, None], only=[0])
+    qtbot.waitUntil(lambda: not controller.busy, timeout=5000)
+    assert controller.pane(0).pid == 2000 and controller.pane(0).load is PaneLoad.LOADED
+
+
 def test_the_log_state_says_where_runs_go_and_what_waits(controller):
     session = controller._session
-    session.log_error, session.log_waiting, session.log_session_id = StoreErrorLike("locked"), 3, 7
+    session.log_error, session.log_waiting, session.log_session_id = OSError("locked"), 3, 7
     state = controller.log_state()
     assert (state.in_memory, state.error, state.waiting, state.session_id) == (True, "locked", 3, 7)
-
-
-class StoreErrorLike(Exception):
-    pass
 
 
 def test_a_panes_button_runs_or_cancels_by_its_state_not_its_text(qtbot):
