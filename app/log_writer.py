@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.engines.types import GenerationRequest, ModelInfo
-from app.runs import RunRecorder
+from app.record import RunResult
 from app.store import MemoryLog, SessionLog, StoreError, TelemetrySample
 
 TRANSIENT = ("locked", "full")  # the file may take the write a little later
@@ -30,11 +30,12 @@ class LoggedRun:
     """One run's row: what it is written from, and its id in the log once it is there."""
 
     pane: int
-    recorder: RunRecorder
     info: ModelInfo | None
     request: GenerationRequest
     decision: Any
     row: int | None = None
+    result: RunResult | None = None  # the finished record, once the run has ended
+    channels: list[str] = field(default_factory=list)  # each generated token's channel
     series: list[TelemetrySample] = field(default_factory=list)
     ended: bool = False  # its end was handed over (written or waiting)
     complete: bool = False  # its row is complete in the current log
@@ -73,13 +74,13 @@ class LogWriter:
             self._prompt = prompt
             self._write(lambda: self._start_rows(prompt, prompt.runs.values()))
 
-    def end(self, pane: int, series: list[TelemetrySample]) -> None:
-        """A run has ended (its record final): complete its row, with its telemetry."""
+    def end(self, pane: int, result: RunResult, channels: list[str], series: list[TelemetrySample]) -> None:
+        """A run has ended: complete its row with its finished record, channels and telemetry."""
         with self._lock:
             run = self._prompt.runs.get(pane) if self._prompt is not None else None
             if run is None:
                 return
-            run.series, run.ended = series, True
+            run.result, run.channels, run.series, run.ended = result, list(channels), series, True
             self._write(lambda: self._finish_row(run))
 
     @property
@@ -179,7 +180,7 @@ class LogWriter:
     def _finish_row(self, run: LoggedRun) -> None:
         if run.row is None or run.complete:
             return
-        self.log.finish_run(run.row, run.recorder.result, run.recorder.channels)
+        self.log.finish_run(run.row, run.result, run.channels)
         if run.series:
             self.log.add_telemetry(self.session_id, run.series, run_id=run.row)
         run.complete = True

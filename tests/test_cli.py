@@ -219,9 +219,9 @@ def test_the_table_says_what_the_thought_limits_did():
     from app.cli import format_table
     from app.runs import RunResult
 
-    forced = RunResult(pane=0, model="r1", mode="fair", status="ok", thinking_style="think-tags",
+    forced = RunResult.of(pane=0, model="r1", mode="fair", status="ok", thinking_style="think-tags",
                        thinking_extended=2, thinking_budget_hit=True)
-    free = RunResult(pane=1, model="fast", mode="fair", status="ok")
+    free = RunResult.of(pane=1, model="fast", mode="fair", status="ok")
     table = format_table([forced, free])
     assert "[1] r1: thought held open 2× with Wait · closed by its budget" in table
     assert "[2] fast" not in table

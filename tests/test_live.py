@@ -28,9 +28,7 @@ def _thinking_run(n_thinking=4, n_answer=3, step=0.1, finish=True, finished=None
         run.apply(recorder.feed(Token(t, text, 1)))
     if finish:
         run.apply(recorder.feed(finished or Finished(t + 0.01, "stop", len(texts), 0.5)))
-        for key, value in record.items():
-            setattr(recorder.result, key, value)
-        run.apply(recorder.closing_update())
+        run.apply(recorder.closing_update(recorder.record().updated(**record)))
     return run
 
 

@@ -40,7 +40,8 @@ from sqlite_utils import Database
 
 from app import __version__
 from app.engines.types import GenerationRequest, Message, ModelInfo
-from app.runs import RunResult
+from app.record import RunResult
+from app.store.codec import BOOL_COLUMNS, JSON_COLUMNS, MAYBE_BOOL_COLUMNS, RunColumns, row_to_run, run_to_row
 from app.store import schema
 from app.store.paths import create_private_file, make_private_folder, resolve_db_path
 
@@ -49,13 +50,7 @@ RECORD_VERSION = 1  # of the JSONL record; bump when its shape changes
 CHANNELS = ("answer", "thinking")  # token channel codes, append-only: the index is what is stored
 MEMORY = ":memory:"
 
-# RunResult fields that live in their own table, and those stored as 0/1.
-_TIMELINE_FIELD = "token_times_s"
-_RESULT_FIELDS = [f.name for f in fields(RunResult) if f.name != _TIMELINE_FIELD]
-_BOOL_FIELDS = {f.name for f in fields(RunResult) if f.type in ("bool", bool)}
-_MAYBE_BOOL_FIELDS = {f.name for f in fields(RunResult) if f.type == "bool | None"}  # None: unknown
-_DICT_FIELDS = tuple(f.name for f in fields(RunResult) if f.type in ("dict", dict))
-_JSON_RUN_COLUMNS = ("route_reasons", "params", "model_info") + _DICT_FIELDS
+_JSON_RUN_COLUMNS = ("route_reasons", "params", "model_info") + JSON_COLUMNS
 _PRIVATE_RUN_COLUMNS = ("id", "prompt_id", "session_id", "writer")
 
 
@@ -401,7 +396,7 @@ def fit_record(record: Any) -> dict:
         "session": _fit_fields(record["session"], "session", SessionEntry),
         "prompt": _fit_fields(record["prompt"], "prompt", PromptEntry),
         "run": {**_fit_fields(run, "run", RunPlan),
-                **_fit_fields(run, "run", RunResult, frozenset({_TIMELINE_FIELD}))},
+                **_fit_fields(run, "run", RunColumns)},
         "timeline": _fit_fields(record.get("timeline") or {}, "timeline", Timeline),
         "telemetry": _fit(record.get("telemetry") or [], list[TelemetrySample], "telemetry"),
     }
@@ -444,7 +439,7 @@ def _scalar_checks(types_by_name: dict[str, Any]) -> list[Check]:
 
 
 # The runs columns as read back, with their types, to check each row cheaply (no JSON walk).
-_RUN_CHECKS = _scalar_checks({**_hints(RunPlan), **_hints(RunResult)})
+_RUN_CHECKS = _scalar_checks({**_hints(RunPlan), **_hints(RunColumns)})
 _SUMMARY_CHECKS = _scalar_checks({**_hints(RunSummary), "correct": int | None})  # SQLite's 0/1, made bool after
 
 
@@ -830,9 +825,7 @@ class SessionLog:
         channels = list(channels) if channels is not None else ["answer"] * len(times)
         if len(channels) != len(times):
             raise ValueError(f"{len(channels)} channels for {len(times)} token times")
-        values = {name: getattr(result, name) for name in _RESULT_FIELDS if name in self._run_columns}
-        for name in _DICT_FIELDS:
-            values[name] = json.dumps(values[name], ensure_ascii=False)
+        values = {k: v for k, v in run_to_row(result).items() if k in self._run_columns}
         values["finished_at"] = _now()
         blob_t, blob_c = encode_timeline(times, channels)
         with self._write():
@@ -1024,8 +1017,8 @@ class SessionLog:
         run = {k: v for k, v in row.items() if k not in _PRIVATE_RUN_COLUMNS[1:]}
         for name in _JSON_RUN_COLUMNS:
             run[name] = json.loads(run[name]) if run[name] is not None else None
-        for name in _BOOL_FIELDS | _MAYBE_BOOL_FIELDS:  # SQLite keeps 0/1
-            if run[name] is None and name in _MAYBE_BOOL_FIELDS:
+        for name in BOOL_COLUMNS + MAYBE_BOOL_COLUMNS:  # SQLite keeps 0/1
+            if run[name] is None and name in MAYBE_BOOL_COLUMNS:
                 continue
             if run[name] not in (0, 1):
                 raise RecordUnfit(f"run.{name} must be 0 or 1, not {_describe(run[name])}")
@@ -1084,9 +1077,7 @@ def _mark_interrupted(db: Database, is_orphan: Callable[[str | None], bool], ids
 
 def result_from_record(record: dict) -> RunResult:
     """The RunResult inside a run record (from records(), run_record() or a JSONL line)."""
-    run = record["run"]
-    values = {name: run[name] for name in _RESULT_FIELDS if name in run}
-    return RunResult(**values, token_times_s=list(record["timeline"]["t"]))
+    return row_to_run(record["run"], record["timeline"]["t"])
 
 
 class MemoryLog(SessionLog):

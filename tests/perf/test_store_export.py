@@ -27,7 +27,7 @@ def big_log(tmp_path_factory):
     log = SessionLog.open(path)
     request = GenerationRequest.from_prompt("What is 17 × 23? Show your work.")
     prompt = log.add_prompt(log.start_session(), request)
-    result = RunResult(pane=0, model="smollm2-135m", mode="fair", status="ok", text="391. " * 40,
+    result = RunResult.of(pane=0, model="smollm2-135m", mode="fair", status="ok", text="391. " * 40,
                        n_generated=N_TOKENS, decode_tps=90.0, token_times_s=[0.05 + i / 90 for i in range(N_TOKENS)])
     run_id = log.start_run(prompt, pane=0, request=request)
     log.finish_run(run_id, result)

@@ -18,7 +18,7 @@ INFO = ModelInfo(
 
 
 def make_result(pane: int = 0, text: str = "It arrives at 6:15 pm.", n: int = 5) -> RunResult:
-    return RunResult(
+    return RunResult.of(
         pane=pane, model="smollm2-135m", mode="fair", status="ok", finish_reason="stop", text=text,
         thinking="3:40 plus 2:35…", thinking_style="think-tags", thinking_unclosed=False,
         thinking_budget=64, thinking_budget_hit=True, model_path="/models/smollm2.gguf",

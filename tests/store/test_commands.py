@@ -37,9 +37,9 @@ def test_log_list_says_what_ran_how_it_ended_and_whether_it_was_right(tmp_path, 
         prompt_id = log.add_prompt(log.start_session(mode="live"), request, known_answer="6:15 pm")
         think = SimpleNamespace(route="think", budget=256, confidence=0.8, reasons=())
         for pane, result, decision in [
-            (0, RunResult(pane=0, model="smollm2-135m", mode="live", status="ok", finish_reason="stop",
+            (0, RunResult.of(pane=0, model="smollm2-135m", mode="live", status="ok", finish_reason="stop",
                           text="360", correct=False), None),
-            (1, RunResult(pane=1, model="smollm2-135m", mode="live", status="ok", finish_reason="length",
+            (1, RunResult.of(pane=1, model="smollm2-135m", mode="live", status="ok", finish_reason="length",
                           strategy="scaffold", thinking="3:40 plus…", n_thinking_tokens=24, correct=False,
                           no_answer="max tokens (24) ran out before the answer: raise max tokens"), think),
         ]:

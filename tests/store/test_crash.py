@@ -27,7 +27,7 @@ while True:
     print("started", run_id, flush=True)
     if run_id > 50:
         time.sleep(60)  # generating: the parent kills us here
-    log.finish_run(run_id, RunResult(pane=0, model="m", mode="fair", status="ok", text="y" * 5000,
+    log.finish_run(run_id, RunResult.of(pane=0, model="m", mode="fair", status="ok", text="y" * 5000,
                                      token_times_s=[i / 100 for i in range(300)]))
     print("finished", run_id, flush=True)
 """
@@ -56,7 +56,7 @@ def test_kill_9_mid_run_loses_no_finished_run(tmp_path):
         runs = {r.id: r.status for r in log.list_runs()}
         assert all(runs[i] == "ok" for i in finished)
         assert "interrupted" in runs.values() and "running" not in runs.values()
-        assert log.get_run(finished[-1]).token_times_s == [i / 100 for i in range(300)]
+        assert log.get_run(finished[-1]).token_times_s == tuple(i / 100 for i in range(300))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is a POSIX signal")

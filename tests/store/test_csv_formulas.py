@@ -37,7 +37,7 @@ def add_run(log: SessionLog, prompt: str, model: str, **result_args) -> int:
     request = GenerationRequest.from_prompt(prompt)
     prompt_id = log.add_prompt(log.start_session(), request, known_answer=result_args.pop("known_answer", None))
     run_id = log.start_run(prompt_id, pane=0, info=replace(INFO, name=model), request=request)
-    log.finish_run(run_id, replace(make_result(), model=model, **result_args))
+    log.finish_run(run_id, make_result().updated(model=model, **result_args))
     return run_id
 
 

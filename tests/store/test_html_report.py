@@ -25,7 +25,7 @@ def direct(**changes) -> RunResult:
     values = dict(pane=0, model="smollm2-135m", mode="fair", status="ok", finish_reason="stop", text="360",
                   n_generated=3, n_answer_tokens=3, total_s=2.2, energy_j=23.0, energy_source="estimated:tdp",
                   token_times_s=[0.1, 0.2, 0.3], correct=False)
-    return RunResult(**{**values, **changes})
+    return RunResult.of(**{**values, **changes})
 
 
 def scaffolded(**changes) -> RunResult:
@@ -35,7 +35,7 @@ def scaffolded(**changes) -> RunResult:
                   strategy="scaffold", n_generated=30, n_thinking_tokens=24, n_answer_tokens=6, total_s=6.1,
                   energy_j=61.0, energy_source="estimated:tdp", token_times_s=[0.1 * i for i in range(1, 31)],
                   correct=True)
-    return RunResult(**{**values, **changes})
+    return RunResult.of(**{**values, **changes})
 
 
 def record(log, session_id: int, results: list[RunResult], known_answer: str | None = "6:15 pm",

@@ -71,7 +71,7 @@ def test_the_compare_summary_says_why_energy_is_estimated():
     why = "/sys/class/powercap does not exist: no powercap interface (not Linux, or a VM without RAPL)"
     detail = {"details": {"tdp": {"measures": "CPU power estimated from utilisation and a 45 W TDP (user)",
                                   "formula": "P = TDP × u", "why_estimated": why}}}
-    result = RunResult(pane=0, model="m", mode="fair", status="ok", energy_j=1.0, energy_source="estimated:tdp",
+    result = RunResult.of(pane=0, model="m", mode="fair", status="ok", energy_j=1.0, energy_source="estimated:tdp",
                        energy_detail=detail)
     lines = format_table([result]).splitlines()
     assert lines[-2:] == [

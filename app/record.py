@@ -1,0 +1,229 @@
+"""One run's record: frozen parts composed into a RunResult, built once when the run ends.
+
+Each part groups what belongs together, so a new fact lands in one part (and one column) instead
+of a dozen files: what ran (Conditions), how its thought was held (ThoughtControl), what it
+generated (Tokens), how long it took (Timings), what it cost (EnergyReport, Memory) and how it
+ended (Ending, with the Status enum). Readers may use the flat names (`r.ttft_s`), which are views
+of the parts; the store's codec (app/store/codec.py) maps a record to its columns and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from typing import Any, Mapping
+
+
+class Status(str, Enum):
+    """How a run ended (RUNNING until it does). A str, so `r.status == "ok"` reads as it always did."""
+
+    RUNNING = "running"
+    OK = "ok"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the app died while it ran: the log marks its row so at the next start
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+def rate(count: int, seconds: float | None) -> float | None:
+    """count per second; None when there is nothing to divide."""
+    if not count or not seconds or seconds <= 0:
+        return None
+    return count / seconds
+
+
+def decode_rate(token_times: "list[float] | tuple[float, ...]") -> float | None:
+    """Decode tokens/s: the tokens after the first over the time after the first. The first token's
+    time is the prompt's (TTFT), so counting it would mix prefill into decode. One home for the
+    figure: the recorder's finished record and a pane's live average both use it."""
+    if len(token_times) < 2 or token_times[-1] <= token_times[0]:
+        return None
+    return (len(token_times) - 1) / (token_times[-1] - token_times[0])
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What ran, and where: a figure is never read without these."""
+
+    model: str = ""
+    mode: str = "fair"  # "fair" (panes one after another, all cores each) or "live" (at once, cores split)
+    model_path: str = ""
+    engine: str = ""
+    backend: str = ""
+    quantization: str = ""
+    n_threads: int = 0
+    n_gpu_layers: int = 0
+    started_at: str = ""  # wall clock, ISO 8601
+    on_mains: bool | None = None  # at the run's end: False on battery; None without a battery (or unknown)
+    battery_percent: float | None = None  # laptops slow down and draw less on battery: numbers differ
+
+
+@dataclass(frozen=True)
+class ThoughtControl:
+    """How the thought was asked for and held: the request's limits, and what they did."""
+
+    thinking_style: str = "none"
+    strategy: str = "native"  # "native" thinking, or "scaffold" for a model that cannot think
+    thinking_budget: int | None = None
+    thinking_min: int | None = None  # budget forcing: the request's minimum thought
+    thinking_budget_hit: bool = False  # the budget, not the model, closed the thought
+    thinking_extended: int = 0  # times the model's early close was refused with "Wait"
+    thinking_unclosed: bool = False  # the run ended mid-thought (out of tokens, or cancelled)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Counts by the model's tokenizer, and when each generated token came."""
+
+    n_prompt_tokens: int = 0
+    n_prompt_evaluated: int = 0  # the rest came from the reused KV cache prefix
+    n_generated: int = 0
+    n_thinking_tokens: int = 0  # tag tokens included: they are what thinking costs
+    n_answer_tokens: int = 0
+    token_times_s: tuple[float, ...] = ()  # each generated token, seconds from submit
+    answer_logprob_mean: float | None = None  # mean log-probability of the answer's tokens, when asked
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds from the request leaving the parent; rates computed once (rate, decode_rate)."""
+
+    ttft_s: float | None = None
+    ttfat_s: float | None = None  # the first visible answer token: what a reader waits for
+    prompt_eval_s: float | None = None
+    prompt_tps: float | None = None
+    decode_tps: float | None = None
+    total_s: float | None = None
+    engine_decode_tps: float | None = None  # the engine's own timer, to cross-check ours
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy over the run's window, never a bare number: `energy_source` says where it came from."""
+
+    energy_j: float | None = None
+    energy_source: str = ""  # "measured:rapl", "estimated:tdp, shared by CPU time" ...
+    energy_approximate: bool = False  # e.g. a run too short for the sensor; the notes say why
+    avg_w: float | None = None
+    peak_w: float | None = None
+    thinking_energy_j: float | None = None
+    answer_energy_j: float | None = None
+    j_per_token: float | None = None
+    j_per_thinking_token: float | None = None
+    j_per_answer_token: float | None = None
+    energy_detail: Mapping[str, Any] = field(default_factory=dict)  # EnergyFigure.to_dict(): sources, notes
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """"measured", "estimated" or both: what kind of figure this is, from its sources."""
+        details = self.energy_detail.get("details") or {}
+        labels = [d.get("label", "") for d in details.values()] or self.energy_source.split(" + ")
+        return frozenset(label.split(":", 1)[0] for label in labels if ":" in label)
+
+    @property
+    def base_source(self) -> str:
+        """The sources without how the figure was shared ("estimated:tdp" of "estimated:tdp, shared …")."""
+        return self.energy_source.split(",", 1)[0]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self.energy_detail.get("notes") or ())
+
+
+@dataclass(frozen=True)
+class Memory:
+    peak_rss_bytes: int | None = None  # the worker's high-water mark (its model load included)
+    engine_peak_memory_bytes: int | None = None  # the engine's own peak for the request (MLX)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the run ended, and what that means for a reader."""
+
+    status: Status = Status.RUNNING
+    finish_reason: str | None = None  # "stop", "length", "cancelled"
+    error_kind: str | None = None
+    error: str | None = None
+    no_answer: str = ""  # why a finished run has no answer, and what to change ("" when it answered)
+    correct: bool | None = None  # against the prompt's known answer; None when there was none
+
+
+PARTS: dict[str, type] = {
+    "conditions": Conditions, "thought": ThoughtControl, "tokens": Tokens, "timings": Timings,
+    "energy": EnergyReport, "memory": Memory, "ending": Ending,
+}
+# Each flat name and the part it lives in: names are unique across parts (the store's columns).
+FLAT_PART: dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One model's answer to one prompt, with the figures that say what it cost."""
+
+    pane: int
+    text: str = ""  # the answer
+    thinking: str = ""  # the reasoning before it, when the model thinks
+    conditions: Conditions = Conditions()
+    thought: ThoughtControl = ThoughtControl()
+    tokens: Tokens = Tokens()
+    timings: Timings = Timings()
+    energy: EnergyReport = EnergyReport()
+    memory: Memory = Memory()
+    ending: Ending = Ending()
+
+    @classmethod
+    def of(cls, pane: int, text: str = "", thinking: str = "", **flat: Any) -> "RunResult":
+        """A record from flat names (`RunResult.of(pane=0, model="m", status="ok", ttft_s=0.1)`);
+        an unknown name is a TypeError, as for any constructor."""
+        unknown = sorted(set(flat) - set(FLAT_PART))
+        if unknown:
+            raise TypeError(f"RunResult has no field {', '.join(map(repr, unknown))}")
+        parts = {}
+        for part, part_cls in PARTS.items():
+            mine = {k: v for k, v in flat.items() if FLAT_PART[k] == part}
+            parts[part] = part_cls(**_normal(mine)) if mine else part_cls()
+        return cls(pane=pane, text=text, thinking=thinking, **parts)
+
+    def updated(self, **flat: Any) -> "RunResult":
+        """A copy with these flat names changed."""
+        unknown = sorted(set(flat) - set(FLAT_PART) - {"text", "thinking", "pane"})
+        if unknown:
+            raise TypeError(f"RunResult has no field {', '.join(map(repr, unknown))}")
+        top = {k: flat.pop(k) for k in ("pane", "text", "thinking") if k in flat}
+        parts = {}
+        for part in {FLAT_PART[k] for k in flat}:
+            mine = {k: v for k, v in flat.items() if FLAT_PART[k] == part}
+            parts[part] = replace(getattr(self, part), **_normal(mine))
+        return replace(self, **top, **parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-ready: every name a column of the log's runs table (token_times_s a list)."""
+        flat: dict[str, Any] = {"pane": self.pane, "text": self.text, "thinking": self.thinking}
+        for part in PARTS:
+            value = getattr(self, part)
+            for f in fields(value):
+                flat[f.name] = getattr(value, f.name)
+        flat["status"] = self.ending.status.value
+        flat["token_times_s"] = list(self.tokens.token_times_s)
+        flat["energy_detail"] = dict(self.energy.energy_detail)
+        return flat
+
+
+def _normal(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as the parts keep them: the status an enum, the timeline a tuple."""
+    if "status" in values:
+        values["status"] = Status(values["status"])
+    if "token_times_s" in values:
+        values["token_times_s"] = tuple(values["token_times_s"])
+    return values
+
+
+def _flat_view(part: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, part), name), doc=f"{part}.{name}")
+
+
+# The flat names as read-only views of the parts: `r.ttft_s` is `r.timings.ttft_s`.
+for _name, _part in FLAT_PART.items():
+    setattr(RunResult, _name, _flat_view(_part, _name))

@@ -1,0 +1,59 @@
+"""What a finished run cost, from the session's telemetry: its energy (split at the end of its
+thinking, shared by CPU time with runs beside it) and its stored series of readings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from app.record import EnergyReport, RunResult
+from app.store import TelemetrySample
+from app.telemetry import Sample, power_series, split_phases
+
+
+def with_energy(
+    result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None,
+    share_with: Sequence[int] = (), lost_sources: Sequence[str] = (),
+) -> RunResult:
+    """The record with its energy over [submit, end], the power supply at its end and the worker's
+    peak memory; as it was where the run never ran or nothing was sampled."""
+    if pid is None or result.total_s is None:
+        return result
+    t0, t1 = t_submit, t_submit + result.total_s
+    changes: dict = {}
+    if samples:  # the sample that closed the run's window
+        changes.update(on_mains=samples[-1].on_mains, battery_percent=samples[-1].battery_percent)
+    boundary = None
+    if result.n_thinking_tokens:  # a thought that never closed is thinking to the end
+        boundary = t0 + result.ttfat_s if result.ttfat_s is not None else t1
+    phases = split_phases(samples, t0, boundary, t1, result.n_thinking_tokens, result.n_answer_tokens,
+                          pid, list(share_with))
+    if phases is not None:
+        report = EnergyReport(**phases.flat())
+        if lost_sources:  # a source that stopped is missing from here on: say so with the figure
+            detail = dict(report.energy_detail)
+            detail["notes"] = [*detail.get("notes", []), *lost_sources]
+            report = EnergyReport(**{**phases.flat(), "energy_approximate": True, "energy_detail": detail})
+        changes["energy"] = report
+    last = next((s.procs[pid] for s in reversed(samples) if pid in s.procs), None)
+    changes["peak_rss_bytes"] = last.peak_rss if last else None
+    energy = changes.pop("energy", result.energy)
+    return replace(result.updated(**changes), energy=energy)
+
+
+def run_series(result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None) -> list[TelemetrySample]:
+    """The run's window of telemetry, as stored series: the worker's CPU and memory, the power."""
+    if result.total_s is None or pid is None:
+        return []
+    t0, t1 = t_submit, t_submit + result.total_s
+    rows = []
+    for sample in (s for s in samples if t0 <= s.t <= t1):
+        t = sample.t - t0
+        rows.append(TelemetrySample(t, "system_cpu_percent", sample.cpu_percent, "%"))
+        proc = sample.procs.get(pid)
+        if proc is not None:
+            rows.append(TelemetrySample(t, "worker_cpu_percent", proc.cpu_percent, "% of a core"))
+            rows.append(TelemetrySample(t, "worker_rss_bytes", float(proc.rss), "B"))
+    ts, watts, label = power_series([s for s in samples if t0 <= s.t <= t1])
+    rows += [TelemetrySample(t - t0, "power_w", w, "W", label) for t, w in zip(ts, watts)]
+    return rows
