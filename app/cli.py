@@ -195,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("prompt")
     route.add_argument("--json", action="store_true")
     route.add_argument("--router", choices=ROUTERS, default="heuristic",
-                       help="heuristic (hand-set features) or classifier (trained: python -m app.routing.train)")
+                       help="heuristic (hand-set features) or classifier (trained: python -m app.eval.train_router)")
     route.set_defaults(func=cmd_route)
 
     add_log_commands(commands)

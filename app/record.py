@@ -227,3 +227,36 @@ def _flat_view(part: str, name: str) -> property:
 # The flat names as read-only views of the parts: `r.ttft_s` is `r.timings.ttft_s`.
 for _name, _part in FLAT_PART.items():
     setattr(RunResult, _name, _flat_view(_part, _name))
+
+
+SCAFFOLD_MARKER_SAID = "The answer is …"
+
+
+def no_answer_reason(r: "RunResult", max_tokens: int | None = None) -> str:
+    """Why a finished run has no answer, and what to change; "" when it has one."""
+    if r.text.strip():
+        return ""
+    if r.status == "cancelled":
+        return "cancelled before it answered"
+    limit = f" ({max_tokens})" if max_tokens else ""
+    if r.finish_reason == "length":
+        if r.n_thinking_tokens and (r.thinking_unclosed or not r.n_answer_tokens) and not r.thinking_budget_hit:
+            fix = ("set a thinking budget below max tokens, so the thought is closed in time"
+                   if r.thinking_budget is None else "lower the thinking budget")
+            return f"it thought until max tokens{limit} ran out and never answered: raise max tokens, or {fix}"
+        return f"max tokens{limit} ran out before the answer: raise max tokens"
+    if "scaffold" in (r.strategy, r.thinking_style):
+        return (f"it stopped without writing \"{SCAFFOLD_MARKER_SAID}\", so its whole reply is shown as the "
+                "thought: try Direct mode, or a model that thinks natively")
+    if r.n_thinking_tokens and r.thinking_unclosed:
+        return "it ended its turn inside its thought, without answering: try again, or try Direct mode"
+    return "it ended its turn without an answer: try again with another seed, or rephrase the prompt"
+
+
+def power_supply(on_mains: bool | None, battery_percent: float | None) -> str:
+    """Whether a run ran on battery, in words; "" where there is no battery to speak of."""
+    if on_mains is None:
+        return ""
+    if on_mains:
+        return "on mains power"
+    return "on battery" + (f" ({battery_percent:.0f}%)" if battery_percent is not None else "")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from app.reasoning.answers import check_answer, extract_answer
 from app.reasoning.parser import SCAFFOLD_MARKERS
-from app.runs import RunResult
+from app.record import RunResult
 
 SHORT = 40  # characters of an answer quoted in the verdict
 

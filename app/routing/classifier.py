@@ -1,6 +1,6 @@
 """The trained router: logistic regression over the heuristic's features and hashed words.
 
-Its weights are data (classifier.json), written by `python -m app.routing.train` from prompts in
+Its weights are data (classifier.json), written by `python -m app.eval.train_router` from prompts in
 the repository; nothing is downloaded. A decision is a sparse dot product: tens of microseconds.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
-from app.runs import RunResult, no_answer_reason, power_supply
+from app.record import RunResult, no_answer_reason, power_supply
 from app.store.log import result_from_record
 from app.verdict import labels_for, run_kind, verdict
 

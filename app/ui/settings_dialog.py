@@ -88,7 +88,7 @@ class SettingsDialog(QDialog):
             self.data_dir_hint.setStyleSheet(WARN_STYLE)
         self.router = QComboBox()
         self.router.addItem("Heuristic (hand-set features)", "heuristic")
-        self.router.addItem("Classifier (trained: python -m app.routing.train)", "classifier")
+        self.router.addItem("Classifier (trained: python -m app.eval.train_router)", "classifier")
         self.router.setCurrentIndex(max(self.router.findData(settings.router), 0))
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")

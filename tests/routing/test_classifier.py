@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from app.routing import classifier, train
+from app.eval import train_router as train
+from app.routing import classifier
 from app.routing.classifier import WEIGHTS_PATH, decide, score
 from app.routing.heuristic import DIRECT, THINK, calibrate_threshold
 

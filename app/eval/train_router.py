@@ -1,4 +1,4 @@
-"""Train the classifier router: `python -m app.routing.train` rewrites app/routing/classifier.json.
+"""Train the classifier router: `python -m app.eval.train_router` rewrites app/routing/classifier.json.
 
 Data, all in the repository: the first half of GSM8K's questions and data/router/think.txt
 (reasoning pays) against data/router/direct.txt (a direct answer serves). These labels say what
@@ -127,7 +127,7 @@ def accuracy(weights: dict, examples: list[Example], decide) -> dict[str, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.routing.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m app.eval.train_router", description=__doc__.splitlines()[0])
     parser.add_argument("--from-samples", type=Path, help="a `fastslow eval` samples.jsonl with direct and think")
     parser.add_argument("--output", type=Path, default=WEIGHTS_PATH)
     args = parser.parse_args(argv)
