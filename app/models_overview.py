@@ -16,6 +16,7 @@ from app.engines.mlx_convert import check_mlx_folder
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError
 from app.hardware import MemoryState, estimate_fit
+from app.units import size_text
 
 UNPACKED_OVERHEAD = 1.2  # a model in memory needs ~20% beyond its file (KV cache, buffers) at modest contexts
 
@@ -107,6 +108,5 @@ def params_text(n: int) -> str:
 
 
 def gib(n: int | None) -> str:
-    if n is None:
-        return "—"
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    """A model's or memory's size, to two decimals of a GiB (model files differ by less than one)."""
+    return size_text(n, gib_digits=2)

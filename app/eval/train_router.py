@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from app.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from app.eval.suites import GSM8K_PATH, load_suite
 from app.routing import heuristic
 from app.routing.classifier import WEIGHTS_PATH, encode, ready
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if len({label for _, label, _s in train_set}) < 2:
             print("fastslow: those samples never show thinking winning (or never losing): nothing to learn",
                   file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
     weights = train(train_set)
     usable = ready(weights)
     ours = accuracy(usable, holdout, lambda p, w: classifier_decide(p, weights=w).route)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for source in ours:
         print(f"  {source:<11} classifier {ours[source]:.1%}   heuristic {theirs[source]:.1%}")
     print(f"wrote {args.output}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

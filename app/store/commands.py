@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from app.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from app.store.export import FORMATS, export, import_jsonl, json_line
 from app.store.log import SessionLog, StoreError, result_from_record
 from app.store.report import answer_words, kind_name, mark, route_words, run_name
 
-EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def add_log_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def _guard(handler: Callable[[argparse.Namespace], int], args: argparse.Namespac
         return handler(args)
     except StoreError as exc:
         print(f"fastslow: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
 
 
 LIST_HEADER = (f"{'run':>5}  {'session':<7} {'when':<16}  {'model':<22} {'mode':<4}  {'kind':<21} {'route':<19} "

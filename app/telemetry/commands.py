@@ -9,11 +9,11 @@ import sys
 import time
 from typing import TextIO
 
+from app.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from app.telemetry.energy import energy_for_window
 from app.telemetry.sampler import Sampler
 from app.telemetry.sources import Detected, detect_sources
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
 def add_telemetry_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
