@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from app.engines.types import Token
 from app.reasoning.parser import THINKING
-from app.runs import Progress, RunResult, RunUpdate, power_supply
+from app.record import EnergyReport, RunResult, decode_rate, power_supply
+from app.runs import Progress, RunUpdate
 from app.telemetry import Sample, energy_for_window
 
 RATE_WINDOW_S = 1.0  # "tokens/s now" counts the tokens of the last second
@@ -89,6 +90,7 @@ class LiveStats:
     power_supply: str = ""  # "on battery (63%)", "on mains power"; "" without a battery
     energy_approximate: bool = False  # the figure is marked (a run too short for the sensor, a lost source)
     no_answer: str = ""  # once ended without an answer: why, and what to change
+    energy_kind: str = ""  # "measured", "estimated", "mixed" (EnergyReport.kind); "" when unknown
 
 
 WAITING_STATS = LiveStats(None, None, None, None, None, 0, 0, None, None, None, "", WAITING)
@@ -121,8 +123,7 @@ def live_stats(
     if times:
         recent = len(times) - bisect.bisect_left(times, elapsed - RATE_WINDOW_S)
         tps_now = recent / min(RATE_WINDOW_S, max(elapsed - times[0], 1e-3))
-        if len(times) >= 2 and times[-1] > times[0]:
-            tps_avg = (len(times) - 1) / (times[-1] - times[0])
+        tps_avg = decode_rate(times)  # the figure the finished record will hold, computed the same way
     watts = joules = None
     source, detail = "", {}
     if samples and elapsed > 0:
@@ -147,6 +148,7 @@ def live_stats(
         status="running",
         energy_about="\n".join(explain_energy(detail)),
         power_supply=power_supply(*supply),
+        energy_kind=EnergyReport(energy_source=source, energy_detail=detail).kind,
     )
 
 
@@ -171,6 +173,7 @@ def final_stats(r: RunResult) -> LiveStats:
         power_supply=power_supply(r.on_mains, r.battery_percent),
         energy_approximate=r.energy_approximate,
         no_answer=r.no_answer,
+        energy_kind=r.energy.kind,
     )
 
 

@@ -117,10 +117,17 @@ class EnergyReport:
 
     @property
     def kinds(self) -> frozenset[str]:
-        """"measured", "estimated" or both: what kind of figure this is, from its sources."""
+        """"measured", "estimated" or both: what kind of figure this is, from each source's own label
+        (a record imported without its breakdown: from the joined label)."""
         details = self.energy_detail.get("details") or {}
-        labels = [d.get("label", "") for d in details.values()] or self.energy_source.split(" + ")
-        return frozenset(label.split(":", 1)[0] for label in labels if ":" in label)
+        labels = [d.get("label", "") for d in details.values()] or self.base_source.split(" + ")
+        return frozenset(label.split(":", 1)[0].strip() for label in labels if ":" in label)
+
+    @property
+    def kind(self) -> str:
+        """The kinds in a word for a figure's label: "measured", "estimated", "mixed", or "" when none."""
+        kinds = self.kinds
+        return "" if not kinds else next(iter(kinds)) if len(kinds) == 1 else "mixed"
 
     @property
     def base_source(self) -> str:

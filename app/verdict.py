@@ -76,8 +76,8 @@ def _joules(j: float | None) -> str:
 
 
 def _energy_kind(runs: Sequence[RunResult]) -> str:
-    kinds = {r.energy_source.split(":", 1)[0] for r in runs if r.energy_source}
-    return kinds.pop() if len(kinds) == 1 else "mixed sources"
+    kinds = frozenset().union(*(r.energy.kinds for r in runs))
+    return next(iter(kinds)) if len(kinds) == 1 else "mixed sources"
 
 
 def _ratio(a: float, b: float) -> str:

@@ -252,7 +252,7 @@ def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predi
         answer=last.text,
         n_generations=len(results),
         energy_j=total_energy(results),
-        energy_source=energy_sources(results),
+        energy_source=energy_sources(r.energy.base_source for r in results),
         thinking_extended=sum(r.thinking_extended for r in results),
     )
 
@@ -263,9 +263,10 @@ def total_energy(items) -> float | None:
     return sum(energies) if all(e is not None for e in energies) else None
 
 
-def energy_sources(items) -> str:
-    """Where their energy figures came from, each source once ("estimated:tdp", …), sharing notes left out."""
-    return " + ".join(sorted({item.energy_source.split(",")[0] for item in items if item.energy_source}))
+def energy_sources(sources: Iterable[str]) -> str:
+    """Where several energy figures came from, each source once ("estimated:tdp + measured:rapl")
+    from their base sources (EnergyReport.base_source: how a figure was shared left out)."""
+    return " + ".join(sorted({part for source in sources if source for part in source.split(" + ")}))
 
 
 def summarise(samples: list[Sample]) -> list[PolicySummary]:
@@ -286,7 +287,7 @@ def summarise(samples: list[Sample]) -> list[PolicySummary]:
                 failed=len(mine) - len(ok),
                 unparsed=sum(s.predicted is None for s in ok),
                 mean_energy_j=_mean(s.energy_j for s in mine),
-                energy_source=energy_sources(mine),
+                energy_source=energy_sources(s.energy_source for s in mine),
             )
         )
     return summaries

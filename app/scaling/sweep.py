@@ -190,7 +190,7 @@ def _fill(generation: Generation, result: RunResult) -> None:
     g.predicted = (extract_answer(result.text) or extract_answer(result.thinking)) if result.status == "ok" else None
     g.n_thinking_tokens, g.n_answer_tokens = result.n_thinking_tokens, result.n_answer_tokens
     g.latency_s = result.total_s or 0.0
-    g.energy_j, g.energy_source = result.energy_j, energy_sources([result])
+    g.energy_j, g.energy_source = result.energy_j, result.energy.base_source
     g.status, g.strategy = result.status, result.strategy
     g.thinking_extended = result.thinking_extended
 
@@ -314,7 +314,7 @@ def _combined(gens: list[Generation]) -> Generation:
         n_answer_tokens=sum(g.n_answer_tokens for g in gens),
         latency_s=sum(g.latency_s for g in gens),
         energy_j=total_energy(gens),
-        energy_source=energy_sources(gens),
+        energy_source=energy_sources(g.energy_source for g in gens),
     )
 
 
@@ -331,6 +331,6 @@ def _point(model: str, axis: str, x: int, verifier: str, gens: list[Generation],
         mean_answer_tokens=sum(g.n_answer_tokens for g in gens) / n if n else 0.0,
         mean_time_s=sum(g.latency_s for g in gens) / n if n else 0.0,
         mean_energy_j=mean_energy,
-        energy_source=energy_sources(gens),
+        energy_source=energy_sources(g.energy_source for g in gens),
         tokens_per_j=tokens / sum(energies) if mean_energy and sum(energies) > 0 else None,
     )
