@@ -9,8 +9,8 @@ import threading
 from multiprocessing.connection import wait
 from typing import Iterator
 
-from app.engines.gguf_header import GGUFInfo, read_gguf_header
-from app.engines.mlx_convert import check_mlx_folder
+from app.engines.backends import Preflight, preflight
+from app.engines.gguf_header import GGUFInfo
 from app.engines.types import (
     EngineError,
     Event,
@@ -48,10 +48,11 @@ def describe_exit(exitcode: int | None) -> str:
 class EngineClient:
     """Loads a model in its own spawned worker and streams its events back.
 
-    The GGUF header is read and validated here, in the parent, so a bad file never reaches
-    llama.cpp. Cancel flips a byte in shared memory that the worker polls; no message needed. A
-    worker that does not end a cancelled run within CANCEL_GRACE_S (stuck where nothing polls) is
-    killed and started again with the same model: the run ends cancelled, the pane stays usable.
+    The model is checked here, in the parent, by its backend's preflight (backends.py), so a bad
+    file never reaches llama.cpp; the GGUF header it read is handed to the worker, not read again.
+    Cancel flips a byte in shared memory that the worker polls; no message needed. A worker that
+    does not end a cancelled run within CANCEL_GRACE_S (stuck where nothing polls) is killed and
+    started again with the same model: the run ends cancelled, the pane stays usable.
     """
 
     def __init__(self) -> None:
@@ -64,7 +65,7 @@ class EngineClient:
         self._request_no = 0
         self._watchdog: threading.Timer | None = None
         self._stuck = False  # the watchdog killed the worker of the current request
-        self._loaded: tuple[ModelSpec, GGUFInfo | None] | None = None
+        self._loaded: tuple[ModelSpec, Preflight] | None = None
         self.info: ModelInfo | None = None
         self.label = ""
 
@@ -72,14 +73,16 @@ class EngineClient:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def load(self, spec: ModelSpec, header: GGUFInfo | None = None) -> ModelInfo:
-        """Start the worker and load `spec`; `header` is the file's, when the caller already read it."""
-        if spec.engine == "mlx":
-            check_mlx_folder(spec.path)  # a clear message before any worker starts
-        elif header is None:
-            read_gguf_header(spec.path)  # raises GGUFError with a clear message
+    def load(self, spec: ModelSpec, prepared: Preflight | GGUFInfo | None = None) -> ModelInfo:
+        """Start the worker and load `spec`; `prepared` is the preflight the caller already ran.
+
+        None: it is run here (a clear message before any worker starts). A bare GGUF header is
+        taken as well, and not read again: kept for app/panes.py until it hands the preflight.
+        """
+        if not isinstance(prepared, Preflight):
+            prepared = preflight(spec, prepared)
         self.label = spec.label
-        self._loaded = (spec, header)
+        self._loaded = (spec, prepared)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._process = self._ctx.Process(
             target=worker_main,
@@ -90,7 +93,7 @@ class EngineClient:
         self._process.start()
         child_conn.close()
         self._conn = parent_conn
-        self._conn.send(("load", spec))
+        self._conn.send(("load", (spec, prepared.header)))
         reply, payload = self._receive()
         if reply == "error":
             kind, message = payload
@@ -194,10 +197,10 @@ class EngineClient:
 
     def _restart(self) -> None:
         """A fresh worker with the same model, after the watchdog stopped a stuck one."""
-        spec, header = self._loaded
+        spec, prepared = self._loaded
         self._close_process()
         try:
-            self.load(spec, header)
+            self.load(spec, prepared)
         except EngineError:  # it loaded before; if it cannot now, the next request says so
             self._process = self._conn = None
 

@@ -1,7 +1,8 @@
-"""The llama.cpp engine: one GGUF model in this process, streamed token by token.
+"""The llama.cpp backend: one GGUF model in this process, decoded token by token.
 
-It runs inside a worker process (see worker.py); nothing here knows about pipes. Every event is
-stamped with now() the moment it happens, and the token counts are the model's own tokens.
+The request walk is the shared pipeline's (pipeline.py); this is what only llama.cpp knows: its
+load, its chat template, its tokenizer, its KV cache and its abort callback. Every token is
+stamped with now() the moment it comes, and the token counts are the model's own tokens.
 """
 
 from __future__ import annotations
@@ -12,40 +13,15 @@ import ctypes
 import os
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Iterator
 
 import psutil
 
-from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
-from app.engines.gguf_header import read_gguf_header
-from app.engines.stop_strings import StopMatcher
-from app.engines.thinking_budget import (
-    EXTEND_THOUGHT,
-    ThinkingBudget,
-    budget_for,
-    drive_passes,
-    pass_end,
-    prefill_direct,
-)
-from app.engines.types import (
-    EngineError,
-    Event,
-    Failed,
-    Finished,
-    GenerationRequest,
-    ModelInfo,
-    ModelSpec,
-    PromptDone,
-    Started,
-    Token,
-    empty_prompt,
-    now,
-    prompt_too_long,
-    render_interrupted,
-    template_failed,
-)
-from app.thinking_styles import detect_style
+from app.engines.backend import Ending, PassCancelled, Rendered, Step
+from app.engines.gguf_header import GGUFInfo, read_gguf_header
+from app.engines.pipeline import PipelineEngine
+from app.engines.types import EngineError, GenerationRequest, ModelInfo, ModelSpec, PromptDone, now
+from app.thinking_styles import resolve_style
 
 # Backend names as llama_print_system_info() spells them, in the order we prefer to report.
 _GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
@@ -128,31 +104,36 @@ def available_backends() -> tuple[str, ...]:
     return tuple(found) + ("CPU",)
 
 
-class LlamaCppEngine:
-    """An Engine over llama-cpp-python.
 
-    `cancel_flag` is anything with a `.value` (a multiprocessing RawValue shared with the parent);
-    it is polled between tokens and, during prompt processing, by llama.cpp's abort callback, so a
-    cancel also interrupts a long prompt half-way through a batch.
+class LlamaCppBackend:
+    """A Backend (backend.py) over llama-cpp-python.
+
+    The cancel flag is polled between tokens by the pipeline and, during prompt processing, by
+    llama.cpp's abort callback, so a cancel also interrupts a long prompt half-way through a batch.
     """
 
-    def __init__(self, cancel_flag=None) -> None:
-        self._owns_flag = cancel_flag is None
-        self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
+    def __init__(self, cancel_flag) -> None:
+        self._cancel = cancel_flag
         self._llm = None
         self._spec: ModelSpec | None = None
         self._threads = 1
         self._formatter = None
         self._style = "none"  # how the model marks its thought (app/thinking_styles.py)
         self._abort_cb = None  # a ctypes callback must outlive its registration: keep it here
+        # The request being decoded: every token of its context (the prompt, then what was taken or
+        # put in), its text decoder, and whether its prompt has been evaluated yet.
+        self._sequence: list[int] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._n_prompt = 0
+        self._prompt_done = False
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load(self, spec: ModelSpec) -> ModelInfo:
+    def load(self, spec: ModelSpec, header: GGUFInfo | None = None) -> ModelInfo:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        header = read_gguf_header(spec.path)
+        header = header or read_gguf_header(spec.path)  # the parent's, read once for the whole load
         _capture_llama_log(llama_cpp)
         _LLAMA_LOG.clear()
         n_ctx_train = header.context_length or spec.n_ctx
@@ -187,7 +168,7 @@ class LlamaCppEngine:
             )
         else:
             self._formatter, source = None, "none"
-        self._style = spec.thinking or detect_style(template)
+        self._style = resolve_style(spec.thinking, template)
 
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: bool(self._cancel.value))
         n_layers = llama_cpp.llama_model_n_layer(llm._model.model)
@@ -212,6 +193,7 @@ class LlamaCppEngine:
             n_threads=self._threads,
             load_s=load_s,
             engine_version=getattr(llama_cpp, "__version__", "?"),
+            thinking_style=self._style,
         )
 
     @staticmethod
@@ -251,113 +233,73 @@ class LlamaCppEngine:
                 return int(match.group(1))
         return 0
 
-    # -- generating ------------------------------------------------------------------------
+    # -- the prompt ------------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest) -> Iterator[Event]:
-        if self._llm is None or self._spec is None:
-            yield Failed(now(), "not_loaded", "no model is loaded in this engine")
-            return
-        if self._owns_flag:
-            self._cancel.value = 0
-        try:
-            yield from self._generate(request)
-        finally:
-            self._set_abort(False)
+    def render(self, request: GenerationRequest) -> Rendered:
+        if self._formatter is None:
+            # No template anywhere: plain completion of the text, which is what such a model knows.
+            return Rendered("\n\n".join(m.content for m in request.messages), templated=False)
+        extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
+        rendered = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
+        ).prompt
+        return Rendered(rendered, templated=True)
 
-    def _generate(self, request: GenerationRequest) -> Iterator[Event]:
-        import llama_cpp
+    def tokenize(self, rendered: Rendered) -> list[int]:
+        llm = self._llm
+        if not rendered.templated:
+            return llm.tokenize(rendered.text.encode("utf-8"), add_bos=True, special=False)
+        tokens = llm.tokenize(rendered.text.encode("utf-8"), add_bos=False, special=True)
+        bos = llm._model.token_bos()
+        # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's
+        # server adds it, so both kinds see exactly one BOS.
+        if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
 
-        llm, spec = self._llm, self._spec
-        failed = empty_prompt(request)
-        if failed:
-            yield failed
-            return
-        try:
-            with interruptible(self._cancel, RENDER_LIMIT_S, f"{spec.label}'s chat template"):
-                prompt_tokens, opens_thinking = self._prompt_tokens(request)
-        except Interrupted as exc:  # a template that loops for ever must not hang the pane
-            yield render_interrupted(exc)
-            return
-        except Exception as exc:  # a broken or unsuitable chat template
-            yield template_failed(spec.label, exc)
-            return
+    def context_size(self) -> int:
         # llama.cpp pads the context it allocates, but llama-cpp-python sizes its token buffers
         # by the requested one: the smaller is the real limit.
-        n_prompt, n_ctx = len(prompt_tokens), min(llm.n_ctx(), llm.context_params.n_ctx)
-        failed = prompt_too_long(n_prompt, spec.label, n_ctx)
-        if failed:
-            yield failed
-            return
-        max_new = min(request.max_tokens, n_ctx - n_prompt)
-        try:
-            budget = budget_for(request, opens_thinking, self._style)
-        except ValueError as exc:
-            yield Failed(now(), "bad_request", str(exc))
-            return
+        return min(self._llm.n_ctx(), self._llm.context_params.n_ctx)
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def begin(self, request: GenerationRequest, prompt: list[int]) -> int:
+        import llama_cpp
+
+        llm = self._llm
         threads = request.n_threads or self._threads
         llm._ctx.set_n_threads(threads, threads)
-        yield Started(now(), n_prompt, threads, opens_thinking)
-
-        ctx = llm._ctx.ctx
         if not request.cache_prompt:
             llm.reset()  # forget the previous request: this prompt is evaluated in full
-        llama_cpp.llama_perf_context_reset(ctx)
+        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
         llm.set_seed(request.seed)
-        run = _Run(
-            n_prompt=n_prompt,
-            max_new=max_new,
-            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
-            stops=StopMatcher(spec.stop + request.stop),
-            budget=budget,
-        )
-        sequence = list(prompt_tokens)
+        self._sequence, self._n_prompt, self._prompt_done = list(prompt), len(prompt), False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return threads
 
-        def put_in(message: str) -> Iterator[Event]:
-            ids = llm.tokenize(message.encode("utf-8"), add_bos=False, special=True)
-            for token in ids:  # shown, so the reader sees why the thought stopped or goes on
-                text = _piece(llama_cpp, llm._model.vocab, token).decode("utf-8", "replace")
-                yield Token(now(), text, token, injected=True)
-            sequence.extend(ids)
-
-        self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
-        try:
-            finish = yield from drive_passes(budget, request, put_in, lambda: self._decode(sequence, request, run))
-        except RuntimeError as exc:
-            if not self._cancel.value:
-                yield Failed(now(), "engine", f"llama.cpp failed while generating: {exc}")
-                return
-            finish = "cancelled"  # llama_decode returned 2: the abort callback stopped it
-        tail = run.decoder.decode(b"", final=True)
-        tail = run.stops.feed(tail)[0] + run.stops.flush() if finish != "stop" else ""
-        perf = llama_cpp.llama_perf_context(ctx)
-        yield Finished(now(), finish, run.n_gen, perf.t_eval_ms / 1000.0, tail, budget.forced, budget.extensions)
-
-    def _decode(self, sequence: list[int], request: GenerationRequest, run: "_Run"):
-        """One pass of llama.cpp's generate loop over `sequence` (extended as tokens come).
-
-        Returns the finish reason, or CLOSE_THOUGHT / EXTEND_THOUGHT when the thought must be closed
-        or kept open; the next pass then reuses the KV cache and evaluates only the message put in.
-        A token yielded by llm.generate is evaluated only when the loop asks for the next one, so
-        a refused token never reaches the context.
-        """
+    def decode(self, request: GenerationRequest, limit: int) -> Iterator[PromptDone | Step]:
+        """One pass of llama.cpp's generate loop over the sequence (extended as tokens are taken);
+        llama.cpp reuses the KV cache for the part it has seen. A token yielded by llm.generate is
+        evaluated only when the loop asks for the next one, so a refused token never reaches the
+        context. `limit` is not needed: the pipeline ends the pass."""
         import llama_cpp
 
         llm, s = self._llm, request.sampling
         vocab, ctx = llm._model.vocab, llm._ctx.ctx
-        tokens = llm.generate(
-            sequence,
-            temp=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-        )
+        # gpt-oss's channel markers are control tokens, which llama.cpp renders only when asked:
+        # the reader (and the budget) must see them to tell thought from answer.
+        special = self._style == "harmony"
+        if not self._prompt_done:
+            self._set_abort(True)  # prompt processing: let llama.cpp itself poll the cancel flag
+        tokens = llm.generate(self._sequence, temp=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
+                              repeat_penalty=s.repeat_penalty)
         try:
             for token in tokens:
                 t = now()
-                if not run.prompt_done:
-                    run.prompt_done = True
-                    # Between tokens the flag is checked here; a Python callback on every graph
+                if not self._prompt_done:
+                    self._prompt_done = True
+                    # Between tokens the pipeline checks the flag; a Python callback on every graph
                     # node would cost decode speed for nothing.
                     self._set_abort(False)
                     perf = llama_cpp.llama_perf_context(ctx)
@@ -365,47 +307,45 @@ class LlamaCppEngine:
                     # llama.cpp reports as at least 1: trust it only when time was spent there.
                     single = perf.n_eval if perf.t_eval_ms > 0 else 0
                     yield PromptDone(
-                        t, run.n_prompt, perf.n_p_eval + single, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
+                        t, self._n_prompt, perf.n_p_eval + single, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000.0
                     )
-                if self._cancel.value:
-                    return "cancelled"
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    return EXTEND_THOUGHT if run.budget.refuses("", end_of_turn=True) else "stop"
-                # gpt-oss's channel markers are control tokens, which llama.cpp renders only when
-                # asked: the reader (and the budget) must see them to tell thought from answer.
-                piece = _piece(llama_cpp, vocab, token, special=self._style == "harmony")
-                if run.budget.refuses(piece.decode("utf-8", "replace")):
-                    return EXTEND_THOUGHT
-                run.n_gen += 1
-                sequence.append(token)
-                shown, hit = run.stops.feed(run.decoder.decode(piece))
-                yield Token(t, shown, token, logprob=_logprob(llm, token) if request.logprobs else None)
-                end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
-                if end:
-                    return end
+                    yield Step(t, token, end_of_turn=True)
+                    continue
+                raw = _piece(llama_cpp, vocab, token, special=special)
+                logprob = _logprob(llm, token) if request.logprobs else None
+                yield Step(t, token, piece=raw.decode("utf-8", "replace"), raw=raw, logprob=logprob)
+        except RuntimeError as exc:
+            if self._cancel.value:
+                raise PassCancelled from exc  # llama_decode returned 2: the abort callback stopped it
+            raise EngineError(f"llama.cpp failed while generating: {exc}", kind="engine") from exc
         finally:
             tokens.close()
-        return "length"
+            self._set_abort(False)
 
-    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], bool]:
-        """The prompt's tokens, and whether the template left it inside an open <think>."""
-        llm = self._llm
-        if self._formatter is None:
-            # No template anywhere: plain completion of the text, which is what such a model knows.
-            text = "\n\n".join(m.content for m in request.messages)
-            return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False), False
-        extra = {} if request.thinking is None else {"enable_thinking": request.thinking}
-        rendered = self._formatter(
-            messages=[{"role": m.role, "content": m.content} for m in request.messages], **extra
-        ).prompt
-        rendered, opened = prefill_direct(rendered, request.thinking, self._style)
-        tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
-        bos = llm._model.token_bos()
-        # Templates that write {{ bos_token }} already have it; the rest get it the way llama.cpp's
-        # server adds it, so both kinds see exactly one BOS.
-        if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
-            tokens.insert(0, bos)
-        return tokens, opened
+    def take(self, step: Step) -> str:
+        self._sequence.append(step.token)
+        return self._decoder.decode(step.raw)
+
+    def take_back(self, step: Step) -> None:
+        """Nothing to undo: llama.cpp evaluates a token only once the next one is asked for."""
+
+    def put_in(self, text: str) -> list[tuple[int, str]]:
+        import llama_cpp
+
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        vocab = self._llm._model.vocab
+        shown = [(token, _piece(llama_cpp, vocab, token).decode("utf-8", "replace")) for token in ids]
+        self._sequence.extend(ids)
+        return shown
+
+    def finish(self) -> Ending:
+        import llama_cpp
+
+        perf = llama_cpp.llama_perf_context(self._llm._ctx.ctx)
+        return Ending(self._decoder.decode(b"", final=True), perf.t_eval_ms / 1000.0)
+
+    # -- the rest --------------------------------------------------------------------------
 
     def _token_text(self, token: int) -> str:
         import llama_cpp
@@ -423,26 +363,17 @@ class LlamaCppEngine:
         callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, ctypes.c_void_p(0))
 
-    def cancel(self) -> None:
-        self._cancel.value = 1
-
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
 
 
-@dataclass
-class _Run:
-    """What one request's passes share: counts, the text decoder, stop strings, the budget."""
+class LlamaCppEngine(PipelineEngine):
+    """llama.cpp in this process: the shared request walk over a LlamaCppBackend."""
 
-    n_prompt: int
-    max_new: int
-    decoder: codecs.IncrementalDecoder
-    stops: StopMatcher
-    budget: ThinkingBudget
-    n_gen: int = 0
-    prompt_done: bool = False
+    def __init__(self, cancel_flag=None) -> None:
+        super().__init__(LlamaCppBackend, cancel_flag)
 
 
 def _piece(llama_cpp, vocab, token: int, special: bool = False) -> bytes:

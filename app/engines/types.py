@@ -1,5 +1,8 @@
 """The Engine contract: what a loaded model takes and what it streams back.
 
+An engine is load(spec) -> ModelInfo, generate(request) -> events, cancel(), close(): the worker's
+PipelineEngine (pipeline.py) and the parent's EngineClient (client.py) both honour it.
+
 Everything here is a plain, picklable dataclass, because requests and events cross a process
 boundary (parent <-> worker) over a pipe.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Union
+from typing import Union
 
 
 def now() -> float:
@@ -74,6 +77,9 @@ class ModelInfo:
     n_threads: int
     load_s: float
     engine_version: str
+    # How the model marks its thought (app/thinking_styles.py): the spec's, else detected from its
+    # template, once, by the worker that loaded it. The parent reads it here.
+    thinking_style: str = "none"
 
 
 @dataclass(frozen=True)
@@ -190,14 +196,3 @@ def prompt_too_long(n_prompt: int, label: str, n_ctx: int) -> Failed | None:
     return Failed(now(), "prompt_too_long", f"the prompt is {n_prompt:,} tokens but {label} was loaded with a "
                                             f"{n_ctx:,}-token context: shorten the prompt or load it with a larger --ctx")
 
-
-class Engine(Protocol):
-    """One loaded model. The in-process engine and the worker client both honour this."""
-
-    def load(self, spec: ModelSpec) -> ModelInfo: ...
-
-    def generate(self, request: GenerationRequest) -> Iterator[Event]: ...
-
-    def cancel(self) -> None: ...
-
-    def close(self) -> None: ...

@@ -9,21 +9,10 @@ from __future__ import annotations
 import signal
 from multiprocessing.connection import Connection
 
+from app.engines.backends import make_engine
 from app.engines.types import EngineError, Failed, Token, now
 
 FLUSH_INTERVAL_S = 0.03
-
-
-def _make_engine(engine: str, cancel_flag):
-    if engine == "llama.cpp":
-        from app.engines.llama_engine import LlamaCppEngine
-
-        return LlamaCppEngine(cancel_flag)
-    if engine == "mlx":
-        from app.engines.mlx_engine import MlxEngine
-
-        return MlxEngine(cancel_flag)
-    raise EngineError(f"unknown engine {engine!r}: this build knows 'llama.cpp' and 'mlx'", kind="load_failed")
 
 
 def _stream(events, conn: Connection) -> None:
@@ -49,7 +38,10 @@ def _stream(events, conn: Connection) -> None:
 
 
 def worker_main(conn: Connection, cancel_flag) -> None:
-    """Serve ("load", spec), ("generate", request) and ("close", None) until told to stop.
+    """Serve ("load", (spec, header)), ("generate", request) and ("close", None) until told to stop.
+
+    The header is the GGUF's, read by the parent (None for a model without one), so the file's
+    header is not read again here.
 
     Replies to load are ("loaded", ModelInfo) or ("error", (kind, message)); a generate streams
     lists of events, the last ending with Finished or Failed.
@@ -65,9 +57,10 @@ def worker_main(conn: Connection, cancel_flag) -> None:
             except (EOFError, OSError):
                 return  # the parent is gone
             if command == "load":
+                spec, header = argument
                 try:
-                    engine = _make_engine(argument.engine, cancel_flag)
-                    conn.send(("loaded", engine.load(argument)))
+                    engine = make_engine(spec.engine, cancel_flag)
+                    conn.send(("loaded", engine.load(spec, header)))
                 except EngineError as exc:
                     conn.send(("error", (exc.kind, str(exc))))
                 except Exception as exc:  # anything else still becomes one clear line

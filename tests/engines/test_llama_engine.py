@@ -127,9 +127,9 @@ def test_gemma_runs_on_the_catalog_template(gemma_spec):
     try:
         assert info.chat_template_source == "catalog"
         assert info.architecture == "gemma3" and info.quantization == "Q4_K_M"
-        tokens, opens_thinking = engine._prompt_tokens(GenerationRequest.from_prompt(QUESTION))
+        tokens, opens_thinking = engine._prompt(GenerationRequest.from_prompt(QUESTION))
         assert not opens_thinking
-        assert tokens.count(engine._llm._model.token_bos()) == 1
+        assert tokens.count(engine.backend._llm._model.token_bos()) == 1
         events = run(engine, GenerationRequest.from_prompt(QUESTION, max_tokens=12, sampling=Sampling(0.0)))
         assert events[0].n_prompt_tokens == len(tokens)
         assert "".join(t.text for t in tokens_of(events)).strip()

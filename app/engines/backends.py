@@ -1,0 +1,73 @@
+"""Which backends there are, and the check the parent runs on a model before a worker starts.
+
+A ModelSpec names its backend (`spec.engine`). Each has a preflight, run in the parent: it checks
+the model's file or folder once, with a clear message for a bad one, and says what the parent needs
+(the GGUF header for the fit check, the chat template, the context the load will get). The
+backend's own module is imported only in the worker, since it may pull in a large library.
+
+A new backend is one module with a Backend class (backend.py) and one entry in BACKENDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from app.engines.gguf_header import GGUFInfo, read_gguf_header
+from app.engines.mlx_convert import check_mlx_folder, mlx_chat_template
+from app.engines.pipeline import PipelineEngine
+from app.engines.types import EngineError, ModelSpec
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the parent learns of a model before loading it."""
+
+    header: GGUFInfo | None  # a GGUF's header, handed on to the worker; None for a format without one
+    chat_template: str | None  # the spec's, else the model's own; None: it has none
+    n_ctx: int  # the context the load will get: the spec's, at most what the model was trained for
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    name: str  # as ModelSpec.engine and ModelInfo.engine spell it
+    backend: str  # "module:Class" of its Backend, imported in the worker only
+    preflight: Callable[[ModelSpec, GGUFInfo | None], Preflight]
+
+
+def _gguf_preflight(spec: ModelSpec, header: GGUFInfo | None) -> Preflight:
+    header = header or read_gguf_header(spec.path)  # GGUFError, one clear sentence, for a bad file
+    n_ctx = min(spec.n_ctx, header.context_length or spec.n_ctx)
+    return Preflight(header, spec.chat_template or header.chat_template, n_ctx)
+
+
+def _mlx_preflight(spec: ModelSpec, _header: GGUFInfo | None) -> Preflight:
+    check_mlx_folder(spec.path)  # a folder, not a GGUF: no header, so no fit estimate
+    return Preflight(None, spec.chat_template or mlx_chat_template(spec.path), spec.n_ctx)
+
+
+BACKENDS: dict[str, BackendKind] = {kind.name: kind for kind in (
+    BackendKind("llama.cpp", "app.engines.llama_engine:LlamaCppBackend", _gguf_preflight),
+    BackendKind("mlx", "app.engines.mlx_engine:MlxBackend", _mlx_preflight),
+)}
+
+
+def backend_kind(name: str) -> BackendKind:
+    kind = BACKENDS.get(name)
+    if kind is None:
+        known = " and ".join(repr(k) for k in BACKENDS)
+        raise EngineError(f"unknown engine {name!r}: this build knows {known}", kind="load_failed")
+    return kind
+
+
+def preflight(spec: ModelSpec, header: GGUFInfo | None = None) -> Preflight:
+    """Check `spec`'s model before any worker starts; EngineError, in one clear line, if it is unusable.
+    `header`: the GGUF's, when the caller read it already (it is not read again)."""
+    return backend_kind(spec.engine).preflight(spec, header)
+
+
+def make_engine(name: str, cancel_flag=None) -> PipelineEngine:
+    """An engine of the backend `name`, in this process (the worker's)."""
+    module, _, cls = backend_kind(name).backend.partition(":")
+    return PipelineEngine(getattr(importlib.import_module(module), cls), cancel_flag)

@@ -1,0 +1,170 @@
+"""The walk of one request, the same over every backend (backend.py):
+
+empty prompt → template (with a time limit) → direct-mode prefill → tokens → too long? → budget →
+Started → decoding passes, with the thought's messages put in between them → Finished | Failed.
+
+Each step that can fail ends the run with one Failed event, worded once in types.py. Between tokens
+this checks the cancel flag, holds the thinking budget and minimum, and the stop strings; a backend
+only produces tokens. It runs inside a worker process (worker.py); nothing here knows about pipes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+from app.engines.backend import Backend, PassCancelled
+from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
+from app.engines.stop_strings import StopMatcher
+from app.engines.thinking_budget import (
+    EXTEND_THOUGHT,
+    ThinkingBudget,
+    budget_for,
+    drive_passes,
+    pass_end,
+    prefill_direct,
+)
+from app.engines.types import (
+    EngineError,
+    Event,
+    Failed,
+    Finished,
+    GenerationRequest,
+    ModelInfo,
+    ModelSpec,
+    PromptDone,
+    Started,
+    Token,
+    empty_prompt,
+    now,
+    prompt_too_long,
+    render_interrupted,
+    template_failed,
+)
+
+BackendFactory = Callable[[object], Backend]  # called with the cancel flag
+
+
+@dataclass
+class _Run:
+    """What one request's passes share: the token limit, stop strings, the budget, the count."""
+
+    max_new: int
+    stops: StopMatcher
+    budget: ThinkingBudget
+    n_gen: int = 0
+
+
+class PipelineEngine:
+    """An Engine (load, generate, cancel, close) over one backend.
+
+    `cancel_flag` is anything with a `.value` (a multiprocessing RawValue shared with the parent);
+    without one the engine keeps its own, cleared at each request.
+    """
+
+    def __init__(self, make_backend: BackendFactory, cancel_flag=None) -> None:
+        self._owns_flag = cancel_flag is None
+        self._cancel = cancel_flag if cancel_flag is not None else ctypes.c_byte(0)
+        self.backend = make_backend(self._cancel)
+        self._spec: ModelSpec | None = None
+        self._style = "none"  # the model's thinking style, as its load reported it
+
+    def load(self, spec: ModelSpec, header=None) -> ModelInfo:
+        """Load `spec`; `header` is its GGUF header when the parent read it already."""
+        info = self.backend.load(spec, header)
+        self._spec, self._style = spec, info.thinking_style
+        return info
+
+    def generate(self, request: GenerationRequest) -> Iterator[Event]:
+        spec = self._spec
+        if spec is None:
+            yield Failed(now(), "not_loaded", "no model is loaded in this engine")
+            return
+        if self._owns_flag:
+            self._cancel.value = 0
+        failed = empty_prompt(request)
+        if failed:
+            yield failed
+            return
+        try:
+            with interruptible(self._cancel, RENDER_LIMIT_S, f"{spec.label}'s chat template"):
+                prompt, opened = self._prompt(request)
+        except Interrupted as exc:  # a template that loops for ever must not hang the pane
+            yield render_interrupted(exc)
+            return
+        except Exception as exc:  # a broken or unsuitable chat template
+            yield template_failed(spec.label, exc)
+            return
+        n_prompt, n_ctx = len(prompt), self.backend.context_size()
+        failed = prompt_too_long(n_prompt, spec.label, n_ctx)
+        if failed:
+            yield failed
+            return
+        try:
+            budget = budget_for(request, opened, self._style)
+        except ValueError as exc:
+            yield Failed(now(), "bad_request", str(exc))
+            return
+        threads = self.backend.begin(request, prompt)
+        yield Started(now(), n_prompt, threads, opened)
+        run = _Run(min(request.max_tokens, n_ctx - n_prompt), StopMatcher(spec.stop + request.stop), budget)
+        yield from self._passes(request, run)
+
+    def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:
+        """The prompt's tokens, and whether the template left it inside an open thought."""
+        rendered, opened = self.backend.render(request), False
+        if rendered.templated:
+            text, opened = prefill_direct(rendered.text, request.thinking, self._style)
+            rendered = replace(rendered, text=text)
+        return self.backend.tokenize(rendered), opened
+
+    def _passes(self, request: GenerationRequest, run: _Run) -> Iterator[Event]:
+        try:
+            finish = yield from drive_passes(run.budget, request, self._put_in, lambda: self._pass(request, run))
+        except PassCancelled:  # stopped inside the library, e.g. half-way through the prompt
+            finish = "cancelled"
+        except EngineError as exc:
+            yield Failed(now(), exc.kind, str(exc))
+            return
+        ending = self.backend.finish()
+        # What the decoder still held is shown, unless a stop string ended the reply.
+        tail = "" if finish == "stop" else run.stops.feed(ending.text)[0] + run.stops.flush()
+        yield Finished(now(), finish, run.n_gen, ending.decode_s, tail, run.budget.forced, run.budget.extensions,
+                       ending.peak_memory_bytes)
+
+    def _put_in(self, message: str) -> Iterator[Event]:
+        # Shown, so the reader sees why the thought stopped or goes on.
+        for token, text in self.backend.put_in(message):
+            yield Token(now(), text, token, injected=True)
+
+    def _pass(self, request: GenerationRequest, run: _Run):
+        """One decoding pass; returns the finish reason, or CLOSE_THOUGHT / EXTEND_THOUGHT when the
+        thought must be closed or kept open (the next pass then evaluates only the message put in)."""
+        with contextlib.closing(self.backend.decode(request, max(run.max_new - run.n_gen, 1))) as steps:
+            for step in steps:
+                if isinstance(step, PromptDone):
+                    yield step
+                    continue
+                if self._cancel.value:
+                    return "cancelled"
+                if step.end_of_turn and not run.budget.refuses("", end_of_turn=True):
+                    return "stop"
+                if step.end_of_turn or run.budget.refuses(step.piece):
+                    self.backend.take_back(step)
+                    return EXTEND_THOUGHT
+                run.n_gen += 1
+                shown, hit = run.stops.feed(self.backend.take(step))
+                yield Token(step.t, shown, step.token, logprob=step.logprob)
+                end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
+                if end:
+                    return end
+        return "length"
+
+    def cancel(self) -> None:
+        self._cancel.value = 1
+
+    def close(self) -> None:
+        self._spec = None
+        self.backend.close()
