@@ -44,6 +44,7 @@ from app.verdict import verdict
 from app.store import MemoryLog, StoreError, open_log, resolve_db_path
 from app.store.export import write_jsonl
 from app.store.commands import add_log_commands
+from app.thinking_styles import minimum_problem
 from app.telemetry.commands import add_telemetry_command
 from app.session import Pane, Session
 
@@ -288,7 +289,7 @@ def _min_thinking_refused(args: argparse.Namespace) -> bool:
     problem = None
     if getattr(args, "thinking", None) is False:
         problem = "--min-thinking keeps a thought going, and --no-think switches thinking off: choose one"
-    elif args.thinking_budget is not None and args.min_thinking > args.thinking_budget:
+    elif minimum_problem(args.min_thinking, args.thinking_budget):
         problem = (f"--min-thinking {args.min_thinking} is longer than --thinking-budget {args.thinking_budget}: "
                    "the minimum must fit in the budget")
     if problem:

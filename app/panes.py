@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Protocol
 
-from app.engines.gguf_header import GGUFInfo, read_gguf_header
-from app.engines.mlx_convert import mlx_chat_template
+from app.engines.backends import Preflight, preflight
 from app.engines.types import EngineError, Event, GenerationRequest, ModelInfo, ModelSpec
 from app.hardware import FitEstimate, MemoryState, estimate_fit
 from app.reasoning.modes import thinking_request
-from app.reasoning.parser import detect_style
 
 
 class LoadedEngine(Protocol):
@@ -22,7 +20,9 @@ class LoadedEngine(Protocol):
 
     pid: int | None
 
-    def load(self, spec: ModelSpec, header: GGUFInfo | None = None) -> ModelInfo: ...
+    def load(self, spec: ModelSpec, prepared: Preflight | None = None) -> ModelInfo:
+        """Load the model; the ModelInfo says what the load produced, its thinking style included."""
+        ...
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
         """Send the request at once (clearing an earlier cancel) and return its events."""
@@ -75,25 +75,21 @@ def load_pane(
 ) -> Pane:
     """A pane with `spec` loaded; one that cannot load keeps its error (and no engine).
 
-    The fit check reads the GGUF header once, and the worker is handed it. A model that does not
-    fit is refused unless forced. It loads with every core; live mode narrows it per request.
+    The backend's preflight checks the model once, in this process (a GGUF's header is read here
+    and handed to the worker); a model that does not fit is refused unless forced. It loads with
+    every core (live mode narrows it per request); the worker resolves its thinking style.
     """
     pane = Pane(spec)
     try:
-        header = None
-        if spec.engine == "mlx":  # a folder, not a GGUF: no header, so no fit estimate
-            template = spec.chat_template or mlx_chat_template(spec.path)
-        else:
-            header = read_gguf_header(spec.path)
-            n_ctx = min(spec.n_ctx, header.context_length or spec.n_ctx)
-            pane.fit = estimate_fit(header, n_ctx, spec.n_gpu_layers, memory=memory)
-            template = spec.chat_template or header.chat_template
-        pane.thinking_style = spec.thinking or detect_style(template)
+        prepared = preflight(spec)
+        if prepared.header is not None:  # a format without a header (MLX) has no fit estimate
+            pane.fit = estimate_fit(prepared.header, prepared.n_ctx, spec.n_gpu_layers, memory=memory)
         if pane.fit is not None and pane.fit.verdict == "too_big" and not force:
             raise EngineError(f"{pane.label} does not fit: {pane.fit.message()}", kind="does_not_fit")
         engine = make_engine()
-        pane.info = engine.load(replace(spec, n_threads=spec.n_threads or cores), header)
+        pane.info = engine.load(replace(spec, n_threads=spec.n_threads or cores), prepared)
         pane.client = engine
+        pane.thinking_style = pane.info.thinking_style
     except EngineError as exc:
         pane.load_error = exc
     return pane

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from app.engines.types import GenerationRequest, Message, Sampling
 from app.routing import classifier
 from app.routing.heuristic import DIRECT, THINK, Decision, decide
+from app.thinking_styles import minimum_problem
 
 DIRECT_MODE, THINKING_MODE, AUTO_MODE = "direct", "thinking", "auto"
 PLAN_MODES = (DIRECT_MODE, THINKING_MODE, AUTO_MODE)
@@ -51,9 +52,8 @@ class PanePlan:
             raise ValueError(f"the thinking budget must be 0 or more, not {self.thinking_budget}")
         if self.thinking_min is not None and self.thinking_min < 0:
             raise ValueError(f"the minimum thought must be 0 or more, not {self.thinking_min}")
-        if None not in (self.thinking_min, self.thinking_budget) and self.thinking_min > self.thinking_budget:
-            raise ValueError(f"the minimum thought ({self.thinking_min}) is longer than the budget "
-                             f"({self.thinking_budget})")
+        if problem := minimum_problem(self.thinking_min, self.thinking_budget):
+            raise ValueError(problem)
         if self.max_tokens < 1:
             raise ValueError(f"max tokens must be 1 or more, not {self.max_tokens}")
         if self.mode == THINKING_MODE and (problem := budget_problem(self.thinking_budget, self.max_tokens)):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, Mapping
 
+from app.thinking_styles import SCAFFOLD_MARKERS
+
 
 class Status(str, Enum):
     """How a run ended (RUNNING until it does). A str, so `r.status == "ok"` reads as it always did."""
@@ -236,7 +238,7 @@ for _name, _part in FLAT_PART.items():
     setattr(RunResult, _name, _flat_view(_part, _name))
 
 
-SCAFFOLD_MARKER_SAID = "The answer is …"
+SCAFFOLD_MARKER_SAID = f"{SCAFFOLD_MARKERS[0]} …"  # how a reply is told to end its thought
 
 
 def no_answer_reason(r: "RunResult", max_tokens: int | None = None) -> str:

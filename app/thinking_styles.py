@@ -57,3 +57,11 @@ def detect_style(chat_template: str | None) -> str:
 def resolve_style(declared: str | None, chat_template: str | None) -> str:
     """The style a model is run with: the one its spec declares (the catalog's), else detected."""
     return declared or detect_style(chat_template)
+
+
+def minimum_problem(minimum: int | None, budget: int | None) -> str | None:
+    """The one rule between a thought's two limits: its minimum must fit in its budget. What is
+    wrong, in words, or None (the engine's budget, a pane's plan and the CLI's flags all ask here)."""
+    if minimum is None or budget is None or minimum <= budget:
+        return None
+    return f"the minimum thought ({minimum} tokens) is longer than the budget ({budget} tokens)"

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from app.reasoning.answers import check_answer, extract_answer
-from app.reasoning.parser import SCAFFOLD_MARKERS
+from app.thinking_styles import SCAFFOLD_MARKERS
 from app.record import RunResult
 
 SHORT = 40  # characters of an answer quoted in the verdict

@@ -35,7 +35,7 @@ class StandinEngine:
         self._cancel = threading.Event()
         self.spec: ModelSpec | None = None
 
-    def load(self, spec: ModelSpec, header=None) -> ModelInfo:
+    def load(self, spec: ModelSpec, prepared=None) -> ModelInfo:
         if self.script.fail_load:
             raise EngineError(self.script.fail_load, kind="load_failed")
         self.spec = spec
@@ -44,7 +44,7 @@ class StandinEngine:
             quantization="none", file_size=0, n_ctx=spec.n_ctx, n_ctx_train=spec.n_ctx,
             chat_template_source="none", backends_available=("CPU",), backend_used="CPU",
             n_gpu_layers_requested=0, n_gpu_layers_offloaded=0, n_layers=1, n_threads=spec.n_threads or 1,
-            load_s=0.0, engine_version="0")
+            load_s=0.0, engine_version="0", thinking_style=spec.thinking or "none")
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
         self._cancel.clear()  # eager, as EngineClient: a cancel after this returns is seen

@@ -77,7 +77,7 @@ def test_a_system_message_goes_first():
         ({"mode": "slow"}, "mode must be one of"),
         ({"thinking_budget": -1}, "0 or more"),
         ({"thinking_min": -1}, "minimum thought must be 0 or more"),
-        ({"thinking_budget": 10, "thinking_min": 20}, r"minimum thought \(20\) is longer than the budget \(10\)"),
+        ({"thinking_budget": 10, "thinking_min": 20}, r"minimum thought \(20 tokens\) is longer than the budget \(10 tokens\)"),
         ({"max_tokens": 0}, "1 or more"),
         ({"temperature": 9.0}, "between 0 and 5"),
         ({"override": "maybe"}, "override must be"),

@@ -29,6 +29,7 @@ from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType
 from gguf.constants import GGML_QUANT_SIZES
 
 from app.engines.types import EngineError
+from app.units import exact_size_text
 
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
@@ -338,7 +339,7 @@ def _check_layout(path: str, tensors: list[_Tensor], data_start: int, alignment:
         raise _bad(
             path,
             f"is incomplete: its tensors need {end:,} bytes but it has {file_size:,}, "
-            f"so {_bytes(missing)} {'is' if missing == 1 else 'are'} missing, probably from an interrupted download",
+            f"so {exact_size_text(missing)} {'is' if missing == 1 else 'are'} missing, probably from an interrupted download",
         )
 
 
@@ -554,10 +555,3 @@ def _pad(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
 
 
-def _bytes(n: int) -> str:
-    """Exact, and readable when large: "1 byte", "900 bytes", "31,457,280 bytes (30.0 MiB)"."""
-    exact = "1 byte" if n == 1 else f"{n:,} bytes"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{exact} ({n / size:.1f} {unit})"
-    return exact

@@ -31,6 +31,7 @@ from app.thinking_styles import (
     SCAFFOLD_STYLE,
     THINK_CLOSE,
     THINK_OPEN,
+    minimum_problem,
 )
 
 _WHY = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now."
@@ -73,8 +74,8 @@ class ThinkingBudget:
             raise ValueError(f"a thinking budget must be 0 or more tokens, not {budget}")
         if minimum is not None and minimum < 0:
             raise ValueError(f"a minimum thought must be 0 or more tokens, not {minimum}")
-        if budget is not None and minimum is not None and minimum > budget:
-            raise ValueError(f"the minimum thought ({minimum} tokens) is longer than the budget ({budget} tokens)")
+        if problem := minimum_problem(minimum, budget):
+            raise ValueError(problem)
         if minimum and markers.no_minimum:
             raise ValueError(markers.no_minimum)
         self.budget, self.minimum, self.markers = budget, minimum or None, markers

@@ -14,7 +14,7 @@ from app.engines.types import GenerationRequest, Message
 # Worded once, in the module the worker reads them from too.
 from app.thinking_styles import SCAFFOLD_MARKERS, SCAFFOLD_MIN_UNSUPPORTED
 
-__all__ = ["SCAFFOLD_INSTRUCTION", "SCAFFOLD_MIN_UNSUPPORTED", "minimum_unheld", "thinking_request"]
+__all__ = ["SCAFFOLD_INSTRUCTION", "minimum_unheld", "thinking_request"]
 
 SCAFFOLD_INSTRUCTION = (
     f"Think it through step by step first. Then finish with one line: {SCAFFOLD_MARKERS[0]} <answer>."

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.engines.stop_strings import held_suffix_length
-from app.thinking_styles import (  # STYLES, SCAFFOLD_MARKERS and detect_style are also read from here
+from app.thinking_styles import (
     HARMONY_ANSWER_CHANNELS,
     HARMONY_CHANNEL,
     HARMONY_DROPPED,
@@ -29,10 +29,9 @@ from app.thinking_styles import (  # STYLES, SCAFFOLD_MARKERS and detect_style a
     STYLES,
     THINK_CLOSE,
     THINK_OPEN,
-    detect_style,
 )
 
-__all__ = ["ANSWER", "THINKING", "Piece", "ReasoningParser", "STYLES", "SCAFFOLD_MARKERS", "detect_style"]
+__all__ = ["ANSWER", "THINKING", "Piece", "ReasoningParser"]
 
 THINKING, ANSWER = "thinking", "answer"
 

@@ -30,7 +30,7 @@ from app.engines.types import EngineError
 from app.hardware import memory_state
 from app.engines.gguf_header import read_gguf_header
 from app.models_overview import gib, overview, params_text
-from app.reasoning.parser import detect_style
+from app.thinking_styles import detect_style
 from app.ui.file_dialogs import existing_directory, open_file_name
 
 COLUMNS = ("Model", "Format", "Params", "Quant", "Size", "Thinking", "License", "Fits here", "Where")

@@ -374,7 +374,7 @@ class PaneView(QFrame):
         s["Answer"].setText(f"{stats.n_answer} tok")
         s["Elapsed"].setText(_fmt(stats.elapsed_s, "s", 1))
         s["Watts"].setText(_fmt(stats.watts_now, "W", 1))
-        kind = stats.energy_source.split(":", 1)[0] if stats.energy_source else ""
+        kind = stats.energy_kind
         star = "*" if stats.energy_approximate else ""
         s["Energy"].setText(_fmt(stats.joules, "J", 1) + star + (f" <i>{kind}</i>" if kind else ""))
         s["Energy"].setToolTip("\n".join(filter(None, [stats.energy_source, stats.energy_about])))

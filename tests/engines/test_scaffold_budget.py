@@ -13,7 +13,8 @@ import pytest
 from app.engines.client import EngineClient
 from app.engines.thinking_budget import SCAFFOLD
 from app.engines.types import Failed, Finished, GenerationRequest, Sampling, Token
-from app.reasoning.modes import SCAFFOLD_MIN_UNSUPPORTED, thinking_request
+from app.reasoning.modes import thinking_request
+from app.thinking_styles import SCAFFOLD_MIN_UNSUPPORTED
 from app.runs import RunRecorder
 
 GREEDY = Sampling(temperature=0.0)

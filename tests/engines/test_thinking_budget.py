@@ -9,8 +9,10 @@ from app.engines.thinking_budget import (
     CLOSE_THOUGHT, EXTEND_THOUGHT, MAX_EXTENSIONS, SCAFFOLD, ThinkingBudget, budget_for, prefill_direct,
 )
 from app.engines.types import GenerationRequest, Sampling
-from app.reasoning.modes import SCAFFOLD_MIN_UNSUPPORTED, thinking_request
-from app.reasoning.parser import ANSWER, SCAFFOLD_MARKERS, THINKING, ReasoningParser
+from app.reasoning.modes import thinking_request
+from app.thinking_styles import SCAFFOLD_MIN_UNSUPPORTED
+from app.reasoning.parser import ANSWER, THINKING, ReasoningParser
+from app.thinking_styles import SCAFFOLD_MARKERS
 from app.session import Session
 
 

@@ -1,7 +1,8 @@
 """Thinking requests: native where the model can, scaffolded where it cannot."""
 
 from app.engines.types import GenerationRequest, Message
-from app.reasoning.modes import SCAFFOLD_INSTRUCTION, SCAFFOLD_MIN_UNSUPPORTED, minimum_unheld, thinking_request
+from app.reasoning.modes import SCAFFOLD_INSTRUCTION, minimum_unheld, thinking_request
+from app.thinking_styles import SCAFFOLD_MIN_UNSUPPORTED
 
 
 def test_native_thinking_uses_the_switch_and_keeps_the_budget():

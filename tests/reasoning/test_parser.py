@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.reasoning.parser import ANSWER, THINKING, ReasoningParser, detect_style
+from app.reasoning.parser import ANSWER, THINKING, ReasoningParser
+from app.thinking_styles import detect_style
 
 
 def split(style, pieces, starts_in_thinking=False):

@@ -10,10 +10,14 @@ from app.thinking_styles import detect_style, resolve_style
 
 def test_every_reader_of_the_styles_reads_the_same_lists():
     assert catalog.THINKING_STYLES == thinking_styles.MODEL_STYLES
-    assert parser.STYLES == thinking_styles.MODEL_STYLES + ("scaffold",)
-    assert parser.SCAFFOLD_MARKERS is thinking_budget.SCAFFOLD.closes is thinking_styles.SCAFFOLD_MARKERS
-    assert modes.SCAFFOLD_MIN_UNSUPPORTED is thinking_budget.SCAFFOLD.no_minimum
-    assert parser.detect_style is detect_style
+    assert thinking_styles.STYLES == thinking_styles.MODEL_STYLES + ("scaffold",)
+    for style in thinking_styles.STYLES:  # the parser reads every style there is, and no other
+        parser.ReasoningParser(style)
+    with pytest.raises(ValueError, match="unknown thinking style"):
+        parser.ReasoningParser("made-up")
+    assert thinking_budget.SCAFFOLD.closes is thinking_styles.SCAFFOLD_MARKERS
+    assert modes.minimum_unheld.__module__ == "app.reasoning.modes"
+    assert thinking_budget.SCAFFOLD.no_minimum is thinking_styles.SCAFFOLD_MIN_UNSUPPORTED
 
 
 def test_the_budgets_close_messages_are_written_in_the_parsers_markers():

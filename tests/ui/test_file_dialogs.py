@@ -34,7 +34,7 @@ def _write_run(log: SessionLog, session_id: int, prompt: str) -> None:
     request = GenerationRequest.from_prompt(prompt)
     run = log.start_run(log.add_prompt(session_id, request), pane=0, info=None, request=request, mode="fair",
                         decision=None)
-    log.finish_run(run, RunResult(0, "smollm2-135m", "fair", status="ok", text="hello"), [])
+    log.finish_run(run, RunResult.of(0, model="smollm2-135m", mode="fair", status="ok", text="hello"), [])
 
 
 def test_a_dialog_on_the_logs_folder_keeps_the_logs_locks_and_later_runs_stay_visible(qtbot, tmp_path):

@@ -24,9 +24,9 @@ def log(tmp_path):
     log = SessionLog.open(tmp_path / "history.db")
     request = GenerationRequest.from_prompt("A train leaves at 3:40 pm and takes 2 h 35 min. When?", max_tokens=24)
     prompt_id = log.add_prompt(log.start_session(mode="live"), request, known_answer="6:15 pm")
-    fast = RunResult(pane=0, model="smollm2-135m", mode="live", status="ok", finish_reason="stop", text="360",
+    fast = RunResult.of(pane=0, model="smollm2-135m", mode="live", status="ok", finish_reason="stop", text="360",
                      n_generated=3, correct=False)
-    slow = RunResult(pane=1, model="smollm2-135m", mode="live", status="ok", finish_reason="length",
+    slow = RunResult.of(pane=1, model="smollm2-135m", mode="live", status="ok", finish_reason="length",
                      strategy="scaffold", thinking="3:40 plus…", n_generated=24, n_thinking_tokens=24,
                      correct=False, no_answer=NO_ANSWER)
     think = SimpleNamespace(route="think", budget=256, confidence=0.8, reasons=("arithmetic",))

@@ -76,8 +76,8 @@ def _colour(brush) -> str:
 def test_the_trade_off_legend_keeps_the_colour_each_kind_is_drawn_in(qtbot):
     chart = TradeoffChart()
     qtbot.addWidget(chart)
-    thinking = RunResult(1, "smollm2-135m", "fair", status="ok", total_s=6.0, energy_j=60.0)
-    fast = RunResult(0, "smollm2-135m", "fair", status="ok", total_s=2.0, energy_j=20.0)
+    thinking = RunResult.of(1, model="smollm2-135m", mode="fair", status="ok", total_s=6.0, energy_j=60.0)
+    fast = RunResult.of(0, model="smollm2-135m", mode="fair", status="ok", total_s=2.0, energy_j=20.0)
     chart.set_runs([("Thinking · thinking", thinking, None)])
     # "Fast" sorts before "Thinking": it used to take Thinking's colour while Thinking's legend kept it.
     chart.set_runs([("Thinking · thinking", thinking, None), ("Fast · direct", fast, None)])
