@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from app.store import SessionLog
 
 PROMPT = "Write a short story about a lighthouse keeper."
@@ -23,6 +25,7 @@ def _rows(db):
         return sorted((r.pane, r.status, r.n_generated) for r in log.list_runs())
 
 
+@pytest.mark.timeout(600)  # its waits are bounded by their own deadlines, which a loaded machine stretches
 def test_a_log_locked_by_another_program_mid_run_is_waited_for_and_the_runs_land_in_their_rows(tmp_path):
     db = tmp_path / "log.db"
     child = subprocess.Popen(
@@ -43,6 +46,9 @@ def test_a_log_locked_by_another_program_mid_run_is_waited_for_and_the_runs_land
             pass
         time.sleep(0.05)
     reader.execute("BEGIN EXCLUSIVE")  # another program holds the file while the run ends…
+    # The run must end (120 tokens) before the command meets the lock: on a loaded machine that
+    # takes minutes, so this wait has its own deadline rather than what is left of the first.
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not any("the session log is busy" in line for line in said):
         time.sleep(0.1)  # …until the command has waited its own 5 s and says it keeps waiting
     reader.rollback()
