@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup clean xvfb
+.PHONY: run test check bench setup clean xvfb
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ xvfb:
 	  { apt-get install -y -q $(XVFB_PACKAGES) >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(XVFB_PACKAGES) >/dev/null 2>&1; }; }; } || \
 	  echo "note: Xvfb could not be installed; the screenshot test will be skipped"
+
+# The edit-test loop: every test that needs no model, no worker and no benchmark, in well under a
+# minute. CI runs `make test`, the whole suite.
+check: $(STAMP)
+	$(BIN)/python -m pytest -m "not model and not perf" -q -x
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/perf -m perf -s

