@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 SHORT = ["--max-tokens", "6", "--temperature", "0"]
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from app.store import SessionLog
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 PROMPT = "Write a short story about a lighthouse keeper."
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from app.eval.harness import Sample, parse_policies, plan, summarise
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 
 def fastslow(*args):
     return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300)

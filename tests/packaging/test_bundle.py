@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 pytest.importorskip("PyInstaller", reason="the bundle test needs PyInstaller (the test extra has it)")
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 SMALL = ["--limit", "1", "--answer-tokens", "6", "--no-log"]
 
 

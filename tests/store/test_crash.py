@@ -11,6 +11,8 @@ import pytest
 
 from app.store import SessionLog
 
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The app, reduced to its writes: runs back to back, each reported once it is finished.

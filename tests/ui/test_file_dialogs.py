@@ -21,7 +21,7 @@ from app.runs import RunResult
 from app.store import SessionLog
 from app.ui.file_dialogs import _dialog
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's lock table (Linux)")
+pytestmark = [pytest.mark.model, pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's lock table (Linux)")]  # model: runs the command or the app on a model
 
 
 def _our_locks(path) -> int:

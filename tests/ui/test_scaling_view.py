@@ -6,6 +6,9 @@ import json
 
 from app.scaling.sweep import SampleStore
 from app.ui.scaling import ScalingView
+import pytest
+
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
 
 SWEEP_TIMEOUT_MS = 300_000
 

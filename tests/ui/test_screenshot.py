@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+import pytest
+
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PROMPT = "A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive?"

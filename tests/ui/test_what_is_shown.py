@@ -11,6 +11,9 @@ from PySide6.QtCore import Qt
 from app.catalog import DEFAULT_MODELS
 from tests.ui.conftest import RUN_TIMEOUT_MS
 from tests.ui.shown import assert_window_shows_the_log, expected, latest_prompt_records, shown, status_text
+import pytest
+
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
 
 PROMPTS = [
     ("Tom has 3 boxes with 12 apples each. He gives away 7 apples. How many apples are left?", "29", "live"),

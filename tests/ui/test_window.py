@@ -10,6 +10,9 @@ from PySide6.QtCore import Qt
 
 from app.store import SessionLog
 from tests.ui.conftest import LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS
+import pytest
+
+pytestmark = pytest.mark.model  # runs the command or the app on a model (not in `make check`)
 
 MATH = "Tom has 3 boxes with 12 apples each. He gives away 7 apples. How many apples are left?"
 
