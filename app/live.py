@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.engines.types import Token
-from app.reasoning.parser import THINKING
+from app.engines.thought_parser import THINKING
 from app.record import EnergyReport, RunResult, decode_rate, power_supply
 from app.runs import Progress, RunUpdate
 from app.telemetry import Sample, energy_for_window

@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from app.engines.types import Event, Failed, Finished, GenerationRequest, ModelInfo, PromptDone, Started, Token
+from app.engines.types import (
+    ANSWER, THINKING, Event, Failed, Finished, GenerationRequest, ModelInfo, Piece, PromptDone, Started, Token,
+)
 from app.reasoning.answers import check_answer
-from app.reasoning.parser import ANSWER, THINKING, Piece, ReasoningParser
 from app.record import (
     Conditions, Ending, Memory, RunResult, Status, ThoughtControl, Timings, Tokens, decode_rate, no_answer_reason,
     power_supply, rate,
@@ -68,7 +69,8 @@ class RunRecorder:
         self.pane, self.t_submit = pane, t_submit
         self.request = request
         self.max_tokens = request.max_tokens if request is not None else None  # to say what to change
-        self.parser = ReasoningParser(thinking_style)
+        # Where the reply is, as the worker's split says (Token.channel): a scaffold starts in its thought.
+        self.channel = THINKING if thinking_style == "scaffold" else ANSWER
         self.channels: list[str] = []  # each generated token's channel, beside the token times
         self._conditions = Conditions(
             model=info.name if info else label, mode=mode, started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -135,12 +137,13 @@ class RunRecorder:
             self._n_prompt = event.n_prompt_tokens
             self._conditions = replace(self._conditions, n_threads=event.n_threads)
             if event.prompt_opens_thinking:
-                self.parser = ReasoningParser(self._thought.thinking_style, starts_in_thinking=True)
+                self.channel = THINKING
         elif isinstance(event, PromptDone):
             self._n_evaluated, self._prompt_eval_s = event.n_prompt_evaluated, event.prompt_eval_s
         elif isinstance(event, Token) and event.injected:
             # The end-of-thinking message: shown and parsed, but the model did not generate it.
-            pieces = self.parser.feed(event.text)
+            pieces = list(event.pieces)
+            self.channel = event.channel
             self._settle_held(pieces)
             self._add(pieces, event.t)
             return pieces
@@ -148,9 +151,9 @@ class RunRecorder:
             if self._ttft_s is None:
                 self._ttft_s = event.t - self.t_submit
             self._times.append(event.t - self.t_submit)
-            before = self.parser.channel
-            pieces = self.parser.feed(event.text)
-            if self.parser.style == "scaffold":
+            before, self.channel = self.channel, event.channel
+            pieces = list(event.pieces)
+            if self._thought.thinking_style == "scaffold":
                 # Its thought ends at ordinary words ("The answer is"), held back until they settle:
                 # a token counts where its text lands, so the marker's tokens are answer, not thought.
                 self._held.append((len(self.channels), event.logprob))
@@ -158,17 +161,17 @@ class RunRecorder:
                 self._settle_held(pieces)
             else:
                 # A token that opened, continued or closed the thought is thinking; the rest is answer.
-                thinking = THINKING in (before, self.parser.channel) or any(p.channel == THINKING for p in pieces)
+                thinking = THINKING in (before, self.channel) or any(p.channel == THINKING for p in pieces)
                 self._count(THINKING if thinking else ANSWER, event.logprob)
                 self.channels.append(THINKING if thinking else ANSWER)
             self._add(pieces, event.t)
             return pieces
         elif isinstance(event, Finished):
-            pieces = self.parser.feed(event.text_tail) + self.parser.flush()
+            pieces = list(event.pieces)
             self._settle_held(pieces, final=True)
             self._add(pieces, event.t)
             self._finished = event
-            self._thought = replace(self._thought, thinking_unclosed=self.parser.unclosed,
+            self._thought = replace(self._thought, thinking_unclosed=event.thinking_unclosed,
                                     thinking_budget_hit=event.thinking_budget_hit,
                                     thinking_extended=event.thinking_extended)
             self._total_s = event.t - self.t_submit
@@ -191,11 +194,11 @@ class RunRecorder:
             self._answer_logprobs.append(logprob)
 
     def _settle_held(self, pieces, final: bool = False) -> None:
-        """Tokens whose text the parser held back count where that text went: with the last piece
-        it gave out (the held text starts it); at the end, with the channel it ended in."""
+        """Tokens whose text the worker's split held back count where that text went: with the last
+        piece it gave out (the held text starts it); at the end, with the channel it ended in."""
         if not self._held or not (pieces or final):
             return
-        channel = pieces[-1].channel if pieces else self.parser.channel
+        channel = pieces[-1].channel if pieces else self.channel
         for index, logprob in self._held:
             self.channels[index] = channel
             self._count(channel, logprob)

@@ -170,11 +170,6 @@ class Session:
         style = "scaffold" if request.strategy == "scaffold" else pane.thinking_style
         return RunRecorder(i, pane.info, self.mode, now(), style, request, label=pane.label)
 
-    @staticmethod
-    def pane_request(pane: Pane, request: GenerationRequest) -> GenerationRequest:
-        """The plan for one pane (see Pane.plan)."""
-        return pane.plan(request)
-
     def _run_one(self, i: int, recorder: RunRecorder, plan: _Comparison, running: list[int]) -> Iterator[RunUpdate]:
         client, cancellation = self.panes[i].client, plan.cancellation
         if cancellation.cancelled(i):  # Esc before its turn came: it never starts

@@ -1,8 +1,8 @@
 """How models mark their thought: the styles, their markers, and how a style is found.
 
-The one home of this knowledge. The worker needs it to hold a budget (app/engines/thinking_budget.py),
-the parent to split the stream for display (app/reasoning/parser.py) and to check the catalog
-(app/catalog.py). It imports nothing from app, so both sides of the engine boundary can use it
+The one home of this knowledge. The worker needs it to hold a budget (app/engines/thinking_budget.py)
+and to split the stream into thought and answer (app/engines/thought_parser.py, once, for every
+reader), the parent to check the catalog (app/catalog.py). It imports nothing from app, so both sides of the engine boundary can use it
 without importing each other.
 
 - "think-tags": <think> … </think> then the answer (DeepSeek-R1 distills, Qwen3, SmolLM3).

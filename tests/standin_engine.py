@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from app.engines.thought_parser import StreamSplit
 from app.engines.types import (
-    EngineError, Event, Failed, Finished, GenerationRequest, ModelInfo, ModelSpec, PromptDone, Started, Token, now,
+    EngineError, Event, Failed, GenerationRequest, ModelInfo, ModelSpec, PromptDone, Started, now,
 )
 
 
@@ -53,6 +54,8 @@ class StandinEngine:
 
     def _events(self, request: GenerationRequest) -> Iterator[Event]:
         start = now()
+        style = "scaffold" if request.strategy == "scaffold" else (self.spec.thinking or "none")
+        split = StreamSplit(style)  # the events as a worker's pipeline makes them
         yield Started(start, 7, request.n_threads or 1)
         yield PromptDone(now(), 7, 7, 0.001)
         if self.script.fail_with:
@@ -66,12 +69,12 @@ class StandinEngine:
                 break
             time.sleep(self.script.step_s)
             n += 1
-            yield Token(now(), text, n)
+            yield split.token(now(), text, n)
         else:
             if len(self.script.tokens) > request.max_tokens:
                 reason = "length"
         self.script.spans.append((start, now()))
-        yield Finished(now(), reason, n, 0.0)
+        yield split.finished(now(), reason, n, 0.0)
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.engines.types import Finished, PromptDone, Started, Token
+from app.engines.thought_parser import StreamSplit
+from app.engines.types import PromptDone, Started
 from app.live import WAITING, LiveRun, live_stats, tokens_per_second_curve
 from app.runs import RunRecorder
 from app.telemetry import Sample, power_series
@@ -19,15 +20,17 @@ def _thinking_run(n_thinking=4, n_answer=3, step=0.1, finish=True, finished=None
     update, with `record` set on the finished record (energy, battery) as the session sets it."""
     recorder = RunRecorder(0, None, "fair", T0, thinking_style="think-tags")
     run = LiveRun(0)
+    worker = StreamSplit("think-tags")  # the events as a worker sends them
     run.apply(recorder.feed(Started(T0 + 0.01, 12, 2)))
     run.apply(recorder.feed(PromptDone(T0 + 0.2, 12, 12, 0.19)))
     t = T0 + 0.2
     texts = ["<think>", "hmm"] + ["x"] * (n_thinking - 3) + ["</think>"] + ["ans"] * n_answer
     for text in texts:
         t += step
-        run.apply(recorder.feed(Token(t, text, 1)))
+        run.apply(recorder.feed(worker.token(t, text, 1)))
     if finish:
-        run.apply(recorder.feed(finished or Finished(t + 0.01, "stop", len(texts), 0.5)))
+        run.apply(recorder.feed(worker.finished(**(finished or dict(t=t + 0.01, finish_reason="stop",
+                                                                      n_generated=len(texts), engine_decode_s=0.5)))))
         run.apply(recorder.closing_update(recorder.record().updated(**record)))
     return run
 
@@ -42,7 +45,8 @@ def _counter_samples(watts: float, t0: float, t1: float, dt: float = 0.1) -> lis
 
 
 def test_once_ended_it_says_what_the_thought_limits_did():
-    run = _thinking_run(finished=Finished(T0 + 2.0, "stop", 7, 0.5, thinking_budget_hit=True, thinking_extended=2))
+    run = _thinking_run(finished=dict(t=T0 + 2.0, finish_reason="stop", n_generated=7, engine_decode_s=0.5,
+                                      thinking_budget_hit=True, thinking_extended=2))
     assert live_stats(run, T0 + 3.0).thought_limits == "held open 2× with Wait · closed by its budget"
     assert live_stats(_thinking_run(), T0 + 3.0).thought_limits == ""
 

@@ -2,28 +2,31 @@
 
 import dataclasses
 
-from app.engines.types import Finished, GenerationRequest, PromptDone, Started, Token
+from app.engines.thought_parser import StreamSplit
+from app.engines.types import GenerationRequest, PromptDone, Started
 from app.runs import RunRecorder
 from app.session import Session
 
 
 def test_each_token_keeps_its_channel_for_the_log():
     recorder = RunRecorder(0, None, "fair", 0.0, thinking_style="think-tags")
+    worker = StreamSplit("think-tags")  # the events as a worker sends them: split once, there
     for i, text in enumerate(["<think>", "a", "</think>", "b"]):
-        recorder.feed(Token(0.1 * (i + 1), text, 1))
+        recorder.feed(worker.token(0.1 * (i + 1), text, 1))
     assert recorder.channels == ["thinking", "thinking", "thinking", "answer"]
     assert len(recorder.channels) == len(recorder.result.token_times_s)
 
 
 def record(tokens, style="think-tags", opens_thinking=False, t0=100.0):
     recorder = RunRecorder(0, None, "fair", t0, thinking_style=style)
+    worker = StreamSplit(style, starts_in_thinking=opens_thinking)
     recorder.feed(Started(t0 + 0.01, 20, 2, opens_thinking))
     recorder.feed(PromptDone(t0 + 0.20, 20, 20, 0.19))
     t = t0 + 0.20
     for text in tokens:
-        recorder.feed(Token(t, text, 1))
+        recorder.feed(worker.token(t, text, 1))
         t += 0.05
-    recorder.feed(Finished(t, "stop", len(tokens), 0.0))
+    recorder.feed(worker.finished(t, "stop", len(tokens), 0.0))
     return recorder.result
 
 
@@ -76,11 +79,12 @@ def test_the_answers_mean_logprob_counts_answer_tokens_only_and_is_logged(tmp_pa
     from app.store import SessionLog
 
     recorder = RunRecorder(0, None, "fair", 0.0, thinking_style="think-tags")
+    worker = StreamSplit("think-tags")
     recorder.feed(Started(0.01, 5, 1))
     for n, (text, logprob) in enumerate([("<think>", -5.0), ("hmm", -4.0), ("</think>", -3.0),
                                          ("Paris", math.log(0.5)), (".", math.log(0.8))]):
-        recorder.feed(Token(0.1 * (n + 1), text, n, logprob=logprob))
-    recorder.feed(Finished(0.7, "stop", 5, 0.5))
+        recorder.feed(worker.token(0.1 * (n + 1), text, n, logprob=logprob))
+    recorder.feed(worker.finished(0.7, "stop", 5, 0.5))
     r = recorder.result
     assert r.answer_logprob_mean == (math.log(0.5) + math.log(0.8)) / 2  # the thought's tokens left out
     with SessionLog.open(tmp_path / "log.db") as log:

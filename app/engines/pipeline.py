@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from app.engines.backend import Backend, PassCancelled
 from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
 from app.engines.stop_strings import StopMatcher
+from app.engines.thought_parser import StreamSplit
 from app.engines.thinking_budget import (
     EXTEND_THOUGHT,
     ThinkingBudget,
@@ -30,19 +31,18 @@ from app.engines.types import (
     EngineError,
     Event,
     Failed,
-    Finished,
     GenerationRequest,
     ModelInfo,
     ModelSpec,
     PromptDone,
     Started,
-    Token,
     empty_prompt,
     now,
     prompt_too_long,
     render_interrupted,
     template_failed,
 )
+from app.thinking_styles import SCAFFOLD_STYLE
 
 BackendFactory = Callable[[object], Backend]  # called with the cancel flag
 
@@ -54,6 +54,7 @@ class _Run:
     max_new: int
     stops: StopMatcher
     budget: ThinkingBudget
+    split: StreamSplit  # the reply's thought and answer, split once, here, for every reader
     n_gen: int = 0
 
 
@@ -109,7 +110,9 @@ class PipelineEngine:
             return
         threads = self.backend.begin(request, prompt)
         yield Started(now(), n_prompt, threads, opened)
-        run = _Run(min(request.max_tokens, n_ctx - n_prompt), StopMatcher(spec.stop + request.stop), budget)
+        style = SCAFFOLD_STYLE if request.strategy == "scaffold" else self._style
+        run = _Run(min(request.max_tokens, n_ctx - n_prompt), StopMatcher(spec.stop + request.stop), budget,
+                   StreamSplit(style, starts_in_thinking=opened))
         yield from self._passes(request, run)
 
     def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:
@@ -122,7 +125,8 @@ class PipelineEngine:
 
     def _passes(self, request: GenerationRequest, run: _Run) -> Iterator[Event]:
         try:
-            finish = yield from drive_passes(run.budget, request, self._put_in, lambda: self._pass(request, run))
+            finish = yield from drive_passes(run.budget, request, lambda message: self._put_in(message, run),
+                                             lambda: self._pass(request, run))
         except PassCancelled:  # stopped inside the library, e.g. half-way through the prompt
             finish = "cancelled"
         except EngineError as exc:
@@ -131,13 +135,13 @@ class PipelineEngine:
         ending = self.backend.finish()
         # What the decoder still held is shown, unless a stop string ended the reply.
         tail = "" if finish == "stop" else run.stops.feed(ending.text)[0] + run.stops.flush()
-        yield Finished(now(), finish, run.n_gen, ending.decode_s, tail, run.budget.forced, run.budget.extensions,
-                       ending.peak_memory_bytes)
+        yield run.split.finished(now(), finish, run.n_gen, ending.decode_s, tail, thinking_budget_hit=run.budget.forced,
+                                 thinking_extended=run.budget.extensions, peak_memory_bytes=ending.peak_memory_bytes)
 
-    def _put_in(self, message: str) -> Iterator[Event]:
+    def _put_in(self, message: str, run: _Run) -> Iterator[Event]:
         # Shown, so the reader sees why the thought stopped or goes on.
         for token, text in self.backend.put_in(message):
-            yield Token(now(), text, token, injected=True)
+            yield run.split.token(now(), text, token, injected=True)
 
     def _pass(self, request: GenerationRequest, run: _Run):
         """One decoding pass; returns the finish reason, or CLOSE_THOUGHT / EXTEND_THOUGHT when the
@@ -156,7 +160,7 @@ class PipelineEngine:
                     return EXTEND_THOUGHT
                 run.n_gen += 1
                 shown, hit = run.stops.feed(self.backend.take(step))
-                yield Token(step.t, shown, step.token, logprob=step.logprob)
+                yield run.split.token(step.t, shown, step.token, logprob=step.logprob)
                 end = pass_end(hit, run.n_gen, run.max_new, run.budget, shown)
                 if end:
                     return end

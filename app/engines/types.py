@@ -121,6 +121,17 @@ class GenerationRequest:
 
 # Events. `t` is taken with now() in the worker, where the thing happened.
 
+THINKING, ANSWER = "thinking", "answer"  # the two channels of a reply
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a reply's text, labelled: the worker splits the stream once (thought_parser.py),
+    and every reader takes the pieces as they come, with no parser of its own."""
+
+    channel: str  # THINKING or ANSWER
+    text: str
+
 
 @dataclass(frozen=True)
 class Started:
@@ -145,6 +156,8 @@ class Token:
     token_id: int
     injected: bool = False  # put in by the app (the end-of-thinking message), not generated
     logprob: float | None = None  # natural log of the token's probability, when the request asked
+    pieces: tuple[Piece, ...] = ()  # the labelled text this token settles (a marker's may come later)
+    channel: str = ANSWER  # where the reply is after this token: THINKING or ANSWER
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,8 @@ class Finished:
     thinking_budget_hit: bool = False  # the budget, not the model, ended the thought
     thinking_extended: int = 0  # times the model's early close was refused for the minimum
     peak_memory_bytes: int | None = None  # the engine's own count at its peak (MLX); None where it keeps none
+    pieces: tuple[Piece, ...] = ()  # the labelled text still held at the end (text_tail's, and any marker's)
+    thinking_unclosed: bool = False  # the reply ended inside its thought
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.live import WAITING, LiveStats, final_stats
 from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, budget_limit
-from app.reasoning.parser import THINKING, Piece
+from app.engines.thought_parser import THINKING, Piece
 from app.runs import RunResult
 from app.ui.snapshots import PaneActivity
 

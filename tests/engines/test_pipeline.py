@@ -261,3 +261,34 @@ def test_the_mlx_preflight_checks_the_folder(tmp_path):
     with pytest.raises(EngineError, match="not a folder") as caught:
         preflight(ModelSpec(path=str(tmp_path / "nowhere"), engine="mlx"))
     assert caught.value.kind == "missing_model_file"
+
+
+def _split(events):
+    """The thought and the answer, from the pieces the events carry (what every reader takes)."""
+    pieces = [p for e in events if isinstance(e, (Token, Finished)) for p in e.pieces]
+    return ("".join(p.text for p in pieces if p.channel == "thinking"),
+            "".join(p.text for p in pieces if p.channel == "answer"))
+
+
+def test_the_worker_splits_the_reply_once_and_every_event_carries_its_pieces():
+    # The budget's close message is put in, and it splits as a close: thought, then answer.
+    engine = loaded([["<think>", "a", "b", "c"], ["42", END]], thinking="think-tags")
+    events = run(engine, thinking_budget=2)
+    thought, answer = _split(events)
+    assert thought == "a" + THINK_TAGS.close_message.split("</think>")[0] and answer.strip() == "42"
+    tokens = [e for e in events if isinstance(e, Token)]
+    assert tokens[0].channel == "thinking" and tokens[-1].channel == "answer"
+    assert not events[-1].thinking_unclosed
+
+
+def test_a_reply_cut_off_mid_thought_says_so_at_its_end_and_keeps_the_half_marker_as_thought():
+    engine = loaded([["<think>", "hmm", "</th"]], thinking="think-tags")
+    events = run(engine, max_tokens=3)
+    assert events[-1].finish_reason == "length" and events[-1].thinking_unclosed
+    assert _split(events) == ("hmm</th", "")  # held back while it could become "</think>", given at the end
+
+
+def test_a_scaffolded_request_is_split_at_its_answer_marker():
+    engine = loaded([["Add", " them", ".", " The answer is", " 4", END]])
+    events = run(engine, thinking=True, strategy="scaffold")
+    assert _split(events) == ("Add them. ", "The answer is 4")

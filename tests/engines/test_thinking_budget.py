@@ -11,7 +11,7 @@ from app.engines.thinking_budget import (
 from app.engines.types import GenerationRequest, Sampling
 from app.reasoning.modes import thinking_request
 from app.thinking_styles import SCAFFOLD_MIN_UNSUPPORTED
-from app.reasoning.parser import ANSWER, THINKING, ReasoningParser
+from app.engines.thought_parser import ANSWER, THINKING, ReasoningParser
 from app.thinking_styles import SCAFFOLD_MARKERS
 from app.session import Session
 

@@ -4,7 +4,8 @@ import pytest
 
 from app import catalog, thinking_styles
 from app.engines import thinking_budget
-from app.reasoning import modes, parser
+from app.engines import thought_parser as parser
+from app.reasoning import modes
 from app.thinking_styles import detect_style, resolve_style
 
 

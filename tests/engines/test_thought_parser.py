@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.reasoning.parser import ANSWER, THINKING, ReasoningParser
+from app.engines.thought_parser import ANSWER, THINKING, ReasoningParser
 from app.thinking_styles import detect_style
 
 

@@ -11,14 +11,15 @@
 Markers can arrive split across tokens ("</th" + "ink>"): what could still become a marker is
 held back until the next piece settles it, so no half tag is ever shown.
 
-The styles and their markers are app/thinking_styles.py's; the worker holds budgets with the same.
+It runs in the worker, once per request (app/engines/pipeline.py): each Token event carries the
+pieces it settled and the channel the reply is in, so no reader parses the stream again. The styles
+and their markers are app/thinking_styles.py's; the worker's budget reads the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from app.engines.stop_strings import held_suffix_length
+from app.engines.types import ANSWER, THINKING, Finished, Piece, Token
 from app.thinking_styles import (
     HARMONY_ANSWER_CHANNELS,
     HARMONY_CHANNEL,
@@ -31,16 +32,7 @@ from app.thinking_styles import (
     THINK_OPEN,
 )
 
-__all__ = ["ANSWER", "THINKING", "Piece", "ReasoningParser"]
-
-THINKING, ANSWER = "thinking", "answer"
-
-
-@dataclass(frozen=True)
-class Piece:
-    channel: str  # THINKING or ANSWER
-    text: str
-
+__all__ = ["ANSWER", "THINKING", "Piece", "ReasoningParser", "StreamSplit"]
 
 class ReasoningParser:
     """Feed text as it streams; get back labelled pieces. Call flush() at the end."""
@@ -187,3 +179,22 @@ class ReasoningParser:
         if text:
             out.append(Piece(channel, text))
 
+
+class StreamSplit:
+    """A reply's events as the worker sends them: each Token with the pieces it settled and the
+    channel the reply is in after it; the Finished event with what was still held, and whether the
+    thought never closed. The pipeline makes every event through one (so do tests that stand in
+    for a worker)."""
+
+    def __init__(self, style: str, starts_in_thinking: bool = False) -> None:
+        self.parser = ReasoningParser(style, starts_in_thinking=starts_in_thinking)
+
+    def token(self, t: float, text: str, token: int, **kwargs) -> Token:
+        pieces = tuple(self.parser.feed(text))
+        return Token(t, text, token, pieces=pieces, channel=self.parser.channel, **kwargs)
+
+    def finished(self, t: float, finish_reason: str, n_generated: int, engine_decode_s: float,
+                 text_tail: str = "", **kwargs) -> Finished:
+        pieces = tuple(self.parser.feed(text_tail) + self.parser.flush())
+        return Finished(t, finish_reason, n_generated, engine_decode_s, text_tail, pieces=pieces,
+                        thinking_unclosed=self.parser.unclosed, **kwargs)
