@@ -145,7 +145,7 @@ def test_asked_to_think_a_model_that_cannot_is_scaffolded_and_labelled(smollm2_s
         request = GenerationRequest.from_prompt("What is 6 times 7?", max_tokens=40, thinking=True,
                                                 sampling=Sampling(temperature=0.0))
         [result] = session.compare(request)
-        asked = session.pane_request(session.panes[0], request)
+        asked = session.panes[0].plan(request)
     assert result.status == "ok" and result.strategy == "scaffold" and result.thinking_style == "scaffold"
     assert asked.messages[0].role == "system"
     assert result.n_thinking_tokens + result.n_answer_tokens == result.n_generated

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from app.exit_codes import EXIT_BAD_INPUT
 from app.settings import load_settings, save_settings, settings_path
 from app.store import open_log, resolve_db_path
 
@@ -51,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     problem = _no_display()
     if problem:
         print(problem, file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     try:
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
     except ImportError:
         print("fastslow-app: the desktop app needs Qt: pip install 'fastslow[gui]'", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     from app.ui.window import MainWindow
 
     first_start = not settings_path().exists()
