@@ -186,14 +186,7 @@ class RunResult:
     def of(cls, pane: int, text: str = "", thinking: str = "", **flat: Any) -> "RunResult":
         """A record from flat names (`RunResult.of(pane=0, model="m", status="ok", ttft_s=0.1)`);
         an unknown name is a TypeError, as for any constructor."""
-        unknown = sorted(set(flat) - set(FLAT_PART))
-        if unknown:
-            raise TypeError(f"RunResult has no field {', '.join(map(repr, unknown))}")
-        parts = {}
-        for part, part_cls in PARTS.items():
-            mine = {k: v for k, v in flat.items() if FLAT_PART[k] == part}
-            parts[part] = part_cls(**_normal(mine)) if mine else part_cls()
-        return cls(pane=pane, text=text, thinking=thinking, **parts)
+        return cls(pane=pane, text=text, thinking=thinking).updated(**flat)
 
     def updated(self, **flat: Any) -> "RunResult":
         """A copy with these flat names changed."""

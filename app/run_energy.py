@@ -4,9 +4,8 @@ thinking, shared by CPU time with runs beside it) and its stored series of readi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
-from app.record import EnergyReport, RunResult
+from app.record import RunResult
 from app.store import TelemetrySample
 from app.telemetry import Sample, power_series, split_phases
 
@@ -29,16 +28,14 @@ def with_energy(
     phases = split_phases(samples, t0, boundary, t1, result.n_thinking_tokens, result.n_answer_tokens,
                           pid, list(share_with))
     if phases is not None:
-        report = EnergyReport(**phases.flat())
+        changes.update(phases.flat())  # the record's energy names, each with its source
         if lost_sources:  # a source that stopped is missing from here on: say so with the figure
-            detail = dict(report.energy_detail)
-            detail["notes"] = [*detail.get("notes", []), *lost_sources]
-            report = EnergyReport(**{**phases.flat(), "energy_approximate": True, "energy_detail": detail})
-        changes["energy"] = report
+            detail = changes["energy_detail"]
+            changes.update(energy_approximate=True,
+                           energy_detail={**detail, "notes": [*detail.get("notes", []), *lost_sources]})
     last = next((s.procs[pid] for s in reversed(samples) if pid in s.procs), None)
     changes["peak_rss_bytes"] = last.peak_rss if last else None
-    energy = changes.pop("energy", result.energy)
-    return replace(result.updated(**changes), energy=energy)
+    return result.updated(**changes)
 
 
 def run_series(result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None) -> list[TelemetrySample]:

@@ -40,7 +40,7 @@ from sqlite_utils import Database
 
 from app import __version__
 from app.engines.types import GenerationRequest, Message, ModelInfo
-from app.record import RunResult
+from app.record import RunResult, Status
 from app.store.codec import BOOL_COLUMNS, JSON_COLUMNS, MAYBE_BOOL_COLUMNS, RunColumns, row_to_run, run_to_row
 from app.store import schema
 from app.store.paths import create_private_file, make_private_folder, resolve_db_path
@@ -126,7 +126,7 @@ class TelemetrySample:
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
 MAX_JSON_DEPTH = 64  # free-form JSON (host, request, params...) nests no deeper
-STATUSES = ("running", "ok", "cancelled", "failed", "interrupted")
+STATUSES = tuple(status.value for status in Status)  # running, ok, cancelled, failed, interrupted
 _SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a pair: no valid UTF-8 holds it
 
 
