@@ -15,7 +15,10 @@ import pytest
 
 from app.store import SessionLog
 
-pytestmark = [pytest.mark.model, pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is a POSIX thing")]  # model: runs the command or the app on a model
+pytestmark = [
+    pytest.mark.model,  # runs the command or the app on a model (not in `make check`)
+    pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is a POSIX thing"),
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = ["Write a long story about a lighthouse keeper.", "-m", "smollm2-135m", "-m", "smollm2-135m",

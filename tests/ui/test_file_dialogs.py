@@ -21,7 +21,10 @@ from app.runs import RunResult
 from app.store import SessionLog
 from app.ui.file_dialogs import _dialog
 
-pytestmark = [pytest.mark.model, pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's lock table (Linux)")]  # model: runs the command or the app on a model
+pytestmark = [
+    pytest.mark.model,  # runs the command or the app on a model (not in `make check`)
+    pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's lock table (Linux)"),
+]
 
 
 def _our_locks(path) -> int:
