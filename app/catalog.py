@@ -474,7 +474,7 @@ def resolve(
     name_or_path: str,
     *,
     n_ctx: int | None = None,
-    n_gpu_layers: int = 0,
+    n_gpu_layers: int | None = None,
     n_threads: int | None = None,
     catalog: list[CatalogEntry] | None = None,
     models_dir: Path | None = None,

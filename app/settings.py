@@ -38,6 +38,7 @@ MAX_N_CTX = 262_144
 MAX_GPU_LAYERS = 1000
 MIN_TDP_W, MAX_TDP_W = 1, 2000
 MIN_PANES, MAX_PANES = 2, 4
+SETTINGS_FORMAT = 2  # 2: n_gpu_layers defaults to offloading what fits (1 stored 0, the CPU, by default)
 # The kernel's virtual filesystems: nothing written there is kept (or it cannot be written at all).
 VIRTUAL_DIRS = ("/proc", "/sys", "/dev")
 LEAVE_EMPTY = "or leave it empty for the platform's data folder"
@@ -51,7 +52,7 @@ def logical_cpus() -> int:
 @dataclass
 class Settings:
     n_threads: int | None = None  # None: every physical core
-    n_gpu_layers: int = 0  # layers offloaded to the GPU; -1 = all
+    n_gpu_layers: int | None = None  # layers offloaded to the GPU; None: as many as fit; -1: all; 0: the CPU
     n_ctx: int = 4096  # the model's own context when smaller
     sample_hz: float = 10.0  # telemetry rate
     tdp_w: float | None = None  # the CPU's TDP for the energy estimate; None: guessed from the CPU
@@ -76,8 +77,9 @@ class Settings:
         elif self.n_threads is not None and self.n_threads > (cpus := logical_cpus()):
             found.append(f"this machine has {cpus} logical CPUs, so threads must be {cpus} or fewer "
                          f"(or empty for all cores), not {self.n_threads}")
-        if not -1 <= self.n_gpu_layers <= MAX_GPU_LAYERS:
-            found.append(f"GPU layers must be -1 (all) or 0 to {MAX_GPU_LAYERS}, not {self.n_gpu_layers}")
+        if self.n_gpu_layers is not None and not -1 <= self.n_gpu_layers <= MAX_GPU_LAYERS:
+            found.append(f"GPU layers must be empty (as many as fit), -1 (all) or 0 to {MAX_GPU_LAYERS}, "
+                         f"not {self.n_gpu_layers}")
         if self.n_ctx < 256:
             found.append("the context must be at least 256 tokens")
         elif self.n_ctx > MAX_N_CTX:
@@ -184,6 +186,10 @@ def settings_from(data: object) -> Settings:
     Unknown keys are a newer version's and are left alone; a missing key takes its default."""
     if not isinstance(data, dict):
         raise ValueError("it does not hold a JSON object")
+    if data.get("format", 1) == 1 and type(data.get("n_gpu_layers")) is int and data["n_gpu_layers"] == 0:
+        # Format 1 wrote the old default, 0 (the CPU), whether or not the user chose it. Offload is
+        # the default now; a user who wants the CPU sets 0 again and format 2 keeps it.
+        data = {k: v for k, v in data.items() if k != "n_gpu_layers"}
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in data.items() if k in known})
     wrong = settings.problems()
@@ -296,6 +302,6 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps({"format": SETTINGS_FORMAT, **asdict(settings)}, indent=2), encoding="utf-8")
     tmp.replace(path)
     return path

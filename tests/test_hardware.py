@@ -182,3 +182,12 @@ def test_defaults_to_this_machines_memory(smollm2: GGUFInfo) -> None:
     estimate = estimate_fit(smollm2, 2048)
     assert isinstance(estimate, FitEstimate)
     assert 0 < estimate.available_bytes <= psutil.virtual_memory().total
+
+
+def test_auto_offload_is_checked_against_ram_and_free_vram_together(smollm2: GGUFInfo) -> None:
+    """By default the worker offloads what fits and keeps the rest in RAM: together they must hold it."""
+    card = MemoryState(ram_total=8 * GIB, ram_available=1 * GIB,
+                       gpus=(GpuMemory("NVIDIA GeForce RTX 4070", 12 * GIB, 10 * GIB),))
+    auto = estimate_fit(smollm2, 2048, None, memory=card)
+    assert auto.where == "RAM + VRAM" and auto.available_bytes == 11 * GIB and auto.verdict == "fits"
+    assert estimate_fit(smollm2, 2048, None, memory=PLENTY).where == "RAM"  # no GPU NVML can see

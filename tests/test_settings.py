@@ -233,3 +233,18 @@ def test_env_db_path_says_when_the_environment_wins(monkeypatch):
     assert resolve_db_path(settings_value="/settings/fastslow.db") == Path("/from/env.db")
     monkeypatch.delenv("FASTSLOW_DB")
     assert resolve_db_path(settings_value="/settings/fastslow.db") == Path("/settings/fastslow.db")
+
+
+def test_gpu_offload_is_the_default_and_an_old_files_cpu_default_becomes_it(tmp_path):
+    """Format 1 wrote n_gpu_layers 0 (the CPU) for everyone, chosen or not; it now means "as many as
+    fit", and a 0 saved by this version stays the CPU."""
+    assert Settings().n_gpu_layers is None
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"n_gpu_layers": 0, "n_ctx": 2048}), encoding="utf-8")
+    old = load_settings(path)
+    assert old.problem is None and old.settings.n_gpu_layers is None and old.settings.n_ctx == 2048
+    path.write_text(json.dumps({"n_gpu_layers": 24}), encoding="utf-8")
+    assert load_settings(path).settings.n_gpu_layers == 24  # a number someone chose is kept
+    save_settings(Settings(n_gpu_layers=0), path)
+    assert json.loads(path.read_text(encoding="utf-8"))["format"] == 2
+    assert load_settings(path).settings.n_gpu_layers == 0

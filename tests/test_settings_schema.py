@@ -33,7 +33,7 @@ FIELDS = [f.name for f in fields(Settings)]
 def _in_bounds(s: Settings) -> None:
     """Each field of loaded settings, judged here on its own (not by the code under test)."""
     assert s.n_threads is None or (type(s.n_threads) is int and 1 <= s.n_threads <= logical_cpus())
-    assert type(s.n_gpu_layers) is int and -1 <= s.n_gpu_layers <= MAX_GPU_LAYERS
+    assert s.n_gpu_layers is None or (type(s.n_gpu_layers) is int and -1 <= s.n_gpu_layers <= MAX_GPU_LAYERS)
     assert type(s.n_ctx) is int and 256 <= s.n_ctx <= MAX_N_CTX
     assert type(s.sample_hz) is float and math.isfinite(s.sample_hz) and 0.5 <= s.sample_hz <= 100
     assert s.tdp_w is None or (type(s.tdp_w) is float and math.isfinite(s.tdp_w) and 1 <= s.tdp_w <= 2000)
@@ -82,14 +82,14 @@ def _check(content: bytes) -> None:
         ({"n_ctx": 4096.5}, "n_ctx must be a whole number, not 4096.5"),
         ({"max_tokens": 512.0}, "max_tokens must be a whole number, not 512.0"),
         ({"max_tokens": True}, "max_tokens must be a whole number, not true"),
-        ({"n_gpu_layers": False}, "n_gpu_layers must be a whole number, not false"),
+        ({"n_gpu_layers": False}, "n_gpu_layers must be a whole number or null, not false"),
         ({"n_threads": True}, "n_threads must be a whole number or null, not true"),
         ({"sample_hz": math.nan}, "sample_hz must be a finite number, not NaN"),
         ({"tdp_w": -math.inf}, "tdp_w must be a finite number or null, not -Infinity"),
         ({"tdp_w": True}, "tdp_w must be a finite number or null, not true"),
         ({"mode": ["fair"]}, "mode must be a string, not [\"fair\"]"),
         ({"max_tokens": MAX_N_CTX + 1}, f"max tokens must be 1 to {MAX_N_CTX}"),
-        ({"n_gpu_layers": 10**6}, f"GPU layers must be -1 (all) or 0 to {MAX_GPU_LAYERS}"),
+        ({"n_gpu_layers": 10**6}, f"GPU layers must be empty (as many as fit), -1 (all) or 0 to {MAX_GPU_LAYERS}"),
         ({"data_dir": "/tmp/\udcff"}, "data_dir holds a lone surrogate (\\udcff)"),
         ({"data_dir": "/a\x00b"}, "the data folder cannot contain a NUL character"),
         ({"data_dir": "~no-such-user-here/fastslow"}, "home folder of a user this machine does not have"),

@@ -18,13 +18,13 @@ from typing import Iterator
 import psutil
 
 from app.engines.backend import Ending, PassCancelled, Rendered, Step
+from app.engines.devices import llama_build
 from app.engines.gguf_header import GGUFInfo, read_gguf_header
+from app.engines.offload import plan_offload
 from app.engines.pipeline import PipelineEngine
 from app.engines.types import EngineError, GenerationRequest, ModelInfo, ModelSpec, PromptDone, now
 from app.thinking_styles import resolve_style
 
-# Backend names as llama_print_system_info() spells them, in the order we prefer to report.
-_GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 
 
@@ -95,16 +95,6 @@ def _logprob(llm, token: int) -> float:
     return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
 
-def available_backends() -> tuple[str, ...]:
-    """The backends compiled into this llama.cpp build, e.g. ("CPU",) or ("CUDA", "CPU")."""
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
-    found = [name for name in _GPU_BACKENDS if re.search(rf"\b{name}\b", info)]
-    return tuple(found) + ("CPU",)
-
-
-
 class LlamaCppBackend:
     """A Backend (backend.py) over llama-cpp-python.
 
@@ -139,6 +129,8 @@ class LlamaCppBackend:
         n_ctx_train = header.context_length or spec.n_ctx
         n_ctx = min(spec.n_ctx, n_ctx_train)
         self._threads = spec.n_threads or psutil.cpu_count(logical=False) or 1
+        build = llama_build()  # asked at each load: the GPUs' free memory changes
+        plan = plan_offload(header, n_ctx, spec.n_gpu_layers, build, n_batch=spec.n_batch)
         started = now()
         try:
             with _model_params(llama_cpp, _extra_buffer_types_safe()):
@@ -148,7 +140,7 @@ class LlamaCppBackend:
                     n_batch=spec.n_batch,
                     n_threads=self._threads,
                     n_threads_batch=self._threads,
-                    n_gpu_layers=spec.n_gpu_layers,
+                    n_gpu_layers=plan.n_gpu_layers,
                     verbose=False,
                 )
         except Exception as exc:  # llama.cpp reports the cause through its log, not the exception
@@ -173,7 +165,6 @@ class LlamaCppBackend:
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: bool(self._cancel.value))
         n_layers = llama_cpp.llama_model_n_layer(llm._model.model)
         offloaded = self._offloaded_layers()
-        backends = available_backends()
         return ModelInfo(
             name=spec.label,
             path=spec.path,
@@ -185,8 +176,8 @@ class LlamaCppBackend:
             n_ctx=n_ctx,
             n_ctx_train=n_ctx_train,
             chat_template_source=source,
-            backends_available=backends,
-            backend_used=backends[0] if offloaded else "CPU",
+            backends_available=build.backends,
+            backend_used=plan.backend if offloaded else "CPU",
             n_gpu_layers_requested=spec.n_gpu_layers,
             n_gpu_layers_offloaded=offloaded,
             n_layers=n_layers,
@@ -194,6 +185,8 @@ class LlamaCppBackend:
             load_s=load_s,
             engine_version=getattr(llama_cpp, "__version__", "?"),
             thinking_style=self._style,
+            device=plan.device if offloaded else "",
+            offload_note=plan.reason,
         )
 
     @staticmethod

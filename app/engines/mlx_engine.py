@@ -82,13 +82,14 @@ class MlxBackend:
             chat_template_source="tokenizer" if getattr(self._tokenizer, "chat_template", None) else "none",
             backends_available=("Metal", "CPU") if on_gpu else ("CPU",),
             backend_used="Metal" if on_gpu else "CPU",
-            n_gpu_layers_requested=0,
+            n_gpu_layers_requested=None,  # MLX places the whole model on its default device
             n_gpu_layers_offloaded=int(config.get("num_hidden_layers", 0)) if on_gpu else 0,
             n_layers=int(config.get("num_hidden_layers", 0)),
             n_threads=0,  # MLX chooses its own threads
             load_s=now() - started,
             engine_version=f"mlx {mx.__version__}",
             thinking_style=style,
+            offload_note="MLX runs every layer on Metal" if on_gpu else "this MLX has no Metal device: the CPU runs it",
         )
 
     # -- the prompt ------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class ModelSpec:
     stop: tuple[str, ...] = ()  # extra stop strings the family needs beyond its EOG tokens
     thinking: str | None = None  # "none", "think-tags", "think-tags-switch", "harmony"; None: detect
     n_ctx: int = 4096
-    n_gpu_layers: int = 0  # -1: all layers
+    n_gpu_layers: int | None = None  # None: as many as fit the GPU (offload.py); -1: all; 0: the CPU
     n_threads: int | None = None  # None: every physical core
     n_batch: int = 512
     engine: str = "llama.cpp"
@@ -71,7 +71,7 @@ class ModelInfo:
     chat_template_source: str  # "gguf", "catalog", or "none"
     backends_available: tuple[str, ...]  # compiled into this llama.cpp build
     backend_used: str  # where the layers actually run: "CPU", "CUDA", "Metal"...
-    n_gpu_layers_requested: int
+    n_gpu_layers_requested: int | None  # None: auto
     n_gpu_layers_offloaded: int
     n_layers: int
     n_threads: int
@@ -80,6 +80,16 @@ class ModelInfo:
     # How the model marks its thought (app/thinking_styles.py): the spec's, else detected from its
     # template, once, by the worker that loaded it. The parent reads it here.
     thinking_style: str = "none"
+    device: str = ""  # the GPU(s) the offloaded layers are on, as the engine names them; "" on the CPU
+    offload_note: str = ""  # why this many layers (offload.py's plan), in a sentence
+
+    @property
+    def placement(self) -> str:
+        """Where it runs, in a few words ("CUDA · RTX 4070 · 20/28 layers"): offload.placement.
+        (Imported here: offload reads GGUF headers, whose module raises this module's errors.)"""
+        from app.engines.offload import placement
+
+        return placement(self.backend_used, self.device, self.n_gpu_layers_offloaded, self.n_layers, self.n_threads)
 
 
 @dataclass(frozen=True)

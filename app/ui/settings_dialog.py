@@ -26,13 +26,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.hardware import physical_cores
-from app.settings import MAX_N_CTX, Settings, check_data_dir, logical_cpus, save_settings
+from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, Settings, check_data_dir, logical_cpus, save_settings
 from app.store.paths import ENV_VAR as DB_ENV_VAR
 from app.store.paths import env_db_path
 from app.ui.file_dialogs import existing_directory
 
 HINT_STYLE = ""  # the theme's own text colour
 WARN_STYLE = "color: #b00020"
+GPU_CHOICES = (
+    ("As many layers as fit the GPU (auto)", "auto"),
+    ("Every layer", "all"),
+    ("None: the CPU only", "cpu"),
+    ("This many:", "count"),
+)
 
 
 class SettingsDialog(QDialog):
@@ -49,10 +55,22 @@ class SettingsDialog(QDialog):
         self.threads_hint = _hint()
         self.threads.valueChanged.connect(self._say_threads)
         self._say_threads()
+        # GPU offload: a choice, and a count only where the user picks one.
+        self.gpu_mode = QComboBox()
+        for text, data in GPU_CHOICES:
+            self.gpu_mode.addItem(text, data)
         self.gpu_layers = QSpinBox()
-        self.gpu_layers.setRange(-1, 1000)
-        self.gpu_layers.setSpecialValueText("all")
-        self.gpu_layers.setValue(settings.n_gpu_layers)
+        self.gpu_layers.setRange(1, MAX_GPU_LAYERS)
+        self.gpu_layers.setSuffix(" layers")
+        layers = settings.n_gpu_layers
+        choice = "auto" if layers is None else "all" if layers == -1 else "cpu" if layers == 0 else "count"
+        self.gpu_mode.setCurrentIndex(self.gpu_mode.findData(choice))
+        self.gpu_layers.setValue(layers if choice == "count" else 20)
+        self.gpu_mode.currentIndexChanged.connect(self._say_gpu)
+        self._say_gpu()
+        gpu = QHBoxLayout()
+        gpu.addWidget(self.gpu_mode, 1)
+        gpu.addWidget(self.gpu_layers)
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(256, MAX_N_CTX)
         self.n_ctx.setSingleStep(1024)
@@ -95,7 +113,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("CPU threads", self.threads)
         form.addRow(self.threads_hint)
-        form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("GPU offload", gpu)
         form.addRow("Context size", self.n_ctx)
         form.addRow(self.n_ctx_hint)
         form.addRow("Telemetry rate", self.sample_hz)
@@ -118,6 +136,13 @@ class SettingsDialog(QDialog):
         self.threads_hint.setText(f"{self.threads.value()} threads: {cores}" if over else cores)
         self.threads_hint.setStyleSheet(WARN_STYLE if over else HINT_STYLE)
 
+    def _say_gpu(self) -> None:
+        self.gpu_layers.setEnabled(self.gpu_mode.currentData() == "count")
+
+    def _gpu_layers(self) -> int | None:
+        choice = self.gpu_mode.currentData()
+        return {"auto": None, "all": -1, "cpu": 0}.get(choice, self.gpu_layers.value())
+
     def _browse(self) -> None:
         folder = existing_directory(self, "Data folder", self.data_dir.text())
         if folder:
@@ -127,7 +152,7 @@ class SettingsDialog(QDialog):
         return replace(
             self.settings,
             n_threads=self.threads.value() or None,
-            n_gpu_layers=self.gpu_layers.value(),
+            n_gpu_layers=self._gpu_layers(),
             n_ctx=self.n_ctx.value(),
             sample_hz=self.sample_hz.value(),
             tdp_w=self.tdp.value() or None,

@@ -74,7 +74,7 @@ def test_the_dialog_shows_the_settings_it_was_given(make_dialog, tmp_path):
     dialog = make_dialog(custom(), tmp_path / "settings.json")
     assert dialog.windowTitle() == "Settings"
     assert dialog.threads.value() == 3
-    assert dialog.gpu_layers.value() == -1 and dialog.gpu_layers.text() == "all"
+    assert dialog.gpu_mode.currentText() == "Every layer" and not dialog.gpu_layers.isEnabled()
     assert dialog.n_ctx.value() == 8192
     assert dialog.sample_hz.value() == 5.0
     assert dialog.tdp.value() == 45.0
@@ -84,7 +84,7 @@ def test_the_dialog_shows_the_settings_it_was_given(make_dialog, tmp_path):
 
     defaults = make_dialog(Settings(), tmp_path / "settings.json")
     assert defaults.threads.text() == "all physical cores (8)"
-    assert defaults.gpu_layers.value() == 0
+    assert defaults.gpu_mode.currentText() == "As many layers as fit the GPU (auto)"
     assert defaults.n_ctx.value() == 4096
     assert defaults.tdp.text() == "guess from the CPU"
     assert defaults.data_dir.text() == "" and defaults.data_dir.placeholderText() == "the platform's data folder"
@@ -315,3 +315,18 @@ def test_the_app_opens_the_log_by_precedence(monkeypatch, ui_settings, tmp_path,
         app_main.main(argv)
     want = folder / "fastslow.db" if expected == "settings" else tmp_path / expected
     assert Path(opened.value.args[0]) == want
+
+
+@pytest.mark.parametrize("choice, count, stored", [
+    ("auto", None, None), ("all", None, -1), ("cpu", None, 0), ("count", 12, 12)])
+def test_each_gpu_offload_choice_is_saved_as_its_number(qtbot, make_dialog, tmp_path, choice, count, stored):
+    path = tmp_path / "settings.json"
+    dialog = make_dialog(Settings(), path)
+    dialog.gpu_mode.setCurrentIndex(dialog.gpu_mode.findData(choice))
+    assert dialog.gpu_layers.isEnabled() == (choice == "count")  # a count only where one is asked for
+    if count is not None:
+        type_into(qtbot, dialog.gpu_layers, str(count))
+    save(qtbot, dialog)
+    assert load_settings(path).settings.n_gpu_layers == stored
+    reopened = make_dialog(load_settings(path).settings, path)
+    assert reopened.gpu_mode.currentData() == choice
