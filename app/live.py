@@ -91,6 +91,8 @@ class LiveStats:
     energy_approximate: bool = False  # the figure is marked (a run too short for the sensor, a lost source)
     no_answer: str = ""  # once ended without an answer: why, and what to change
     energy_kind: str = ""  # "measured", "estimated", "mixed" (EnergyReport.kind); "" when unknown
+    placement: str = ""  # once ended: where it ran ("CPU · 2 threads"); while running the pane's header says it
+    load_note: str = ""  # once ended: how other processes' load distorted its figures; "" when it did not
 
 
 WAITING_STATS = LiveStats(None, None, None, None, None, 0, 0, None, None, None, "", WAITING)
@@ -173,6 +175,8 @@ def final_stats(r: RunResult) -> LiveStats:
         power_supply=power_supply(r.on_mains, r.battery_percent),
         energy_approximate=r.energy_approximate,
         no_answer=r.no_answer,
+        placement=r.placement,
+        load_note=r.load_note,
         energy_kind=r.energy.kind,
     )
 

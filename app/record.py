@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, Mapping
 
+from app.engines.offload import placement
+from app.engines.types import ModelInfo
 from app.thinking_styles import SCAFFOLD_MARKERS
 
 
@@ -60,6 +62,25 @@ class Conditions:
     started_at: str = ""  # wall clock, ISO 8601
     on_mains: bool | None = None  # at the run's end: False on battery; None without a battery (or unknown)
     battery_percent: float | None = None  # laptops slow down and draw less on battery: numbers differ
+    device: str = ""  # the GPU(s) its offloaded layers ran on; "" on the CPU
+    n_layers: int = 0  # the model's layers, so "20/28 layers offloaded" can be said of a stored run
+    # Logical CPUs kept busy by other processes over the run (app/telemetry/load.py); None: not measured.
+    background_cores: float | None = None
+    load_note: str = ""  # why that load distorted its figures, said when the run ended; "": it did not
+
+    @property
+    def placement(self) -> str:
+        """Where it ran, in a few words: "CPU · 2 threads", "CUDA · RTX 4070 · 20/28 layers"."""
+        if not self.engine:  # never loaded: nothing ran anywhere
+            return ""
+        return placement(self.backend, self.device, self.n_gpu_layers, self.n_layers, self.n_threads)
+
+
+def model_conditions(info: ModelInfo) -> dict[str, Any]:
+    """What a loaded model fixes of a run's conditions, by their flat names (the recorder's and the log's)."""
+    return dict(model_path=info.path, engine=info.engine, backend=info.backend_used, quantization=info.quantization,
+                n_threads=info.n_threads, n_gpu_layers=info.n_gpu_layers_offloaded, device=info.device,
+                n_layers=info.n_layers)
 
 
 @dataclass(frozen=True)
@@ -229,6 +250,7 @@ def _flat_view(part: str, name: str) -> property:
 # The flat names as read-only views of the parts: `r.ttft_s` is `r.timings.ttft_s`.
 for _name, _part in FLAT_PART.items():
     setattr(RunResult, _name, _flat_view(_part, _name))
+RunResult.placement = property(lambda self: self.conditions.placement, doc="conditions.placement")
 
 
 SCAFFOLD_MARKER_SAID = f"{SCAFFOLD_MARKERS[0]} …"  # how a reply is told to end its thought

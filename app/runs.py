@@ -12,8 +12,8 @@ from app.engines.types import (
 )
 from app.reasoning.answers import check_answer
 from app.record import (
-    Conditions, Ending, Memory, RunResult, Status, ThoughtControl, Timings, Tokens, decode_rate, no_answer_reason,
-    power_supply, rate,
+    Conditions, Ending, Memory, RunResult, Status, ThoughtControl, Timings, Tokens, decode_rate, model_conditions,
+    no_answer_reason, power_supply, rate,
 )
 
 __all__ = ["RunRecorder", "RunResult", "RunUpdate", "Progress", "Status", "no_answer_reason", "power_supply"]
@@ -74,9 +74,7 @@ class RunRecorder:
         self.channels: list[str] = []  # each generated token's channel, beside the token times
         self._conditions = Conditions(
             model=info.name if info else label, mode=mode, started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **({} if info is None else dict(
-                model_path=info.path, engine=info.engine, backend=info.backend_used,
-                quantization=info.quantization, n_threads=info.n_threads, n_gpu_layers=info.n_gpu_layers_offloaded)))
+            **({} if info is None else model_conditions(info)))
         self._thought = ThoughtControl(thinking_style=thinking_style, **({} if request is None else dict(
             strategy=request.strategy, thinking_budget=request.thinking_budget, thinking_min=request.thinking_min)))
         self.text = self.thinking = ""

@@ -40,7 +40,7 @@ from sqlite_utils import Database
 
 from app import __version__
 from app.engines.types import GenerationRequest, Message, ModelInfo
-from app.record import RunResult, Status
+from app.record import RunResult, Status, model_conditions
 from app.store.codec import BOOL_COLUMNS, JSON_COLUMNS, MAYBE_BOOL_COLUMNS, RunColumns, row_to_run, run_to_row
 from app.store import schema
 from app.store.paths import create_private_file, make_private_folder, resolve_db_path
@@ -797,9 +797,7 @@ class SessionLog:
             "thinking_min": request.thinking_min if request else None,
         }
         if info is not None:
-            row.update(model=info.name, model_path=info.path, engine=info.engine,
-                       backend=info.backend_used, quantization=info.quantization,
-                       n_threads=info.n_threads, n_gpu_layers=info.n_gpu_layers_offloaded,
+            row.update(model=info.name, **model_conditions(info),
                        model_info=json.dumps(asdict(info), ensure_ascii=False))
         if decision is not None:
             row.update(route=getattr(decision, "route", None), route_budget=getattr(decision, "budget", None),

@@ -191,9 +191,12 @@ def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
         reasons = "".join(f"<li>{escape(scrub(r))}</li>" for r in run.get("route_reasons") or [])
         route = route_words(run.get("route"), run.get("route_budget"))
         supply = power_supply(run.get("on_mains"), run.get("battery_percent"))
+        where = result.placement
         out.append(f'<div class="pane"><h3>{escape(scrub(name))}</h3>'
-                   f'<p>{escape(run["mode"])} mode{", route " + escape(route) if route else ""}'
-                   f'{", " + escape(supply) if supply else ""}</p>')
+                   f'<p>{escape(run["mode"])} mode{", " + escape(where) if where else ""}'
+                   f'{", route " + escape(route) if route else ""}{", " + escape(supply) if supply else ""}</p>')
+        if result.load_note:
+            out.append(f'<p class="no-answer">Busy machine: {escape(scrub(result.load_note))}.</p>')
         if said := mark(result.correct):
             out.append(f'<p class="{"right" if result.correct else "wrong"}">{escape(said)}</p>')
         if reasons:

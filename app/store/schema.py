@@ -161,6 +161,16 @@ def _answers(db: Database) -> None:
          "ALTER TABLE runs ADD COLUMN no_answer TEXT NOT NULL DEFAULT ''")
 
 
+@migrations(name="006_placement_load")
+def _placement_load(db: Database) -> None:
+    # Where a run ran (the GPU its layers were offloaded to, of how many layers) and the load other
+    # processes put on the CPU meanwhile: a figure read without them compares unlike with unlike.
+    _run(db, "ALTER TABLE runs ADD COLUMN device TEXT NOT NULL DEFAULT ''",
+         "ALTER TABLE runs ADD COLUMN n_layers INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE runs ADD COLUMN background_cores REAL",
+         "ALTER TABLE runs ADD COLUMN load_note TEXT NOT NULL DEFAULT ''")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

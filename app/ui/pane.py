@@ -378,7 +378,7 @@ class PaneView(QFrame):
         star = "*" if stats.energy_approximate else ""
         s["Energy"].setText(_fmt(stats.joules, "J", 1) + star + (f" <i>{kind}</i>" if kind else ""))
         s["Energy"].setToolTip("\n".join(filter(None, [stats.energy_source, stats.energy_about])))
-        s["Numbers"].setText(f"{mode} mode" + (f" · {stats.power_supply}" if stats.power_supply else ""))
+        s["Numbers"].setText(" · ".join(filter(None, [f"{mode} mode", stats.placement, stats.power_supply])))
         s["Numbers"].setToolTip(
             "fair: panes run one after another with every core (clean numbers); "
             "live: at once with the cores split (slower each, energy shared by CPU time)"
@@ -415,6 +415,8 @@ class PaneView(QFrame):
                           else "Cancelled: what it wrote so far is kept, and logged as cancelled.", ""))
         elif r.no_answer:
             lines.append((escape(f"No answer: {r.no_answer}."), "warning"))
+        if r.load_note:
+            lines.append((escape(f"Busy machine: {r.load_note}."), "warning"))
         if r.correct is not None:
             known = f": the known answer is {escape(known_answer)}" if known_answer else ""
             lines.append(("✓ right" + known, "right") if r.correct else ("✗ wrong" + known, "error"))

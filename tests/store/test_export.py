@@ -90,7 +90,8 @@ def test_the_html_report_and_csv_say_which_runs_were_on_battery(tmp_path, log, f
     log.db.conn.commit()
     export(log, "html", tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "fair mode, on battery (41%)</p>" in page and "fair mode, on mains power</p>" in page
+    assert "fair mode, CPU · 4 threads, on battery (41%)</p>" in page
+    assert "fair mode, CPU · 4 threads, on mains power</p>" in page
     export(log, "csv", tmp_path / "runs.csv")
     rows = list(csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8")))
     assert [(r["on_mains"], r["battery_percent"]) for r in rows] == [("False", "41.0"), ("True", "100.0")]
@@ -172,3 +173,19 @@ def test_the_html_report_charts_power_from_the_runs_telemetry(tmp_path, log, fil
     assert page.count("<polyline") == 4  # tokens/s and power, a line per run each
     assert 'aria-label="power over time"' in page and "37 W" in page  # the scale: (30 + 4) W + 10%
     assert "Power during each run (estimated:tdp)" in page
+
+
+def test_the_report_and_csv_say_where_each_run_ran_and_flag_a_busy_machine(tmp_path, log, filled):
+    log.db.execute("UPDATE runs SET backend = 'CUDA', device = 'NVIDIA GeForce RTX 4070', n_gpu_layers = 20, "
+                   "n_layers = 30 WHERE id = ?", [filled[0]])
+    note = "another process kept 1.0 of 2 cores busy while this run used 2 threads"
+    log.db.execute("UPDATE runs SET background_cores = 1.0, load_note = ? WHERE id = ?", [note, filled[1]])
+    log.db.conn.commit()
+    export(log, "html", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<p>fair mode, CUDA · RTX 4070 · 20/30 layers · 4 threads</p>" in page
+    assert f"Busy machine: {note}.</p>" in page and page.count("Busy machine") == 1
+    export(log, "csv", tmp_path / "runs.csv")
+    first, second = csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8"))
+    assert (first["device"], first["n_gpu_layers"], first["n_layers"]) == ("NVIDIA GeForce RTX 4070", "20", "30")
+    assert (second["background_cores"], second["load_note"]) == ("1.0", note)

@@ -67,6 +67,9 @@ def expected(record: dict) -> dict:
     kind = run["energy_source"].split(":", 1)[0] if run["energy_source"] else ""
     energy = _s(run["energy_j"], 1, "J") + ("*" if run["energy_approximate"] else "") + (f" <i>{kind}</i>" if kind else "")
     supply = power_supply(run["on_mains"], run["battery_percent"])
+    # Where it ran, from the stored columns: these machines have no GPU, so the CPU and its threads.
+    assert run["backend"] == "CPU" and run["n_gpu_layers"] == 0 and run["device"] == ""
+    where = f"CPU · {run['n_threads']} thread" + ("s" if run["n_threads"] != 1 else "")
     return {
         "answer": _rendered(run["text"]),
         "thinking": run["thinking"],
@@ -80,7 +83,7 @@ def expected(record: dict) -> dict:
         "Elapsed": _s(run["total_s"], 1),
         "Watts": _s(run["avg_w"], 1, "W"),
         "Energy": energy,
-        "Numbers": f"{run['mode']} mode" + (f" · {supply}" if supply else ""),
+        "Numbers": " · ".join([f"{run['mode']} mode", where, *([supply] if supply else [])]),
     }
 
 
