@@ -51,6 +51,6 @@ def run_series(result: RunResult, samples: Sequence[Sample], t_submit: float, pi
         if proc is not None:
             rows.append(TelemetrySample(t, "worker_cpu_percent", proc.cpu_percent, "% of a core"))
             rows.append(TelemetrySample(t, "worker_rss_bytes", float(proc.rss), "B"))
-    ts, watts, label = power_series([s for s in samples if t0 <= s.t <= t1])
+    ts, watts, label = power_series(samples, window=(t0, t1))
     rows += [TelemetrySample(t - t0, "power_w", w, "W", label) for t, w in zip(ts, watts)]
     return rows

@@ -161,3 +161,12 @@ def test_the_power_curve_sums_cpu_and_gpu_and_prefers_measured_cpu():
     assert all(w == pytest.approx(42.0) for w in watts)
     assert ts[0] == pytest.approx(T0) and ts[-1] == pytest.approx(T0 + 2.0)
     assert power_series([]) == ([], [], "")
+
+
+def test_a_run_shorter_than_a_sample_interval_still_has_its_power_curve():
+    # Readings at 0 s and 0.5 s only; the run lasted from 0.1 s to 0.3 s, with no sample inside it.
+    samples = [Sample(T0 + t, 10.0, 1, 1, None, None, {}, {RAPL.name: Reading(RAPL, T0 + t, joules=12.0 * t)})
+               for t in (0.0, 0.5)]
+    ts, watts, label = power_series(samples, window=(T0 + 0.1, T0 + 0.3))
+    assert ts == pytest.approx([T0 + 0.1, T0 + 0.3])  # the window's ends, nothing outside it
+    assert watts == pytest.approx([12.0, 12.0]) and label == "measured:rapl"

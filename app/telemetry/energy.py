@@ -287,12 +287,17 @@ def _cpu_seconds(samples: list[Sample], pid: int, t0: float, t1: float) -> float
 # -- a power curve for charts ---------------------------------------------------------------------
 
 
-def power_series(samples: Sequence[Sample]) -> tuple[list[float], list[float], str]:
+def power_series(samples: Sequence[Sample], window: tuple[float, float] | None = None,
+                 ) -> tuple[list[float], list[float], str]:
     """(times, watts, label): total power per sample interval, summed the way energy is summed.
 
     Counter sources become the average power between consecutive reads; power-only sources are
     taken as read. A chart of this curve and the energy figures of runs agree with each other.
+    With a window (t0, t1) the curve is read at its two ends and at the points inside, from the
+    samples around it too: a run shorter than two sample intervals still has its curve.
     """
+    if window is not None:
+        samples = _near(samples, *window)
     series = _series(list(samples))
     chosen = _summable([readings[0].info for readings in series.values()])
     if not chosen:
@@ -311,5 +316,8 @@ def power_series(samples: Sequence[Sample]) -> tuple[list[float], list[float], s
     if not curves:
         return [], [], ""
     times = sorted({t for ts, _ in curves for t in ts})
+    if window is not None:  # the window's ends and what lies between, read off the curve
+        t0, t1 = window
+        times = [t0, *(t for t in times if t0 < t < t1), t1]
     watts = [sum(_power_at(ts, ws, t) for ts, ws in curves) for t in times]
     return times, watts, " + ".join(sorted({info.label for info in chosen}))

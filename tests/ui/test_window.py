@@ -32,13 +32,14 @@ def test_typing_a_prompt_and_ctrl_enter_runs_both_panes_live_stats_and_a_stored_
     fast, thinking = window.panes
     assert fast.answer_text.strip(), "the fast pane shows its answer"
     assert thinking.answer_text.strip() or thinking.thinking_text.strip()
-    for pane in window.panes:
+    for pane, result in zip(window.panes, window.last_results):
         assert pane.stats["TTFT"].text().endswith(" s")
         assert pane.stats["Tokens/s avg"].text() != "—"
         assert pane.stats["Energy"].text().endswith(("estimated</i>", "measured</i>"))
         about = pane.stats["Energy"].toolTip()  # where the figure comes from; an estimate, its TDP and formula
         assert "P = TDP × CPU utilisation" in about and " W TDP " in about if "estimated" in about else "measured" in about
-        assert pane.stats["Numbers"].text() == "fair mode"
+        assert pane.stats["Numbers"].text() == f"fair mode · {result.placement}"  # where it ran, as stored
+        assert result.placement.startswith("CPU · ")  # this machine has no GPU
     # The thinking pane (a model that cannot think natively) was scaffolded; its thought is shown folded.
     assert window.last_results[1].strategy == "scaffold"
     assert thinking.thinking_toggle.text().startswith("Thought for ")
@@ -90,7 +91,7 @@ def test_live_mode_runs_the_panes_at_once_and_says_so(qtbot, window):
     assert {r.result.mode for r in (a, b)} == {"live"}
     first_end = a.t_submit + a.result.total_s
     assert b.t_submit < first_end  # they overlapped
-    assert window.panes[0].stats["Numbers"].text() == "live mode"
+    assert window.panes[0].stats["Numbers"].text() == f"live mode · {a.result.placement}"
     assert "shared by CPU time" in window.last_results[0].energy_source
 
 
@@ -291,4 +292,5 @@ def test_each_pane_says_when_its_run_was_on_battery(qtbot, make_window, monkeypa
     window = make_window()
     qtbot.keyClicks(window.prompt, "Hi")
     _run(qtbot, window)
-    assert [p.stats["Numbers"].text() for p in window.panes] == ["fair mode · on battery (41%)"] * 2
+    assert [p.stats["Numbers"].text() for p in window.panes] == [
+        f"fair mode · {r.placement} · on battery (41%)" for r in window.last_results]
