@@ -107,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--system", help="a system message to put before the prompt")
     compare.add_argument("--ctx", type=_context, help="context size (default: 4096 or the model's, if smaller)")
     compare.add_argument("--threads", type=_threads, help="CPU cores to use (default: all physical cores)")
-    compare.add_argument("--gpu-layers", type=_gpu_layers, default=0, help="layers to offload to the GPU (-1: all)")
+    compare.add_argument("--gpu-layers", type=_gpu_layers, default=None, metavar="auto|N",
+                         help="layers to offload to the GPU: auto (default: as many as fit), -1 all, 0 the CPU")
     compare.add_argument("--think", dest="thinking", action="store_true", default=None,
                          help="switch thinking on, for models with a switch (Qwen3, SmolLM3)")
     compare.add_argument("--no-think", dest="thinking", action="store_false",
@@ -258,7 +259,14 @@ _limit = _whole(1, MAX_LIMIT)
 _samples = _whole(1, MAX_SAMPLES)
 _seed = _whole(0, MAX_SEED)
 _threads = _whole(1, logical_cpus, "from 1 to {top} (the logical CPUs of this machine)")
-_gpu_layers = _whole(-1, MAX_GPU_LAYERS, "-1 (all layers) or from 0 to {top}")
+_gpu_layer_count = _whole(-1, MAX_GPU_LAYERS, "auto, -1 (all layers) or from 0 to {top}")
+
+
+def _gpu_layers(text: str) -> int | None:
+    """An argparse type: "auto" (None: as many layers as fit the GPU), -1 (all), 0 (the CPU) or N."""
+    return None if text.strip().lower() == "auto" else _gpu_layer_count(text)
+
+
 _temperature = _finite(MIN_TEMPERATURE, MAX_TEMPERATURE, f"from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
 _tdp = _finite(MIN_TDP_W, MAX_TDP_W, f"of watts from {MIN_TDP_W} to {MAX_TDP_W}")
 _probability = _finite(0.0, 1.0, "from 0 to 1")

@@ -397,7 +397,7 @@ def test_a_prompt_with_a_lone_surrogate_is_refused_in_process(tmp_path, capsys):
     ("--tdp", "nan", "argument --tdp: must be a finite number of watts from 1 to 2000, not nan"),
     ("--temperature", "inf", "argument --temperature: must be a finite number from 0 to 5, not inf"),
     ("--threads", "1000", "argument --threads: must be from 1 to "),
-    ("--gpu-layers", "-5", "argument --gpu-layers: must be -1 (all layers) or from 0 to 1000, not -5"),
+    ("--gpu-layers", "-5", "argument --gpu-layers: must be auto, -1 (all layers) or from 0 to 1000, not -5"),
 ])
 def test_a_number_out_of_bounds_is_one_sentence_and_exit_2_before_loading(tmp_path, flag, value, words):
     db = tmp_path / "log.db"

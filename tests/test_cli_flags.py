@@ -32,7 +32,7 @@ FLAGS = [
     (COMPARE, "--max-tokens", "max_tokens", _whole(1, MAX_N_CTX)),
     (COMPARE, "--ctx", "ctx", _whole(1, MAX_N_CTX)),
     (COMPARE, "--threads", "threads", _whole(1, logical_cpus())),
-    (COMPARE, "--gpu-layers", "gpu_layers", _whole(-1, MAX_GPU_LAYERS)),
+    (COMPARE, "--gpu-layers", "gpu_layers", lambda v: v is None or _whole(-1, MAX_GPU_LAYERS)(v)),
     (COMPARE, "--thinking-budget", "thinking_budget", _whole(0, MAX_N_CTX)),
     (COMPARE, "--min-thinking", "min_thinking", _whole(0, MAX_N_CTX)),
     (COMPARE, "--temperature", "temperature", _finite(0.0, 5.0)),
@@ -106,9 +106,11 @@ def test_the_bounds_themselves_are_taken():
     assert parse(COMPARE, "--temperature", "5")[0].temperature == 5.0
     assert parse(COMPARE, "--threads", str(logical_cpus()))[0].threads == logical_cpus()
     assert parse(COMPARE, "--gpu-layers", "-1")[0].gpu_layers == -1
+    assert parse(COMPARE, "--gpu-layers", "0")[0].gpu_layers == 0  # the CPU
+    assert parse(COMPARE, "--gpu-layers", "auto")[0].gpu_layers is None  # as many as fit
     assert parse(EVAL, "--k", "1")[0].k == 1 and parse(SCALE, "--budgets", "0,64")[0].budgets == (0, 64)
     defaults = _parser().parse_args(["compare", "Hi"])
-    assert 0.0 <= defaults.temperature <= 5.0 and (defaults.seed, defaults.gpu_layers, defaults.tdp) == (0, 0, None)
+    assert 0.0 <= defaults.temperature <= 5.0 and (defaults.seed, defaults.gpu_layers, defaults.tdp) == (0, None, None)
 
 
 def test_threads_follow_this_machines_logical_cpus(monkeypatch):
