@@ -8,13 +8,21 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# llama-cpp-python builds from source the first time (about 9 minutes on 2 cores); pip keeps the
-# built wheel in its cache, so later set-ups on the same machine take seconds.
-$(STAMP): pyproject.toml
+# llama-cpp-python builds from source the first time (about 9 minutes on 2 cores) for the llama.cpp
+# backend packaging/llama_backend.py picks for this machine (metal, cuda, hip, vulkan or cpu; it says
+# which and why). LLAMA_BACKEND=cuda|vulkan|hip|metal|cpu overrides it, and re-runs set-up when it
+# differs from the backend the venv has (.venv/.llama-backend). A GPU build is kept per backend in
+# ~/.cache/fastslow/llama-wheels; the CPU build comes from the editable install and pip's cache, so
+# later set-ups on the same machine take seconds.
+LLAMA_BACKEND ?=
+LLAMA_BACKEND_BUILT := $(shell cat $(VENV)/.llama-backend 2>/dev/null)
+$(STAMP): pyproject.toml $(if $(filter-out $(LLAMA_BACKEND_BUILT),$(LLAMA_BACKEND)),FORCE)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) packaging/llama_backend.py --python $(BIN)/python $(if $(LLAMA_BACKEND),--backend $(LLAMA_BACKEND))
 	$(BIN)/python -m pip install -e '.[bundled,gui,hub,mlx,test]'
 	touch $(STAMP)
+FORCE:
 
 run: $(STAMP)
 	$(BIN)/fastslow-app
