@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from app import __version__
+from app import __version__, doctor
 from app.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED
 from app.cancellation import Cancellation
 from app.catalog import DEFAULT_MODELS, resolve
@@ -203,6 +203,14 @@ def _parser() -> argparse.ArgumentParser:
     add_log_commands(commands)
     add_telemetry_command(commands)
 
+    checkup = commands.add_parser(
+        "doctor", help="what llama.cpp was built for and sees, the GPUs here, MLX, energy sources, and every "
+                       "mismatch with its fix",
+        epilog="Exits 0 whenever the facts were read, mismatches or not (a mismatch is a finding, each with "
+               "its fix); 1 only when the facts cannot be read.")
+    checkup.add_argument("--json", action="store_true", help="one JSON object: the facts and the mismatches")
+    checkup.set_defaults(func=cmd_doctor)
+
     selftest = commands.add_parser("self-test", help="check this installation works: load, generate, log (exit 0 if so)")
     selftest.set_defaults(func=lambda _args: run_self_test())
 
@@ -312,6 +320,13 @@ def _say_energy_fixes(session: Session) -> None:
         print(f"fastslow: note: energy could be measured, not estimated — {name}: {reason}", file=sys.stderr)
 
 
+def _say_mismatches(session: Session, probe: doctor.GpuProbe) -> None:
+    """A GPU here that the loaded llama.cpp's build leaves idle, and the command that fixes it
+    (`fastslow doctor` lists every fact). The probe waits at most 0.3 s more after the load."""
+    for mismatch in doctor.at_load([pane.info for pane in session.panes], probe.gpus()):
+        print(f"fastslow: note: {mismatch.line}", file=sys.stderr)
+
+
 def _undecodable(raw: bytes, what: str) -> str | None:
     """Why raw is not text, in one sentence naming the first bad byte's offset; None when it is UTF-8."""
     try:
@@ -390,8 +405,10 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             printer = None if args.json else _StreamPrinter(session, out, kinds)
             if printer:
                 printer.loading()
+            probe = doctor.GpuProbe()  # the system's GPU tools answer while the models load
             session.load(force=args.force)
             _say_energy_fixes(session)
+            _say_mismatches(session, probe)
             for pane in session.panes:
                 if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
                     print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
@@ -610,8 +627,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
     try:  # a model that fails to load still leaves the log closed, its session ended
         with session:
+            probe = doctor.GpuProbe()
             pane = session.load_single()
             _say_energy_fixes(session)
+            _say_mismatches(session, probe)
             try:  # opened once the model is loaded: a model that cannot load leaves the last eval's file
                 samples_file = SampleFile(folder / "samples.jsonl")
             except OSError as exc:
@@ -922,6 +941,17 @@ def _num(value: float | None) -> str:
 
 
 # -- models ----------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        report = doctor.examine()
+    except Exception as exc:  # noqa: BLE001 — doctor's one failure: the facts themselves cannot be read
+        print(f"fastslow: doctor could not read this machine's facts: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    out.write((json.dumps(doctor.as_dict(report)) if args.json else doctor.format_report(report)) + "\n")
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -39,6 +39,7 @@ from app.settings import Settings
 from app.store import MemoryLog, SessionLog, StoreError, resolve_db_path
 from app.store.export import FORMATS
 from app.store.log import result_from_record
+from app.ui.about_dialog import AboutDialog
 from app.ui.charts import LiveCharts, TradeoffChart
 from app.ui.controller import SessionController
 from app.ui.history import HistoryView, start_export
@@ -519,6 +520,10 @@ class MainWindow(QMainWindow):
         settings_action = QAction("Settings…", self, shortcut=QKeySequence.Preferences)
         settings_action.triggered.connect(self.open_settings)
         self.menuBar().addMenu("&Edit").addAction(settings_action)
+        about_action = QAction("About FastSlow…", self)
+        about_action.setMenuRole(QAction.AboutRole)  # on macOS, where the application menu has it
+        about_action.triggered.connect(self.open_about)
+        self.menuBar().addMenu("&Help").addAction(about_action)
 
     def export_session(self, fmt: str, path: str | None = None) -> bool:
         """Export the current session (asks where, unless path is given); runs off the GUI thread."""
@@ -561,6 +566,13 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.settings, self.settings_path, self)
         if dialog.exec():
             self.apply_settings(dialog.saved)
+
+    def open_about(self) -> AboutDialog:
+        """The version and `fastslow doctor`'s report; modeless, so the report arrives while it is open."""
+        dialog = AboutDialog(self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def apply_settings(self, settings: Settings) -> None:
         """Threads apply from the next run, telemetry at once (between runs); GPU layers and context
