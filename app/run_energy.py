@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from app.record import RunResult
 from app.store import TelemetrySample
 from app.telemetry import Sample, power_series, split_phases
+from app.telemetry.load import background_cores, load_note
 
 
 def with_energy(
     result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None,
     share_with: Sequence[int] = (), lost_sources: Sequence[str] = (),
 ) -> RunResult:
-    """The record with its energy over [submit, end], the power supply at its end and the worker's
-    peak memory; as it was where the run never ran or nothing was sampled."""
+    """The record with its energy over [submit, end], the power supply at its end, the worker's
+    peak memory and other programs' load on the CPU; as it was where the run never ran or nothing
+    was sampled."""
     if pid is None or result.total_s is None:
         return result
     t0, t1 = t_submit, t_submit + result.total_s
@@ -26,7 +28,7 @@ def with_energy(
     if result.n_thinking_tokens:  # a thought that never closed is thinking to the end
         boundary = t0 + result.ttfat_s if result.ttfat_s is not None else t1
     phases = split_phases(samples, t0, boundary, t1, result.n_thinking_tokens, result.n_answer_tokens,
-                          pid, list(share_with))
+                          pid, list(share_with), result.conditions.energy_domains)
     if phases is not None:
         changes.update(phases.flat())  # the record's energy names, each with its source
         if lost_sources:  # a source that stopped is missing from here on: say so with the figure
@@ -35,6 +37,11 @@ def with_energy(
                            energy_detail={**detail, "notes": [*detail.get("notes", []), *lost_sources]})
     last = next((s.procs[pid] for s in reversed(samples) if pid in s.procs), None)
     changes["peak_rss_bytes"] = last.peak_rss if last else None
+    background = background_cores(samples, t0, t1)
+    if background is not None:  # others' load on the CPU, and whether it distorted the figures
+        cpus = samples[-1].logical_cpus
+        changes.update(background_cores=round(background, 2),
+                       load_note=load_note(background, result.conditions.n_threads, cpus))
     return result.updated(**changes)
 
 

@@ -168,6 +168,9 @@ def test_each_run_stores_its_telemetry_series_with_the_power_source(tmp_path, sm
     assert all(0 <= s["t_s"] <= result.total_s for s in record["telemetry"])  # the run's own window
     rss = [s["value"] for s in record["telemetry"] if s["name"] == "worker_rss_bytes"]
     assert min(rss) > 50e6  # the worker holds the 100 MB model
+    run = record["run"]
+    assert run["background_cores"] is not None and run["background_cores"] >= 0  # others' load, measured
+    assert run["energy_detail"]["covers"] and "gpu" not in run["energy_detail"]["covers"]  # a CPU run
 
 
 def test_a_log_that_fails_mid_session_gives_way_to_memory_and_loses_nothing(tmp_path, smollm2_spec):

@@ -54,6 +54,10 @@ class Sample:
     on_mains: bool | None  # None: unknown (no battery, or the OS does not say)
     procs: dict[int, ProcSample] = field(default_factory=dict)
     power: dict[str, Reading] = field(default_factory=dict)  # by source name
+    # This process's own CPU seconds (the app: UI, streaming, this sampler), and the machine's logical
+    # CPUs: what is left of cpu_percent after the workers and the app is other programs' load.
+    own_cpu_s: float = 0.0
+    logical_cpus: int = 0
 
 
 class Sampler:
@@ -88,6 +92,7 @@ class Sampler:
         self._counters = open_counters()  # Linux: /proc files kept open (cheaper reads); else None
         self._last_cpu = self._cpu_times()
         self._battery: tuple[float | None, bool | None] = (None, None)
+        self._logical_cpus = psutil.cpu_count(logical=True) or 1
         self.own_cpu_s = 0.0  # CPU time the sampling thread itself has used, for the cost benchmark
 
     # -- control ------------------------------------------------------------------------------
@@ -201,6 +206,8 @@ class Sampler:
                 on_mains=on_mains,
                 procs=self._sample_procs(t),
                 power=self._read_sources(t, times),
+                own_cpu_s=time.process_time(),
+                logical_cpus=self._logical_cpus,
             )
             self._samples.append(sample)
             return sample

@@ -25,11 +25,13 @@ from app.cancellation import Cancellation
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
 from app.hardware import physical_cores
 from app.live import LiveRun, LiveStats, live_stats
+from app.record import energy_domains
 from app.runs import RunUpdate
 from app.session import Pane, Session
 from app.settings import Settings
 from app.store import MemoryLog, SessionLog
 from app.telemetry import Sample
+from app.telemetry.load import background_cores, threads_warning
 from app.ui.snapshots import LogState, PaneActivity, PaneLoad, PaneSnapshot
 
 BATCH_S = 0.03  # ~30 updates a second at most: smooth to the eye, cheap for the event loop
@@ -106,12 +108,25 @@ class SessionController(QObject):
                 continue  # its figures are final, shown once from its record
             client = s.panes[i].client  # read now, not at load: a stuck worker may have been restarted
             pid = client.pid if client is not None else None
-            figures[i] = live_stats(run, t, samples, pid, s.pids_sharing_with(i, running))
+            info = s.panes[i].info
+            domains = energy_domains(info.engine, info.n_gpu_layers_offloaded) if info is not None else None
+            figures[i] = live_stats(run, t, samples, pid, s.pids_sharing_with(i, running), domains)
         return figures
 
     def lost_sources(self) -> list[str]:
         """Each power source that stopped answering, and that energy leaves it out since."""
         return self._session.lost_sources()
+
+    def load_warning(self, seconds: float = 3.0) -> str:
+        """Before a run: a sentence when other programs' load over the last seconds leaves fewer free
+        CPUs than a pane's threads (llama.cpp's threads would wait on it), else ""."""
+        samples = self.samples()
+        threads = [p.info.n_threads for p in self._session.panes if p.info is not None and p.info.n_threads]
+        if len(samples) < 2 or not threads:
+            return ""
+        t1 = samples[-1].t
+        background = background_cores(samples, t1 - seconds, t1)
+        return threads_warning(max(threads), samples[-1].logical_cpus, background)
 
     def energy_fixes(self) -> list[tuple[str, str]]:
         """(source, how to unlock it) for each power counter this machine has but cannot read."""

@@ -287,7 +287,8 @@ class MainWindow(QMainWindow):
             info = pane.info
             fit = f" · {pane.fit.message()}" if pane.fit is not None and pane.fit.verdict != "fits" else ""
             style = "no native thinking (Thinking mode scaffolds it)" if pane.thinking_style == "none" else f"thinking: {pane.thinking_style}"
-            view.set_status(f"{info.name} · {info.quantization} · {info.backend_used} · {style} · loaded in {info.load_s:.1f} s{fit}")
+            view.set_status(f"{info.name} · {info.quantization} · {info.placement} · {style} · loaded in {info.load_s:.1f} s{fit}")
+            view.status.setToolTip(info.offload_note)  # why this placement: what fit the GPU, or why none
             self.statusBar().showMessage(f"{info.name} ready")
 
     def show_notices(self, notices: list[str]) -> None:
@@ -336,7 +337,8 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.show_notices([escape(str(exc))])
             return False
-        self.show_notices([])
+        busy = self.controller.load_warning()  # others' load: the figures would read low
+        self.show_notices([f"Busy machine: {escape(busy)}"] if busy else [])
         mode = self.mode.currentData()
         self.verdict.clear()
         self.verdict.setVisible(False)

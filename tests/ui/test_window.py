@@ -27,6 +27,9 @@ def _run(qtbot, window, key=True):
 
 
 def test_typing_a_prompt_and_ctrl_enter_runs_both_panes_live_stats_and_a_stored_run(qtbot, window, ui_log):
+    for pane, loaded in zip(window.panes, window.controller.panes()):  # where each model runs, and why
+        assert f" · {loaded.info.placement} · " in pane.status.text()
+        assert pane.status.toolTip() == loaded.info.offload_note != ""
     qtbot.keyClicks(window.prompt, "What is the capital of France?")
     _run(qtbot, window)
     fast, thinking = window.panes
@@ -294,3 +297,19 @@ def test_each_pane_says_when_its_run_was_on_battery(qtbot, make_window, monkeypa
     _run(qtbot, window)
     assert [p.stats["Numbers"].text() for p in window.panes] == [
         f"fair mode · {r.placement} · on battery (41%)" for r in window.last_results]
+
+
+def test_a_run_on_a_busy_machine_is_warned_up_front(qtbot, window, monkeypatch):
+    from app.telemetry.sampler import Sample
+
+    # The last three seconds as the sampler would have read them: 2 CPUs, 1.5 of them kept busy by
+    # another program (none of it the app's or its workers').
+    busy = [Sample(t, 75.0, 1, 1, None, None, {}, {}, own_cpu_s=0.0, logical_cpus=2) for t in (0.0, 1.0, 2.0, 3.0)]
+    monkeypatch.setattr(window.controller, "samples", lambda: busy)
+    window.prompt.setPlainText("Hi")
+    _run(qtbot, window, key=False)  # any pane's thread is more than the half CPU left free
+    assert window.notice.isVisible()
+    assert window.notice.text().startswith("Busy machine: other programs keep 1.5 of 2 CPUs busy; with ")
+    window.controller.samples = lambda: busy[:1]  # too few readings to say: nothing said
+    _run(qtbot, window, key=False)
+    assert "Busy machine" not in window.notice.text()
