@@ -69,11 +69,23 @@ class Conditions:
     load_note: str = ""  # why that load distorted its figures, said when the run ended; "": it did not
 
     @property
+    def energy_domains(self) -> tuple[str, ...]:
+        """The hardware the run used, which its energy is charged for: energy_domains()."""
+        return energy_domains(self.engine, self.n_gpu_layers)
+
+    @property
     def placement(self) -> str:
         """Where it ran, in a few words: "CPU · 2 threads", "CUDA · RTX 4070 · 20/28 layers"."""
         if not self.engine:  # never loaded: nothing ran anywhere
             return ""
         return placement(self.backend, self.device, self.n_gpu_layers, self.n_layers, self.n_threads)
+
+
+def energy_domains(engine: str, n_gpu_layers: int) -> tuple[str, ...]:
+    """The hardware a model's runs use, which their energy is charged for: the CPU and memory always,
+    the GPU where layers were offloaded to it or the engine runs on it (MLX on Metal)."""
+    on_gpu = n_gpu_layers != 0 or engine == "mlx"
+    return ("cpu", "dram", "gpu") if on_gpu else ("cpu", "dram")
 
 
 def model_conditions(info: ModelInfo) -> dict[str, Any]:

@@ -117,13 +117,27 @@ def test_an_estimate_shows_its_tdp_formula_and_why_it_is_not_measured_while_runn
                       {"tdp": Reading(tdp, T0 - 0.5 + 0.1 * i, joules=22.5 * 0.1 * i, watts=22.5)}) for i in range(21)]
     running = live_stats(_thinking_run(finish=False), T0 + 1.5, samples)
     assert running.energy_about.splitlines() == [
-        "CPU power estimated from utilisation and a 45 W TDP (user) (P = TDP × u)", f"estimated, not measured: {why}"]
+        "CPU power estimated from utilisation and a 45 W TDP (user) (P = TDP × u)", f"estimated, not measured: {why}",
+        "charged for: CPU"]
     detail = {"details": {"tdp": {"measures": "CPU power estimated from utilisation and a 45 W TDP (user)",
                                   "formula": "P = TDP × u", "why_estimated": why}},
               "notes": ["tdp: approximate: the window is shorter than the sensor's 0.1 s update"]}
     run = _thinking_run(energy_j=7.5, energy_source="estimated:tdp", energy_detail=detail)
     assert live_stats(run, T0 + 5).energy_about.splitlines()[-1] == (
         "tdp: approximate: the window is shorter than the sensor's 0.1 s update")
+
+
+def test_a_cpu_run_beside_an_idle_gpu_is_charged_the_cpu_and_says_what_the_gpu_drew():
+    samples = [Sample(T0 - 0.5 + 0.1 * i, 50.0, 1, 1, None, None, {}, {
+        RAPL.name: Reading(RAPL, T0 - 0.5 + 0.1 * i, joules=20.0 * 0.1 * i),  # 20 W CPU
+        NVML_W.name: Reading(NVML_W, T0 - 0.5 + 0.1 * i, watts=15.0),  # a GPU idling at 15 W
+    }) for i in range(21)]
+    on_cpu = live_stats(_thinking_run(finish=False), T0 + 1.0, samples, domains=("cpu", "dram"))
+    assert on_cpu.joules == pytest.approx(20.0) and on_cpu.watts_now == pytest.approx(20.0)
+    assert on_cpu.energy_about.splitlines()[-2:] == [
+        "charged for: CPU", "not charged: nvml:0 (GPU) drew 15.0 J (15.0 W) meanwhile; the run did not use it"]
+    on_gpu = live_stats(_thinking_run(finish=False), T0 + 1.0, samples, domains=("cpu", "dram", "gpu"))
+    assert on_gpu.joules == pytest.approx(35.0) and "charged for: CPU + GPU" in on_gpu.energy_about
 
 
 def test_it_says_whether_the_run_is_on_battery_while_running_and_after():
@@ -168,5 +182,6 @@ def test_a_run_shorter_than_a_sample_interval_still_has_its_power_curve():
     samples = [Sample(T0 + t, 10.0, 1, 1, None, None, {}, {RAPL.name: Reading(RAPL, T0 + t, joules=12.0 * t)})
                for t in (0.0, 0.5)]
     ts, watts, label = power_series(samples, window=(T0 + 0.1, T0 + 0.3))
-    assert ts == pytest.approx([T0 + 0.1, T0 + 0.3])  # the window's ends, nothing outside it
-    assert watts == pytest.approx([12.0, 12.0]) and label == "measured:rapl"
+    # The window's ends and the one interval's midpoint (a counter's average power), nothing outside it.
+    assert ts == pytest.approx([T0 + 0.1, T0 + 0.25, T0 + 0.3])
+    assert watts == pytest.approx([12.0] * 3) and label == "measured:rapl"

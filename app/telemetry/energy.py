@@ -9,12 +9,15 @@ When panes run at once, the window's energy is split by each worker's share of t
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from app.telemetry.sampler import Sample
 from app.telemetry.sources import Reading, SourceInfo
+
+
+DOMAIN_WORDS = {"cpu": "CPU", "dram": "memory", "gpu": "GPU", "ane": "Neural Engine"}
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,10 @@ class EnergyFigure:
     approximate: bool  # too short for the sensor, or reaching past the samples: see notes
     breakdown: dict[str, float]  # joules by source name, after sharing
     share: float = 1.0  # this run's share of the window's energy
-    notes: tuple[str, ...] = ()  # why it is approximate, how it was shared
+    notes: tuple[str, ...] = ()  # why it is approximate, how it was shared, what was left out
     details: dict[str, dict] = field(default_factory=dict)  # per source: what it measures, TDP, formula
+    covers: tuple[str, ...] = ()  # the hardware domains charged ("cpu", "dram", "gpu"), sorted
+    left_out: dict[str, float] = field(default_factory=dict)  # joules by source of hardware the run did not use
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +47,8 @@ class EnergyFigure:
             "share": self.share,
             "notes": list(self.notes),
             "details": dict(self.details),
+            "covers": list(self.covers),
+            "left_out": dict(self.left_out),
         }
 
 
@@ -80,17 +87,22 @@ def energy_for_window(
     t1: float,
     pid: int | None = None,
     share_with: Sequence[int] = (),
+    domains: Collection[str] | None = None,
 ) -> EnergyFigure | None:
     """Energy used over [t0, t1] (perf_counter seconds); None when the samples hold no power data.
 
     pid and share_with: the run's worker and the workers of runs that overlapped it; the window's
     energy is then split by each one's CPU time within the window.
+    domains: the hardware the run used (Conditions.energy_domains); the other domains' sources (an
+    idle GPU beside a CPU run) are not charged, and a note says what they drew. None: all.
     """
     if t1 <= t0:
         raise ValueError(f"the window must have positive length, not [{t0}, {t1}]")
     near = _near(samples, t0, t1)
     series = _series(near)
-    chosen = _summable([readings[0].info for readings in series.values()])
+    every = _summable([readings[0].info for readings in series.values()])
+    chosen = [info for info in every if domains is None or info.domain in domains]
+    unused = [info for info in every if info not in chosen]
     if not chosen:
         return None
     joules: dict[str, float] = {}
@@ -114,17 +126,28 @@ def energy_for_window(
     breakdown = {name: j * share for name, j in joules.items()}
     total = sum(breakdown.values())
     details = {info.name: {"label": info.label, "measures": info.measures, "unit": info.unit, **info.detail} for info in used}
+    approximate = bool(notes)  # every note so far is a reason the figure is approximate
+    if share_note:
+        notes.append(f"{share_note}: this run's share is {share:.0%} (fair mode measures each run alone)")
+    left_out = {}
+    for info in unused:  # said, not charged: the figure stays this run's
+        drawn = _source_energy(series[info.name], t0, t1)
+        if drawn is not None:
+            left_out[info.name] = drawn[0]
+            notes.append(f"not charged: {info.name} ({DOMAIN_WORDS.get(info.domain, info.domain)}) drew "
+                         f"{drawn[0]:.1f} J ({drawn[0] / (t1 - t0):.1f} W) meanwhile; the run did not use it")
     return EnergyFigure(
         joules=total,
         avg_w=total / (t1 - t0),
         peak_w=peak * share,
         source_label=label,
-        approximate=bool(notes),  # every note so far is a reason the figure is approximate
+        approximate=approximate,
         breakdown=breakdown,
         share=share,
-        notes=tuple(notes + ([f"{share_note}: this run's share is {share:.0%} (fair mode measures each run alone)"]
-                              if share_note else [])),
+        notes=tuple(notes),
         details=details,
+        covers=tuple(sorted({info.domain for info in used})),
+        left_out=left_out,
     )
 
 
@@ -137,13 +160,14 @@ def split_phases(
     n_answer: int,
     pid: int | None = None,
     share_with: Sequence[int] = (),
+    domains: Collection[str] | None = None,
 ) -> PhaseEnergy | None:
     """Energy of a run and of its thinking [t_start, t_boundary] and answer [t_boundary, t_end].
 
     t_boundary: when thinking ended (the first answer token); None for a run that did not think.
     Prompt evaluation falls in the first phase: it is part of what a thinking run costs.
     """
-    total = energy_for_window(samples, t_start, t_end, pid, share_with)
+    total = energy_for_window(samples, t_start, t_end, pid, share_with, domains)
     if total is None:
         return None
     if t_boundary is not None and not t_start <= t_boundary <= t_end:
@@ -154,8 +178,8 @@ def split_phases(
     elif t_boundary == t_end:
         thinking = total
     else:
-        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with)
-        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with)
+        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with, domains)
+        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with, domains)
     return PhaseEnergy(
         total=total,
         thinking=thinking,

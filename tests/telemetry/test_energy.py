@@ -79,6 +79,23 @@ def test_gpu_and_cpu_packages_add_up_with_the_breakdown_kept():
     assert figure.peak_w == pytest.approx(150.0)
 
 
+def test_a_cpu_run_is_not_charged_the_idle_gpu_and_says_what_it_drew():
+    data = samples(counter(RAPL0, lambda t: 20 * t), counter(GPU, lambda t: 12 * t))
+    figure = energy_for_window(data, 0.5, 1.5, domains=("cpu", "dram"))
+    assert figure.joules == pytest.approx(20.0) and figure.breakdown == {"rapl:package-0": pytest.approx(20.0)}
+    assert figure.covers == ("cpu",) and figure.left_out == {"nvml:0": pytest.approx(12.0)}
+    assert figure.source_label == "measured:rapl" and not figure.approximate  # left out is said, not a flaw
+    assert figure.notes == ("not charged: nvml:0 (GPU) drew 12.0 J (12.0 W) meanwhile; the run did not use it",)
+    assert figure.to_dict()["covers"] == ["cpu"] and figure.to_dict()["left_out"] == {"nvml:0": pytest.approx(12.0)}
+
+
+def test_a_gpu_run_is_charged_the_gpu_and_the_cpu():
+    data = samples(counter(RAPL0, lambda t: 20 * t), counter(GPU, lambda t: 100 * t))
+    figure = energy_for_window(data, 0.5, 1.5, domains=("cpu", "dram", "gpu"))
+    assert figure.joules == pytest.approx(120.0) and figure.covers == ("cpu", "gpu") and figure.left_out == {}
+    assert split_phases(data, 0.5, None, 1.5, 0, 10, domains=("cpu", "dram")).total.joules == pytest.approx(20.0)
+
+
 def test_the_estimate_is_not_added_to_a_measured_cpu():
     figure = energy_for_window(samples(counter(RAPL0, lambda t: 20 * t), counter(TDP, lambda t: 65 * t)), 0.5, 1.5)
     assert figure.breakdown == {"rapl:package-0": pytest.approx(20.0)}
