@@ -46,6 +46,7 @@ from app.store.export import write_jsonl
 from app.store.commands import add_log_commands
 from app.thinking_styles import minimum_problem
 from app.telemetry.commands import add_telemetry_command
+from app.telemetry.load import background_now, threads_warning
 from app.session import Pane, Session
 
 
@@ -327,6 +328,17 @@ def _say_mismatches(session: Session, probe: doctor.GpuProbe) -> None:
         print(f"fastslow: note: {mismatch.line}", file=sys.stderr)
 
 
+def _say_busy_machine(session: Session) -> None:
+    """Other programs' load now (a quarter second's reading), when it leaves fewer free CPUs than a
+    pane's threads: llama.cpp's threads would wait on it and every figure read low."""
+    threads = [pane.info.n_threads for pane in session.panes if pane.info is not None and pane.info.n_threads]
+    if not threads:
+        return
+    background = background_now(ours=[pane.pid for pane in session.panes if pane.pid is not None])
+    if said := threads_warning(max(threads), logical_cpus(), background):
+        print(f"fastslow: warning: {said}", file=sys.stderr)
+
+
 def _undecodable(raw: bytes, what: str) -> str | None:
     """Why raw is not text, in one sentence naming the first bad byte's offset; None when it is UTF-8."""
     try:
@@ -409,6 +421,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             session.load(force=args.force)
             _say_energy_fixes(session)
             _say_mismatches(session, probe)
+            _say_busy_machine(session)
             for pane in session.panes:
                 if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
                     print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
@@ -631,6 +644,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
             pane = session.load_single()
             _say_energy_fixes(session)
             _say_mismatches(session, probe)
+            _say_busy_machine(session)
             try:  # opened once the model is loaded: a model that cannot load leaves the last eval's file
                 samples_file = SampleFile(folder / "samples.jsonl")
             except OSError as exc:
@@ -873,6 +887,9 @@ class _StreamPrinter:
             advice = (": a laptop runs slower and draws less on battery; plug in for numbers comparable with "
                       "runs on mains") if last.on_mains is False else ""
             self.out.write(f"Ran {power_supply(last.on_mains, last.battery_percent)}{advice}.\n")
+        for r in (r for r in results if r.placement):  # where each ran; whether others' load distorted it
+            self.out.write(f"[{r.pane + 1} {r.model}] ran on {r.placement}"
+                           + (f"; busy machine: {r.load_note}" if r.load_note else "") + ".\n")
         if self.session.mode == "live" and len(results) > 1:
             self.out.write("Energy of runs at once is shared by CPU time; fair mode (the default) measures each alone.\n")
         if line := verdict(results, known_answer):

@@ -80,3 +80,18 @@ def test_a_real_busy_process_is_others_load_until_it_is_one_of_ours(spinner):
     t0, t1 = samples[0].t, samples[-1].t
     system = sum(b.cpu_percent / 100 * b.logical_cpus * (b.t - a.t) for a, b in zip(samples, samples[1:])) / (t1 - t0)
     assert background_cores(samples, t0, t1) <= system - 0.6  # the spinner's core is taken out
+
+
+@pytest.mark.model
+def test_compare_warns_up_front_when_others_load_leaves_too_few_cpus(monkeypatch, capsys):
+    import app.cli
+    from app.cli import main
+
+    monkeypatch.setattr(app.cli, "logical_cpus", lambda: 2)
+    monkeypatch.setattr(app.cli, "background_now", lambda ours=(): 1.5)  # another program on 1.5 of 2 CPUs
+    assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", "--max-tokens", "4", "--threads", "2"]) == 0
+    assert ("fastslow: warning: other programs keep 1.5 of 2 CPUs busy; with 2 threads llama.cpp will wait on "
+            "them (figures will read low): stop them, or run with 1 thread") in capsys.readouterr().err.splitlines()
+    monkeypatch.setattr(app.cli, "background_now", lambda ours=(): 0.1)  # a quiet machine: nothing said
+    assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", "--max-tokens", "4", "--threads", "2"]) == 0
+    assert "busy" not in capsys.readouterr().err
