@@ -21,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from superqt.utils import thread_worker
 
+from app import doctor
 from app.cancellation import Cancellation
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
 from app.hardware import physical_cores
@@ -55,6 +56,7 @@ class SessionController(QObject):
         self._running: set[int] = set()  # the running comparison's panes that have not ended
         self._cancelling: set[int] = set()
         self._panes = [PaneSnapshot(i, "", PaneLoad.EMPTY, PaneActivity.IDLE) for i in range(len(session.panes))]
+        self._gpu_probe = doctor.GpuProbe()  # the system's GPU tools answer while the models load
 
     @classmethod
     def with_empty_panes(
@@ -116,6 +118,12 @@ class SessionController(QObject):
     def lost_sources(self) -> list[str]:
         """Each power source that stopped answering, and that energy leaves it out since."""
         return self._session.lost_sources()
+
+    def gpu_mismatches(self) -> list[str]:
+        """A GPU here that the loaded llama.cpp's build leaves idle, each with its fix (`doctor.at_load`).
+        The system's GPU tools were asked once, on a thread of their own, when the controller began."""
+        infos = [p.info for p in self._session.panes]
+        return [m.line for m in doctor.at_load(infos, self._gpu_probe.gpus())]
 
     def load_warning(self, seconds: float = 3.0) -> str:
         """Before a run: a sentence when other programs' load over the last seconds leaves fewer free

@@ -225,7 +225,9 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(self._on_busy)
         c.loads_done.connect(self.models_ready.emit)
         c.loads_done.connect(self._say_energy_fixes)
+        c.loads_done.connect(self._say_gpu_mismatches)
         self._energy_fixes_said = False
+        self._mismatches_said: set[str] = set()
         self._lost_said = 0  # how many of the session's lost power sources have been said
 
         self.show_notices(list(notices))
@@ -306,6 +308,12 @@ class MainWindow(QMainWindow):
         if new := lost[self._lost_said:]:
             self._lost_said = len(lost)
             self._add_notices([f"Power source lost: {escape(line)}" for line in new])
+
+    def _say_gpu_mismatches(self) -> None:
+        """Once each, after a load: a GPU here that the llama.cpp build leaves idle, and its fix."""
+        new = [line for line in self.controller.gpu_mismatches() if line not in self._mismatches_said]
+        self._mismatches_said.update(new)
+        self._add_notices([f"GPU idle: {escape(line)}" for line in new])
 
     def _say_energy_fixes(self) -> None:
         """Once: a power counter this machine has but cannot read, and how to unlock it (root-only

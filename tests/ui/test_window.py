@@ -313,3 +313,15 @@ def test_a_run_on_a_busy_machine_is_warned_up_front(qtbot, window, monkeypatch):
     window.controller.samples = lambda: busy[:1]  # too few readings to say: nothing said
     _run(qtbot, window, key=False)
     assert "Busy machine" not in window.notice.text()
+
+
+def test_a_gpu_the_llama_cpp_build_leaves_idle_is_said_up_front_with_its_fix(qtbot, make_window, monkeypatch):
+    import app.doctor as doctor
+
+    rtx = (doctor.SystemGpu(name="NVIDIA GeForce RTX 4070", vendor="nvidia", memory_bytes=12 << 30, source="nvidia-smi"),)
+    monkeypatch.setattr(doctor, "system_gpus", lambda *args, **kwargs: rtx)  # an NVIDIA card (stood in for)
+    window = make_window()  # both panes load this machine's CPU build of llama.cpp
+    assert window.notice.isVisible()
+    assert ("GPU idle: an NVIDIA GeForce RTX 4070 is here but llama.cpp was built for the CPU: "
+            "run `make setup LLAMA_BACKEND=cuda`") in window.notice.text()
+    assert window.notice.text().count("GPU idle") == 1  # one card, said once for both panes
