@@ -31,7 +31,8 @@ from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
 from app.hardware import memory_state
 from app.live import sources_said, thought_limits
-from app.models_overview import gib, overview
+from app.local_stores import SOURCES, Discovery, discover, lookup
+from app.models_overview import gib, overview, store_rows
 from app.plan import budget_problem, build_request
 from app.plan import route as ask_router
 from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, MAX_TDP_W, MIN_TDP_W, ROUTERS, logical_cpus
@@ -635,7 +636,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if problem := _output_problem(folder, EVAL_FILES):  # before the model loads: no result is made to be lost
         print(f"fastslow: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    spec = resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
+    spec = _resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
     log = _open_log(args)
     session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
     try:  # a model that fails to load still leaves the log closed, its session ended
@@ -686,7 +687,7 @@ def _sweep_models(args, config: SweepConfig, problems, store: SampleStore, log, 
     all_points = []
     per_question = len(config.budgets) + max(config.ks, default=0)
     for name in args.models or [DEFAULT_MODELS[0]]:
-        spec = resolve(name, n_ctx=args.ctx, n_threads=args.threads)
+        spec = _resolve(name, n_ctx=args.ctx, n_threads=args.threads)
         swept = sweep_model(
             spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads,
             on_loaded=lambda pane: out.write(
@@ -782,7 +783,7 @@ def _describe(decision) -> str:
 
 def _pane_for(name: str, args: argparse.Namespace) -> Pane:
     try:
-        spec = resolve(name, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads)
+        spec = _resolve(name, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers, n_threads=args.threads)
         return Pane(spec)
     except EngineError as exc:
         return Pane(ModelSpec(path=name, name=name), load_error=exc)
@@ -975,17 +976,56 @@ def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     memory = memory_state()
     rows = overview(args.ctx, memory)
+    found = discover()  # Ollama's and LM Studio's folders and servers, asked while nothing else waits
+    stored = store_rows(found, args.ctx, memory)
     if args.json:
-        for row in rows:
+        for row in rows + stored:
             out.write(json.dumps(row) + "\n")
+        for looked in found.looked:  # stdout stays one row per line; what went wrong goes beside it
+            if looked.state == "failed":
+                print(f"fastslow: note: {SOURCES[looked.source]}: {looked.message}", file=sys.stderr)
         return EXIT_OK
     headers = ["model", "params", "quant", "size", "thinking", "where", "fit"]
     table = [[row[h] if h != "size" else gib(row["size_bytes"]) for h in headers] for row in rows]
     table = [[str(v) if v is not None else "—" for v in line] for line in table]
     out.write(_columns(headers, table) + "\n")
+    out.write(_store_sections(stored, found))
     out.write(f"\nfit at {args.ctx:,} context; {gib(memory.ram_available)} RAM available.\n")
     return EXIT_OK
 
+
+def _store_sections(rows: list[dict], found: Discovery) -> str:
+    """A section per store or server that exists here, then one line for each that is absent or failed."""
+    text, absent = "", []
+    for looked in found.looked:
+        label = f"{SOURCES[looked.source]} ({looked.where})"
+        if looked.state == "absent":
+            absent.append(f"{SOURCES[looked.source]}: {looked.message}")
+            continue
+        if looked.state == "failed":
+            text += f"\n{label}: {looked.message}\n"
+            continue
+        mine = [r for r in rows if r["source"] == looked.source and r["store"] == looked.where]
+        headers = ["model", "params", "quant", "size", "fit"]
+        table = [[str(r[h]) if r[h] is not None else "—" for h in headers[:3]]
+                 + [gib(r["size_bytes"]), "unusable (below)" if r["fit"].startswith("unusable") else r["fit"]]
+                 for r in mine]
+        lines = _columns(headers, table).splitlines() if mine else ["no models"]
+        lines += [f"  {r['model']}: {r['fit_detail']}" for r in mine if r["fit"].startswith("unusable")]
+        text += f"\n{label}\n" + "\n".join(line.rstrip() for line in lines) + "\n"
+    if any(r["path"] for r in rows):
+        text += "\n-m takes these by name (the model column) or by path; served models are listed, not run yet.\n"
+    if absent:
+        text += "\nnot here: " + "; ".join(absent) + "\n"
+    return text
+
+
+def _resolve(name: str, **options) -> ModelSpec:
+    """catalog.resolve, once a store name (ollama:qwen3:1.7b, lmstudio:<publisher>/<file>) is its GGUF's path."""
+    found = lookup(name)
+    if found is None:
+        return resolve(name, **options)
+    return replace(resolve(str(found.path), **options), name=found.ref)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
 """Every model this app knows about, with where it is and whether it fits this machine.
 
 One list for `fastslow models` and the app's model manager: catalog entries (here or not yet
-downloaded; GGUF or MLX) and the GGUF files and MLX folders the user dropped into models/.
+downloaded; GGUF or MLX) and the GGUF files and MLX folders the user dropped into models/; and,
+from store_rows, the models Ollama and LM Studio keep or serve.
 Where MLX is not installed, MLX models say so instead of a fit verdict: they can be downloaded,
 not loaded.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.catalog import CatalogEntry, local_gguf_files, local_mlx_folders, located, size_on_disk
-from app.engines.gguf_header import read_gguf_header
+from app.engines.gguf_header import GGUFInfo, read_gguf_header
 from app.engines.mlx_convert import check_mlx_folder
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError
 from app.hardware import MemoryState, estimate_fit
+from app.local_stores import Discovery
 from app.units import size_text
 
 UNPACKED_OVERHEAD = 1.2  # a model in memory needs ~20% beyond its file (KV cache, buffers) at modest contexts
@@ -90,6 +92,11 @@ def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, ent
     except EngineError as exc:
         row["fit"] = f"unreadable: {exc}"
         return row
+    return _add_header_facts(row, header, n_ctx, memory)
+
+
+def _add_header_facts(row: dict, header: GGUFInfo, n_ctx: int, memory: MemoryState) -> dict:
+    """What a checked GGUF header says, and the fit it gives at n_ctx on this machine."""
     fit = estimate_fit(header, min(n_ctx, header.context_length or n_ctx), memory=memory)
     row.update(
         params=row["params"] or params_text(header.n_params),
@@ -101,6 +108,33 @@ def model_row(name: str, path: Path | None, n_ctx: int, memory: MemoryState, ent
         context_length=header.context_length,
     )
     return row
+
+
+def store_rows(found: Discovery, n_ctx: int, memory: MemoryState) -> list[dict]:
+    """The models Ollama and LM Studio keep or serve (app/local_stores.py), as rows like the others.
+
+    `model` is what -m takes (ollama:qwen3:1.7b), or for a served model its server's name; `store` is
+    the folder or URL it came from; `read_only` marks another tool's files, which FastSlow never deletes.
+    """
+    rows = []
+    for model in found.models:
+        row = {
+            "model": model.ref or model.name, "name": model.name, "format": "served" if model.served else "GGUF",
+            "params": model.params, "quant": model.quantization, "size_bytes": model.size_bytes, "thinking": None,
+            "license": None, "source": model.source, "store": model.store, "read_only": True,
+            "where": model.store if model.served else str(model.path),
+            "path": None if model.path is None else str(model.path), "url": model.store if model.served else None,
+            "fit": None, "fit_detail": None, "notes": list(model.notes),
+        }
+        if model.problem:
+            row.update(fit=f"unusable: {model.problem}", fit_detail=model.problem)
+        elif model.served:
+            row.update(fit="served", fit_detail=f"runs on the server at {model.store}: its memory, not this machine's")
+        elif model.header is not None:
+            _add_header_facts(row, model.header, n_ctx, memory)
+            row["size_bytes"] = model.size_bytes  # a split model's parts together
+        rows.append(row)
+    return rows
 
 
 def params_text(n: int) -> str:

@@ -144,6 +144,24 @@ def _session_log_in_a_temporary_folder(tmp_path_factory):
         os.environ["FASTSLOW_DB"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_ollama_or_lm_studio_of_the_user(tmp_path_factory):
+    """`fastslow models` and the Models tab also list what Ollama and LM Studio keep or serve
+    (app/local_stores.py): in the tests, only what a test lays out itself. Folders that are not there,
+    and servers on port 9 (discard), where nothing answers: a test points these elsewhere with monkeypatch."""
+    nowhere = tmp_path_factory.mktemp("stores")
+    values = {"OLLAMA_MODELS": str(nowhere / "no-ollama"), "LMSTUDIO_MODELS": str(nowhere / "no-lm-studio"),
+              "OLLAMA_HOST": "127.0.0.1:9", "FASTSLOW_LMSTUDIO_URL": "http://127.0.0.1:9"}
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    yield
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 # --- a real X server, for the tests that start the app as a user would ------------------------
 
 
