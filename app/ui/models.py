@@ -1,11 +1,13 @@
 """The model manager: every catalog and local model (GGUF or MLX), whether it fits here, download,
-import, delete.
+import, delete; and, read-only, the models Ollama and LM Studio keep or serve, marked with their source.
 
-Downloads, imports and the fit check run off the GUI thread; errors become one clear sentence.
+Downloads, imports, the fit check and the look into other tools' folders and servers run off the
+GUI thread; errors become one clear sentence.
 """
 
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 
@@ -29,7 +31,8 @@ from app.downloads import delete_model, download_model, import_gguf, import_mlx_
 from app.engines.types import EngineError
 from app.hardware import memory_state
 from app.engines.gguf_header import read_gguf_header
-from app.models_overview import gib, overview, params_text
+from app.local_stores import SOURCES, Places, discover
+from app.models_overview import gib, overview, params_text, store_rows
 from app.thinking_styles import detect_style
 from app.ui.file_dialogs import existing_directory, open_file_name
 
@@ -40,10 +43,13 @@ FIT = COLUMNS.index("Fits here")
 class ModelManager(QWidget):
     models_changed = Signal()  # a model was downloaded, imported or deleted
 
-    def __init__(self, n_ctx: int = 4096, models_dir: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, n_ctx: int = 4096, models_dir: Path | None = None, parent: QWidget | None = None,
+                 places: Places | None = None) -> None:
         super().__init__(parent)
         self.n_ctx = n_ctx
         self.models_dir = models_dir or MODELS_DIR
+        self.places = places  # where Ollama and LM Studio keep models; None: read from the environment each time
+        self.elsewhere: list[str] = []  # what the last look into other tools said went wrong there
         self.rows: list[dict] = []
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -98,8 +104,8 @@ class ModelManager(QWidget):
         """Re-read the models; outcome (what the last action did) stays on screen meanwhile."""
         self._loaded = True
         self._say(outcome or "Reading the models and checking what fits…", error)
-        worker = _overview_worker(self.n_ctx, self.models_dir)
-        worker.returned.connect(lambda rows: self._show_rows(rows, keep_message=outcome is not None))
+        worker = _overview_worker(self.n_ctx, self.models_dir, self.places)
+        worker.returned.connect(lambda found: self._show_rows(*found, keep_message=outcome is not None))
         worker.errored.connect(lambda exc: self.message.setText(f"Could not list the models: {exc}"))
         self._keep(worker)
 
@@ -107,11 +113,15 @@ class ModelManager(QWidget):
         self.message.setText(text)
         self.message.setStyleSheet("color: #b00020" if error else "")
 
-    def _show_rows(self, rows: list[dict], keep_message: bool = False) -> None:
+    def _show_rows(self, rows: list[dict], elsewhere: list[str] | None = None, keep_message: bool = False) -> None:
         self.rows = rows
+        self.elsewhere = elsewhere or []
         self.table.setRowCount(len(rows))
         for n, row in enumerate(rows):
-            where = row["where"] if row["where"] in ("bundled", "not downloaded") else "downloaded"
+            if row.get("read_only"):  # another tool's model: named by where it came from
+                where = SOURCES[row["source"]]
+            else:
+                where = row["where"] if row["where"] in ("bundled", "not downloaded") else "downloaded"
             values = (row["name"], row["format"], row["params"], row["quant"], gib(row["size_bytes"]),
                       row["thinking"], row["license"], row["fit"], where)
             for col, value in enumerate(values):
@@ -121,8 +131,10 @@ class ModelManager(QWidget):
                 self.table.setItem(n, col, item)
         self.table.resizeColumnsToContents()
         memory = memory_state()
-        self.summary.setText(f"{len(rows)} models · fit judged at {self.n_ctx:,} context · "
-                             f"{gib(memory.ram_available)} RAM available")
+        others = sum(1 for row in rows if row.get("read_only"))
+        self.summary.setText(f"{len(rows)} models{f' ({others} from Ollama or LM Studio)' if others else ''} · "
+                             f"fit judged at {self.n_ctx:,} context · {gib(memory.ram_available)} RAM available"
+                             + "".join(f"<br>{html.escape(line)}" for line in self.elsewhere))
         if not keep_message:
             self._say("")
         self._on_selection()  # the selected row may have changed state (downloaded, deleted…)
@@ -139,10 +151,12 @@ class ModelManager(QWidget):
             return
         facts = (f" · {row['architecture']}, context {row['context_length'] or '?':,}"
                  if row.get("architecture") else "")
-        self.detail.setText(f"<b>{row['name']}</b> · {row['format']} · {row['source']}{facts} · {row.get('fit_detail') or ''}"
-                            + (f"<br>{row['path']}" if row["path"] else ""))
+        source = SOURCES[row["source"]] if row.get("read_only") else row["source"]
+        self.detail.setText(f"<b>{row['name']}</b> · {row['format']} · {source}{facts} · {row.get('fit_detail') or ''}"
+                            + (f"<br>{row['path']}" if row["path"] else "")
+                            + "".join(f"<br>{html.escape(note)}" for note in row.get("notes") or ()))
         self.download_button.setEnabled(row["where"] == "not downloaded")
-        self.delete_button.setEnabled(row["where"] not in ("bundled", "not downloaded"))
+        self.delete_button.setEnabled(row["where"] not in ("bundled", "not downloaded") and not row.get("read_only"))
 
     def _entry(self, row: dict):
         return next((e for e in load_catalog() if e.id == row["model"]), None)
@@ -226,6 +240,10 @@ class ModelManager(QWidget):
         if row is None or row["where"] in ("bundled", "not downloaded"):
             self.message.setText("Select a downloaded or imported model to delete (bundled models come with the app).")
             return False
+        if row.get("read_only"):  # its tool's own records point at the file: removing it there keeps them true
+            self._say(f"{row['name']} belongs to {SOURCES[row['source']]}; FastSlow does not delete another tool's "
+                      f"models: remove it in {SOURCES[row['source']].removesuffix(' server')}.", error=True)
+            return False
         if confirm and QMessageBox.question(self, "Delete model", f"Delete {row['name']} ({gib(row['size_bytes'])})?") != QMessageBox.Yes:
             return False
         try:
@@ -247,8 +265,12 @@ def _error_text(exc: BaseException) -> str:
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
-def _overview_worker(n_ctx: int, models_dir: Path) -> list[dict]:
-    return overview(n_ctx, memory_state(), models_dir)
+def _overview_worker(n_ctx: int, models_dir: Path, places: Places | None) -> tuple[list[dict], list[str]]:
+    """The models and, from Ollama's and LM Studio's folders and servers, theirs; with what failed there."""
+    memory = memory_state()
+    found = discover(places)
+    failed = [f"{SOURCES[looked.source]}: {looked.message}" for looked in found.looked if looked.state == "failed"]
+    return overview(n_ctx, memory, models_dir) + store_rows(found, n_ctx, memory), failed
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errored is handled: no re-raise
