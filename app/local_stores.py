@@ -237,13 +237,14 @@ def _check_gguf(path: Path) -> tuple[GGUFInfo | None, str | None]:
 # --- Ollama's store ------------------------------------------------------------------------------
 
 
-def scan_ollama(root: Path) -> list[Found]:
-    """Every model Ollama's manifests name under root, each checked; sorted by name."""
-    manifests = root / "manifests"
-    found = []
-    for manifest, parts in _files_at_depth(manifests, 4):
-        found.append(_ollama_model(root, manifest, ollama_name(*parts)))
-    return sorted(found, key=lambda f: f.name)
+def scan_ollama(root: Path, only: Callable[[str], bool] | None = None) -> list[Found]:
+    """Every model Ollama's manifests name under root (or those `only` keeps, by name), each checked; sorted by name."""
+    return [_ollama_model(root, manifest, name) for name, manifest in ollama_manifests(root) if only is None or only(name)]
+
+
+def ollama_manifests(root: Path) -> list[tuple[str, Path]]:
+    """Each model's name and manifest, sorted by name; nothing read yet (a -m name checks only its own)."""
+    return sorted((ollama_name(*parts), manifest) for manifest, parts in _files_at_depth(root / "manifests", 4))
 
 
 def ollama_name(registry: str, namespace: str, model: str, tag: str) -> str:
@@ -260,7 +261,11 @@ def _files_at_depth(folder: Path, depth: int) -> list[tuple[Path, tuple[str, ...
     out = []
     # Links are followed (a user may link a publisher's folder from another disk); the depth bounds a
     # link loop, and every file found is then checked to lie inside the store.
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    def unreadable(error: OSError) -> None:  # the store itself: said by discover(); a folder inside: left out
+        if os.path.samefile(error.filename, folder):
+            raise error
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
         rel = Path(dirpath).relative_to(folder).parts
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if len(rel) < depth - 1 else []
         if len(rel) == depth - 1:
@@ -350,8 +355,13 @@ def _params(root: Path, layer: dict | None) -> dict:
 # --- LM Studio's folder ----------------------------------------------------------------------------
 
 
-def scan_lmstudio(root: Path) -> list[Found]:
-    """Every <publisher>/<repo>/<file>.gguf under root, each checked; vision projectors and later split parts left out."""
+def scan_lmstudio(root: Path, only: Callable[[str], bool] | None = None) -> list[Found]:
+    """Every <publisher>/<repo>/<file>.gguf under root (or those `only` keeps, by name), each checked; sorted by name."""
+    return [_lmstudio_model(root, path, name) for name, path in lmstudio_files(root) if only is None or only(name)]
+
+
+def lmstudio_files(root: Path) -> list[tuple[str, Path]]:
+    """Each model's name and file, sorted by name; vision projectors and later split parts left out; nothing read yet."""
     found = []
     for path, (publisher, repo, file) in _files_at_depth(root, 3):
         if not file.lower().endswith(".gguf") or file.lower().startswith("mmproj"):
@@ -359,17 +369,17 @@ def scan_lmstudio(root: Path) -> list[Found]:
         split = _SPLIT.search(file)
         if split and int(split.group(1)) != 1:
             continue  # llama.cpp loads every part from the first
-        found.append(_lmstudio_model(root, path, f"{publisher}/{repo}/{file}", split))
-    return sorted(found, key=lambda f: f.name)
+        found.append((f"{publisher}/{repo}/{file}", path))
+    return sorted(found)
 
 
-def _lmstudio_model(root: Path, path: Path, name: str, split: re.Match | None) -> Found:
+def _lmstudio_model(root: Path, path: Path, name: str) -> Found:
     if (real := _outside(path, root)) is not None:
         return Found(name, LM_STUDIO, str(root), path=path,
                      problem=f"{path} links to {real}, outside LM Studio's models folder; refused "
                              "(pass that file's own path to -m to use it).")
     parts = [path]
-    if split:
+    if split := _SPLIT.search(path.name):
         count = int(split.group(2))
         parts = [path.with_name(_SPLIT.sub(f"-{n:05d}-of-{count:05d}.gguf", path.name)) for n in range(1, count + 1)]
         missing = next((n for n, part in enumerate(parts, 1) if not part.is_file() or _outside(part, root)), None)
@@ -496,24 +506,40 @@ def lookup(ref: str, places: Places | None = None) -> Found | None:
     if source is None:
         return None
     places = places_from_environment() if places is None else places
+    # Names first (cheap), then only the named model's files are read and checked.
+    looked = _distinct(places.ollama_dirs if source == OLLAMA else places.lmstudio_dirs)
+    folders = [f for f in looked if f.is_dir()]
+    try:
+        return _lookup(ref, source, name, looked, folders)
+    except OSError as exc:
+        raise EngineError(f"Could not read {SOURCES[source]}'s models in {' or '.join(map(str, folders))} "
+                          f"({exc.strerror or exc}).", kind="missing_model_file") from None
+
+
+def _lookup(ref: str, source: str, name: str, looked: list[Path], folders: list[Path]) -> Found:
     if source == OLLAMA:
-        folders = _distinct(places.ollama_dirs)
-        models = [m for folder in folders if folder.is_dir() for m in scan_ollama(folder)]
+        names = [n for folder in folders for n, _ in ollama_manifests(folder)]
         wanted = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"  # as Ollama reads a bare name
-        match = [m for m in models if m.name == wanted]
+        chosen = [n for n in names if n == wanted]
+        scan = scan_ollama
     else:
-        folders = _distinct(places.lmstudio_dirs)
-        models = [m for folder in folders if folder.is_dir() for m in scan_lmstudio(folder)]
-        match = [m for m in models if m.name == name] or [m for m in models if _short(m.name) == name]
+        names = [n for folder in folders for n, _ in lmstudio_files(folder)]
+        chosen = [n for n in names if n == name] or [n for n in names if _short(n) == name]
+        scan = scan_lmstudio
     label = SOURCES[source]
-    if not match:
-        known = ", ".join(m.ref for m in models[:5]) or "none"
-        where = " or ".join(str(f) for f in folders) or "no folder"
+    shown = next(p for p, s in PREFIXES.items() if s == source)  # "ollama", "lmstudio"
+    if not folders:
+        raise EngineError(f"{label} keeps no models here: there is no {' or '.join(map(str, looked)) or 'folder'}; "
+                          "run `fastslow models` to list the models found.", kind="unknown_model")
+    if not chosen:
+        known = ", ".join(f"{shown}:{n}" for n in names[:5]) or "none"
+        where = " or ".join(str(f) for f in folders)
         raise EngineError(f"{label} has no model '{name}' in {where} (found: {known}); "
                           "run `fastslow models` to list them.", kind="unknown_model")
-    if len(match) > 1:
-        raise EngineError(f"'{ref}' names {len(match)} {label} models ({', '.join(m.name for m in match)}); "
+    if len(set(chosen)) > 1:  # one name in two folders (~/.ollama and the service's) is one model: the first folder's
+        raise EngineError(f"'{ref}' names {len(chosen)} {label} models ({', '.join(chosen)}); "
                           "give the whole <publisher>/<repo>/<file> name.", kind="unknown_model")
+    match = [m for folder in folders for m in scan(folder, only=chosen.__contains__)]
     if match[0].problem:
         raise EngineError(f"{label} model '{name}' cannot be used: {match[0].problem}", kind="bad_model_file")
     return match[0]

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from app import cli
+from app import cli, local_stores
 from app.engines.types import EngineError
 from app.hardware import memory_state
 from app.local_stores import (
     LM_STUDIO,
     LM_STUDIO_SERVER,
     OLLAMA,
+    Looked,
     OLLAMA_SERVER,
     Places,
     discover,
@@ -325,6 +326,36 @@ def test_discovery_says_where_it_looked(ollama_root, lms_root, tiny):
         (OLLAMA, str(ollama_root), "found", None), (LM_STUDIO, str(lms_root), "absent", f"no folder at {lms_root}")]
 
 
+def test_a_store_that_cannot_be_read_is_said_and_the_others_still_listed(ollama_root, lms_root, tiny, monkeypatch):
+    ollama_model(ollama_root, tiny, LIBRARY)
+    lmstudio_model(lms_root, tiny, "someone", "Tiny-GGUF", "tiny.gguf")
+    real = os.scandir
+
+    def scandir(path="."):  # what a folder of another user's service (0700) answers; root reads through chmod
+        if Path(path) == ollama_root / "manifests":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = discover(places(ollama_root, lms_root))
+    assert [m.name for m in found.models] == ["someone/Tiny-GGUF/tiny.gguf"]
+    assert found.looked[0] == Looked(OLLAMA, str(ollama_root), "failed",
+                                     f"could not read {ollama_root} (Permission denied)")
+
+
+def test_m_with_a_store_that_cannot_be_read_says_so(ollama_root, tiny, monkeypatch):
+    ollama_model(ollama_root, tiny, LIBRARY)
+    monkeypatch.setenv("OLLAMA_MODELS", str(ollama_root))
+
+    def scandir(path="."):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(EngineError) as caught:
+        cli._resolve("ollama:tiny:1b")
+    assert str(caught.value) == f"Could not read Ollama's models in {ollama_root} (Permission denied)."
+
+
 def test_rows_carry_the_source_fit_and_problems(ollama_root, tiny, servers):
     ollama_model(ollama_root, tiny, LIBRARY)
     write_manifest(ollama_root, ("registry.ollama.ai", "library", "broken", "latest"), "{")
@@ -373,6 +404,25 @@ def test_m_with_a_store_name_that_is_not_there_or_broken_says_so(ollama_root, lm
     with pytest.raises(EngineError) as two:
         lookup("lmstudio:someone/x.gguf")
     assert "names 2 LM Studio models" in str(two.value) and "give the whole <publisher>/<repo>/<file> name" in str(two.value)
+
+
+def test_m_with_a_store_that_is_not_here_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "none"))
+    with pytest.raises(EngineError) as caught:
+        cli._resolve("ollama:qwen3:1.7b")
+    assert caught.value.kind == "unknown_model"
+    assert str(caught.value) == (f"Ollama keeps no models here: there is no {tmp_path / 'none'}; "
+                                 "run `fastslow models` to list the models found.")
+
+
+def test_m_reads_only_the_named_models_files(ollama_root, tiny, monkeypatch):
+    for tag in ("1b", "2b", "3b"):
+        ollama_model(ollama_root, tiny, ("registry.ollama.ai", "library", "tiny", tag))
+    read = []
+    real = local_stores.read_gguf_header
+    monkeypatch.setattr(local_stores, "read_gguf_header", lambda path: (read.append(path), real(path))[1])
+    assert lookup("ollama:tiny:2b", places(ollama_root)).name == "tiny:2b"
+    assert len(read) == 1  # a store of many large models answers -m at once
 
 
 def test_fastslow_models_has_a_section_per_store_and_server(ollama_root, lms_root, tiny, servers, monkeypatch, capsys):
