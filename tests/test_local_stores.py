@@ -470,3 +470,18 @@ def test_the_bundled_smollm2_pulled_into_ollama_and_lm_studio_is_found_and_fits(
          gguf.stat().st_size)]
     for row in rows:
         assert row["fit"].split(" (")[0] in ("fits", "tight", "too_big") and row["context_length"] == 8192
+
+
+def test_compare_runs_a_model_ollama_keeps_by_its_ollama_name(tmp_path, smollm2_path, monkeypatch):
+    import subprocess
+    import sys
+
+    ollama_root = tmp_path / "ollama"
+    ollama_model(ollama_root, Path(smollm2_path), ("registry.ollama.ai", "library", "smollm2", "135m"))
+    out = subprocess.run([sys.executable, "-m", "app.cli", "compare", "What is 2 + 2?", "-m", "ollama:smollm2:135m",
+                          "--max-tokens", "8", "--json"], capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "OLLAMA_MODELS": str(ollama_root)})
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.splitlines()[-1])
+    assert record["status"] == "ok" and record["model_info"]["name"] == "ollama:smollm2:135m"
+    assert Path(record["model_info"]["path"]).parent == ollama_root / "blobs"  # the blob, not a copy
