@@ -995,12 +995,14 @@ def cmd_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _store_sections(rows: list[dict], found: Discovery) -> str:
-    """A section per store or server that exists here, then one line for each that is absent or failed."""
-    text, absent = "", []
+    """A section per store or server that exists here, a line for one that failed, then where nothing was."""
+    text, absent = "", {}
+    here = {looked.source for looked in found.looked if looked.state != "absent"}
     for looked in found.looked:
         label = f"{SOURCES[looked.source]} ({looked.where})"
-        if looked.state == "absent":
-            absent.append(f"{SOURCES[looked.source]}: {looked.message}")
+        if looked.state == "absent":  # the service's folder beside a user's own is no news; none of them is
+            if looked.source not in here:
+                absent.setdefault(looked.source, []).append(looked.where)
             continue
         if looked.state == "failed":
             text += f"\n{label}: {looked.message}\n"
@@ -1016,7 +1018,9 @@ def _store_sections(rows: list[dict], found: Discovery) -> str:
     if any(r["path"] for r in rows):
         text += "\n-m takes these by name (the model column) or by path; served models are listed, not run yet.\n"
     if absent:
-        text += "\nnot here: " + "; ".join(absent) + "\n"
+        text += "\nnot here:\n" + "".join(
+            f"  {SOURCES[source]}: {'not running at' if source.endswith('-server') else 'no folder at'} "
+            f"{' or '.join(where)}\n" for source, where in absent.items())
     return text
 
 

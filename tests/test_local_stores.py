@@ -443,7 +443,7 @@ def test_fastslow_models_has_a_section_per_store_and_server(ollama_root, lms_roo
     served = out.split(f"\nOllama server ({ollama.url})\n")[1].split("\n\n")[0].splitlines()
     assert served[1].split() == ["qwen3:1.7b", "2.0B", "Q4_K_M", "1.27", "GiB", "served"]
     assert f"\nLM Studio server ({slow.url}): {slow.url} did not answer within 0.3 s" in out
-    assert f"not here: LM Studio: no folder at {os.environ['LMSTUDIO_MODELS']}" in out
+    assert f"\nnot here:\n  LM Studio: no folder at {os.environ['LMSTUDIO_MODELS']}\n" in out
     assert "-m takes these by name (the model column) or by path" in out
 
     assert cli.main(["models", "--json"]) == 0
@@ -485,3 +485,13 @@ def test_compare_runs_a_model_ollama_keeps_by_its_ollama_name(tmp_path, smollm2_
     record = json.loads(out.stdout.splitlines()[-1])
     assert record["status"] == "ok" and record["model_info"]["name"] == "ollama:smollm2:135m"
     assert Path(record["model_info"]["path"]).parent == ollama_root / "blobs"  # the blob, not a copy
+
+
+def test_an_absent_folder_beside_a_found_one_is_no_news():
+    found = local_stores.Discovery((), (Looked(OLLAMA, "/home/me/.ollama/models", "found"),
+                                        Looked(OLLAMA, "/usr/share/ollama/.ollama/models", "absent", "no folder"),
+                                        Looked(LM_STUDIO, "/a", "absent", "no folder"),
+                                        Looked(LM_STUDIO, "/b", "absent", "no folder")))
+    text = cli._store_sections([], found)
+    assert "\nOllama (/home/me/.ollama/models)\nno models\n" in text
+    assert text.endswith("\nnot here:\n  LM Studio: no folder at /a or /b\n") and "/usr/share" not in text
