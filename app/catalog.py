@@ -26,6 +26,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from app.engines.mlx_convert import check_mlx_folder
+from app.engines.remote_request import REMOTE_PREFIX, parse_remote_name
 from app.engines.types import EngineError, ModelSpec
 from app.thinking_styles import MODEL_STYLES
 from app.units import size_text
@@ -479,7 +480,8 @@ def resolve(
     catalog: list[CatalogEntry] | None = None,
     models_dir: Path | None = None,
 ) -> ModelSpec:
-    """Turn a catalog id (any case) or a path to a model file into the spec an engine loads.
+    """Turn a catalog id (any case), a path to a model file, or a served model
+    ("remote:http://127.0.0.1:8080/v1#qwen3-8b") into the spec an engine loads.
 
     The file's contents are not checked here: the engine validates GGUF headers when it loads.
     """
@@ -491,6 +493,10 @@ def resolve(
             "No model given; name one from `fastslow models` or pass the path to a .gguf file.",
             kind="unknown_model",
         )
+
+    if wanted.lower().startswith(REMOTE_PREFIX):  # remote:<base URL>#<model id>: a served model
+        url, model = parse_remote_name(wanted)
+        return ModelSpec(path=url, name=model, engine="remote", n_ctx=n_ctx or DEFAULT_N_CTX, n_threads=n_threads)
 
     entry = next((e for e in entries if e.id == wanted.lower()), None)
     if entry is not None:

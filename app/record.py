@@ -88,6 +88,16 @@ def energy_domains(engine: str, n_gpu_layers: int) -> tuple[str, ...]:
     return ("cpu", "dram", "gpu") if on_gpu else ("cpu", "dram")
 
 
+def remote_energy_note(conditions: "Conditions") -> str:
+    """What a served model's energy figure leaves out, in its notes; "" for a model run here. This
+    machine's share (waiting, receiving) is measured as any run's; the server's is not."""
+    if conditions.engine != "remote":
+        return ""
+    where = f" ({conditions.device})" if conditions.device else ""
+    return (f"not measured: remote — the server{where} generated this reply; its energy is not in this figure, "
+            "which covers this machine only (waiting and receiving)")
+
+
 def model_conditions(info: ModelInfo) -> dict[str, Any]:
     """What a loaded model fixes of a run's conditions, by their flat names (the recorder's and the log's)."""
     return dict(model_path=info.path, engine=info.engine, backend=info.backend_used, quantization=info.quantization,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.record import RunResult
+from app.record import RunResult, remote_energy_note
 from app.store import TelemetrySample
 from app.telemetry import Sample, power_series, split_phases
 from app.telemetry.load import background_cores, load_note
@@ -35,6 +35,10 @@ def with_energy(
             detail = changes["energy_detail"]
             changes.update(energy_approximate=True,
                            energy_detail={**detail, "notes": [*detail.get("notes", []), *lost_sources]})
+        remote = remote_energy_note(result.conditions)
+        if remote:  # a served model: the figure is this machine's, and says the server's is missing
+            detail = changes["energy_detail"]
+            changes["energy_detail"] = {**detail, "notes": [*detail.get("notes", []), remote]}
     last = next((s.procs[pid] for s in reversed(samples) if pid in s.procs), None)
     changes["peak_rss_bytes"] = last.peak_rss if last else None
     background = background_cores(samples, t0, t1)

@@ -138,6 +138,8 @@ class RunRecorder:
                 self.channel = THINKING
         elif isinstance(event, PromptDone):
             self._n_evaluated, self._prompt_eval_s = event.n_prompt_evaluated, event.prompt_eval_s
+            # A served model's prompt is counted by its server, after the reply (Started had none to say).
+            self._n_prompt = event.n_prompt_tokens or self._n_prompt
         elif isinstance(event, Token) and event.injected:
             # The end-of-thinking message: shown and parsed, but the model did not generate it.
             pieces = list(event.pieces)

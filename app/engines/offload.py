@@ -81,7 +81,10 @@ def _layers(n: int) -> str:
 
 def placement(backend: str, device: str, offloaded: int, n_layers: int, n_threads: int) -> str:
     """Where a model runs, in a few words: "CPU · 8 threads", "Metal · 28/28 layers",
-    "CUDA · RTX 4070 · 20/28 layers · 8 threads" (a partial offload leaves the rest to the CPU threads)."""
+    "CUDA · RTX 4070 · 20/28 layers · 8 threads" (a partial offload leaves the rest to the CPU threads),
+    "remote · gpu-box:8000" (a served model)."""
+    if backend == "remote":  # a served model: the server's host, its hardware is the server's to say
+        return f"remote · {device}" if device else "remote"
     if not offloaded or backend in ("", "CPU"):
         return f"CPU · {n_threads} thread{'s' if n_threads != 1 else ''}" if n_threads else "CPU"
     shown = min(offloaded, n_layers) if n_layers else offloaded  # llama.cpp counts the output layer too

@@ -156,7 +156,7 @@ class PromptDone:
     t: float
     n_prompt_tokens: int
     n_prompt_evaluated: int  # fewer than n_prompt_tokens when the KV cache prefix was reused
-    prompt_eval_s: float  # llama.cpp's own timer for the prompt batches
+    prompt_eval_s: float | None  # the engine's own timer for the prompt batches; None: a server that keeps none
 
 
 @dataclass(frozen=True)
