@@ -83,10 +83,33 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _NotStreaming(http.server.BaseHTTPRequestHandler):
+    """Lists one model, then answers a chat request with plain JSON although it asked for a stream."""
+
+    def _json(self, data: dict) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._json({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "me"}]})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._json({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]})
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def refusing_server():
-    """A stand-in that answers every request 401, as a server does to a wrong key; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+def refusing_server(handler: type = _Refusing):
+    """A stand-in that answers every request 401, as a server does to a wrong key (or as `handler`
+    does); yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -94,6 +117,11 @@ def refusing_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def non_streaming_server():
+    """A stand-in that lists a model and answers a streamed chat request with plain JSON; its URL."""
+    return refusing_server(_NotStreaming)
 
 
 @contextlib.contextmanager

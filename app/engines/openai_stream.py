@@ -226,6 +226,12 @@ class EventStream:
     def start(self) -> None:
         """Connect, send the request, and wait for the server's status line (EngineError if refused)."""
         self._response = _send(self._conn, self.ep, "POST", self._path, self._body, self.timeouts)
+        kind = (self._response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "text/event-stream":  # a proxy's page, or a server that ignores "stream": true
+            self._conn.close()
+            raise EngineError(f"the server at {self.ep.url} answered {self.ep.prefix}{self._path} without streaming "
+                              f"(Content-Type: {kind or 'none'}): a pane needs a server that streams chat completions",
+                              kind="server_error")
 
     def events(self) -> Iterator[tuple[float, dict]]:
         while True:

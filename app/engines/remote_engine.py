@@ -151,6 +151,16 @@ class _Reader(threading.Thread):
             self.out.put(("error", EngineError(f"reading {self.ep.url} failed: {exc}", kind="server_error")))
 
 
+def lost(ep: Endpoint, n: int) -> str:
+    """The sentence for a stream that ended without its end: before any token the request itself may
+    have failed there (llama-cpp-python drops the connection on a prompt past its context)."""
+    if n:
+        return (f"the server at {ep.url} closed the connection mid-reply (after {n} tokens): it may have crashed "
+                "or been stopped")
+    return (f"the server at {ep.url} closed the connection before its first token: the request failed there (a "
+            "prompt longer than its context?), or it crashed or was stopped; its log says which")
+
+
 class RemoteEngine:
     """An Engine over one model on an OpenAI-compatible server. `cancel_flag`: anything with a
     `.value` (the worker's shared byte); without one it keeps its own."""
@@ -246,8 +256,7 @@ class RemoteEngine:
                 return
             elif kind == "end":
                 if counts.finish is None and not payload:  # no [DONE] and no finish: the connection was lost
-                    yield Failed(now(), "server_lost", f"the server at {self._ep.url} closed the connection "
-                                                       f"mid-reply (after {n} tokens): it may have crashed or been stopped")
+                    yield Failed(now(), "server_lost", lost(self._ep, n))
                     return
                 done = counts.prompt_done(now())
                 if done is not None:

@@ -14,7 +14,7 @@ from llama_server import LlamaServer, free_port, silent_server
 from app.catalog import resolve
 from app.engines.client import EngineClient
 from app.engines.remote_engine import RemoteEngine
-from app.engines.types import ANSWER, THINKING, Finished, GenerationRequest, Sampling, Started, Token, now
+from app.engines.types import ANSWER, THINKING, Failed, Finished, GenerationRequest, Sampling, Started, Token, now
 from app.session import Session
 
 pytestmark = pytest.mark.model
@@ -165,3 +165,13 @@ def test_a_key_the_real_server_refuses_and_the_one_it_takes(smollm2_path, tmp_pa
         assert isinstance(events[-1], Finished) and events[-1].n_generated == 4
     finally:
         keyed.kill()
+
+
+def test_a_request_the_server_fails_on_is_one_sentence(remote_spec, server):
+    engine = RemoteEngine()
+    engine.load(remote_spec)
+    events = list(engine.generate(GenerationRequest.from_prompt("word " * 2200, max_tokens=4)))  # past its 2048
+    assert isinstance(events[-1], Failed) and events[-1].kind == "server_lost"
+    assert events[-1].message.startswith(f"the server at {server.url} closed the connection before its first token")
+    again = list(engine.generate(GenerationRequest.from_prompt("Hi", max_tokens=4)))  # the server is still there
+    assert isinstance(again[-1], Finished)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from llama_server import free_port, refusing_server, silent_server
+from llama_server import free_port, non_streaming_server, refusing_server, silent_server
 
 from app.catalog import resolve
 from app.engines.backends import make_engine, preflight
@@ -257,3 +257,29 @@ def test_a_cancel_while_the_server_is_silent_ends_the_run_within_100_ms():
 
 def test_the_worker_builds_a_remote_engine_not_a_pipeline():
     assert isinstance(make_engine("remote"), RemoteEngine)
+
+
+def test_the_servers_own_counts_and_timers_are_kept_beside_ours():
+    from app.engines.remote_engine import _Counts
+
+    llama_server = _Counts()  # llama-server's last chunk: its timers, the cached part of the prompt apart
+    llama_server.read({"choices": [], "timings": {"prompt_n": 12, "cache_n": 30, "prompt_ms": 48.0,
+                                                  "predicted_n": 64, "predicted_ms": 800.0}})
+    done = llama_server.prompt_done(5.0)
+    assert (done.n_prompt_tokens, done.n_prompt_evaluated, done.prompt_eval_s) == (42, 12, 0.048)
+    assert llama_server.decode_s == 0.8
+    vllm = _Counts()  # vLLM's usage chunk (stream_options.include_usage): counts, no timers
+    vllm.read({"choices": [], "usage": {"prompt_tokens": 17, "completion_tokens": 9}})
+    done = vllm.prompt_done(5.0)
+    assert (done.n_prompt_tokens, done.n_prompt_evaluated, done.prompt_eval_s) == (17, 17, None)
+    assert vllm.completion_tokens == 9 and vllm.decode_s is None
+    assert _Counts().prompt_done(5.0) is None  # a server that counts nothing: no figure, not a guess
+
+
+def test_a_server_that_will_not_stream_is_one_sentence():
+    with non_streaming_server() as url:
+        engine = load(url)
+        events = list(engine.generate(GenerationRequest.from_prompt("Hi")))
+    assert isinstance(events[-1], Failed) and events[-1].kind == "server_error"
+    assert events[-1].message == (f"the server at {url} answered /v1/chat/completions without streaming "
+                                  "(Content-Type: application/json): a pane needs a server that streams chat completions")
