@@ -62,6 +62,11 @@ class Pane:
     def pid(self) -> int | None:
         return self.client.pid if self.client is not None else None
 
+    @property
+    def uses_local_cores(self) -> bool:
+        """False for a served model: its server decodes, so live mode leaves this machine's cores to the others."""
+        return self.spec.engine != "remote"
+
     def plan(self, request: GenerationRequest) -> GenerationRequest:
         """The request for this pane: asked to think, a model that cannot is scaffolded instead."""
         if request.thinking and self.thinking_style == "none" and request.strategy == "native":

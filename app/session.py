@@ -149,7 +149,8 @@ class Session:
         if len(asked) != len(self.panes):
             raise ValueError(f"{len(asked)} requests for {len(self.panes)} panes")
         chosen = sorted(set(range(len(self.panes)) if only is None else only))
-        asked = [replace(r, n_threads=r.n_threads or self.threads_per_pane(len(chosen))) for r in asked]
+        local = [i for i in chosen if self.panes[i].uses_local_cores]  # a served pane decodes elsewhere
+        asked = [replace(r, n_threads=r.n_threads or self.threads_per_pane(max(1, len(local)))) for r in asked]
         self._cancellation = cancellation = cancellation or Cancellation()
         plan = _Comparison([pane.plan(r) for pane, r in zip(self.panes, asked)], chosen, cancellation, known_answer)
         decided = list(decisions) if decisions is not None else [None] * len(self.panes)

@@ -36,6 +36,7 @@ class LlamaServer:
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", str(threads)]
         if api_key:
             command += ["--api_key", api_key]
+        self.log_path = log
         self._log = open(log, "wb")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready(log, api_key)
@@ -56,6 +57,15 @@ class LlamaServer:
         self.kill()
         tail = log.read_bytes()[-2000:].decode("utf-8", "replace")
         raise RuntimeError(f"llama_cpp.server did not answer within {READY_S:g} s:\n{tail}")
+
+    def said(self, text: str, within_s: float = 2.0) -> bool:
+        """Whether the server's log shows `text` within `within_s` seconds."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if text in self.log_path.read_text("utf-8", "replace"):
+                return True
+            time.sleep(0.05)
+        return False
 
     @property
     def spec_name(self) -> str:

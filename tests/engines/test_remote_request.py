@@ -283,3 +283,23 @@ def test_a_server_that_will_not_stream_is_one_sentence():
     assert isinstance(events[-1], Failed) and events[-1].kind == "server_error"
     assert events[-1].message == (f"the server at {url} answered /v1/chat/completions without streaming "
                                   "(Content-Type: application/json): a pane needs a server that streams chat completions")
+
+
+def test_live_mode_leaves_every_core_to_the_local_panes_beside_a_served_one(monkeypatch):
+    from dataclasses import replace
+
+    from standin_engine import Script, StandinEngine
+
+    from app.engines import backends
+    from app.session import Session
+
+    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
+        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
+    local = resolve("remote:http://127.0.0.1:9/v1#m")  # its URL's shape passes the preflight; a stand-in serves it
+    scripts = [Script(), Script(), Script()]
+    made = iter([StandinEngine(s) for s in scripts])
+    specs = [replace(local, engine="stand-in", path="a"), replace(local, engine="stand-in", path="b"), local]
+    with Session(specs, mode="live", cores=4, make_engine=lambda: next(made)) as session:
+        session.load()
+        session.compare(GenerationRequest.from_prompt("Hi"))
+    assert [s.requests[0].n_threads for s in scripts[:2]] == [2, 2]  # two local panes: 4 cores split in two, not three
