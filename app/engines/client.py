@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import signal
+import sys
 import threading
+import types
 from multiprocessing.connection import wait
 from typing import Iterator
 
@@ -22,7 +24,7 @@ from app.engines.types import (
     Token,
     now,
 )
-from app.engines.worker import worker_main
+from app.engines.worker_boot import boot
 
 _CLOSE_TIMEOUT_S = 5.0
 CANCEL_GRACE_S = 1.0  # a cancelled run that has not ended by then is stopped by restarting its worker
@@ -43,6 +45,27 @@ def describe_exit(exitcode: int | None) -> str:
         }.get(name, "")
         return f"was killed by {name}{hint}"
     return f"exited with code {exitcode}"
+
+
+_SPAWN_LOCK = threading.Lock()
+
+
+def start_without_main(process: multiprocessing.process.BaseProcess) -> None:
+    """Start a spawned process that does not re-import this process's main module first.
+
+    spawn prepares a child by importing the parent's `__main__` (for targets defined there); the
+    worker's target is in worker_boot, and the main module (the CLI, the window) would load numpy
+    before the engine's libraries (worker_boot says why that crashed). A stand-in `__main__` with
+    no file and no spec makes spawn prepare none; the lock keeps two starts from swapping at once.
+    """
+    with _SPAWN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 class EngineClient:
@@ -85,12 +108,12 @@ class EngineClient:
         self._loaded = (spec, prepared)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._process = self._ctx.Process(
-            target=worker_main,
-            args=(child_conn, self._cancel),
+            target=boot,
+            args=(child_conn, self._cancel, spec.engine),
             name=f"fastslow-worker[{spec.label}]",
             daemon=True,
         )
-        self._process.start()
+        start_without_main(self._process)
         child_conn.close()
         self._conn = parent_conn
         self._conn.send(("load", (spec, prepared.header)))
