@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 from app.cancellation import Cancellation
 from app.engines.types import EngineError, GenerationRequest, ModelSpec, now
@@ -203,8 +203,10 @@ class Session:
         """The finished record with what it cost: energy over its window, shared by CPU time in live mode."""
         if self.sampler is None:
             return recorder.record()
-        return with_energy(recorder.record(), self.sampler.samples, recorder.t_submit, self.panes[i].pid,
-                           self.pids_sharing_with(i, running), self.lost_sources() if self.sampler.failures else ())
+        record = recorder.record()
+        lost = self.lost_sources(record.conditions.energy_domains) if self.sampler.failures else ()
+        return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid,
+                           self.pids_sharing_with(i, running), lost)
 
     def _close(self, i: int, result: RunResult, recorder: RunRecorder) -> RunUpdate:
         """Complete the run's row in the log, then say so with the closing update.
@@ -223,10 +225,13 @@ class Session:
             return []
         return [self.panes[j].pid for j in running if j != i and self.panes[j].pid is not None]
 
-    def lost_sources(self) -> list[str]:
-        """Each power source that stopped answering this session, and that energy leaves it out since."""
+    def lost_sources(self, domains: Collection[str] | None = None) -> list[str]:
+        """Each power source that stopped answering this session, and that energy leaves it out since;
+        with `domains`, only those measuring that hardware (a lost GPU does not touch a CPU run)."""
         failures = self.sampler.failures if self.sampler is not None else []
-        return [f"{reason} — energy leaves it out from then on" for _name, reason in failures]
+        domain_of = {s.info.name: s.info.domain for s in self.power.sources} if self.power is not None else {}
+        return [f"{reason} — energy leaves it out from then on" for name, reason in failures
+                if domains is None or domain_of.get(name) in domains]
 
     def compare(
         self,

@@ -9,6 +9,7 @@ import pytest
 from app.cancellation import Cancellation
 from app.engines.types import GenerationRequest, ModelSpec, Sampling, Token
 from app.hardware import MemoryState
+from app.record import Conditions
 from app.session import Session
 
 QUESTION = GenerationRequest.from_prompt(
@@ -269,6 +270,9 @@ def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(s
         return found
 
     monkeypatch.setattr(app.session, "detect_sources", with_a_gpu)
+    # The model runs on this machine's CPU; it is charged the GPU as a run with offloaded layers is
+    # (app/record.energy_domains), so that the GPU's loss touches its figures.
+    monkeypatch.setattr(Conditions, "energy_domains", property(lambda self: ("cpu", "dram", "gpu")))
     with Session([smollm2_spec], mode="fair") as session:
         session.load()
         request = GenerationRequest.from_prompt("Hi", max_tokens=4, sampling=Sampling(temperature=0.0))
@@ -281,6 +285,28 @@ def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(s
         assert after.energy_approximate and after.energy_detail["notes"][-1] == lost
         [later] = session.compare(request)
         assert later.energy_detail["notes"][-1] == lost and "nvml" not in later.energy_source
+        assert session.lost_sources(("cpu", "dram")) == []  # a CPU-only run's figure is untouched by it
+
+
+def test_a_cpu_run_beside_a_gpu_is_not_charged_the_gpu_and_says_what_it_drew(smollm2_spec, monkeypatch):
+    import app.session
+    from app.telemetry.sources import detect_sources, nvml_sources
+    from tests.telemetry.test_nvml import Gpu, StandInDriver
+
+    gpu = Gpu(energy_mj=1_000)  # an idle GPU (a stand-in driver) beside this machine's CPU
+
+    def with_a_gpu(tdp_w=None):
+        found = detect_sources(tdp_w)
+        found.sources += nvml_sources(StandInDriver(gpu))[0]
+        return found
+
+    monkeypatch.setattr(app.session, "detect_sources", with_a_gpu)
+    with Session([smollm2_spec], mode="fair") as session:
+        session.load()
+        [run] = session.compare(GenerationRequest.from_prompt("Hi", max_tokens=4, sampling=Sampling(temperature=0.0)))
+    assert run.placement.startswith("CPU · ") and "nvml" not in run.energy_source
+    assert "nvml:0" in run.energy_detail["left_out"] and "gpu" not in run.energy_detail["covers"]
+    assert any(note.startswith("not charged: nvml:0 (GPU) drew ") for note in run.energy_detail["notes"])
 
 
 def test_each_run_says_whether_it_ran_on_battery(smollm2_spec, monkeypatch):
