@@ -161,7 +161,8 @@ def test_a_key_the_real_server_refuses_and_the_one_it_takes(smollm2_path, tmp_pa
         assert "sk-wrong" not in str(caught.value)
         monkeypatch.setenv("FASTSLOW_API_KEY", "sk-right")
         engine = RemoteEngine()
-        engine.load(resolve(keyed.spec_name))
+        info = engine.load(resolve(keyed.spec_name))
+        assert "sk-right" not in repr(info)  # what the pane, the record and the log are made from
         events = list(engine.generate(GenerationRequest.from_prompt("Hi", max_tokens=4)))
         assert isinstance(events[-1], Finished) and events[-1].n_generated == 4
     finally:

@@ -77,6 +77,7 @@ def test_the_url_is_normalised_and_the_key_never_printed():
     assert (ep.url, ep.prefix, ep.where) == ("http://host:8000/v1", "/v1", "host:8000")
     assert "sk-secret" not in repr(ep)
     assert endpoint("https://example.org/api/v1/").url == "https://example.org:443/api/v1"
+    assert endpoint("http://[::1]:8080/v1").url == "http://[::1]:8080/v1"
 
 
 # --- the API key: the environment, else the OS keyring ---------------------------------------------
