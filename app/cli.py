@@ -48,6 +48,7 @@ from app.store.commands import add_log_commands
 from app.thinking_styles import minimum_problem
 from app.telemetry.commands import add_telemetry_command
 from app.telemetry.load import background_now, threads_warning
+from app.engines.offload import placement
 from app.session import Pane, Session
 
 
@@ -97,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("prompt", help="the prompt; '-' reads it from standard input")
     compare.add_argument(
         "-m", "--model", action="append", dest="models",
-        help="catalog id or path to a .gguf (repeat for each pane; default: the bundled pair)",
+        help="catalog id, path to a .gguf, ollama:<name>, lmstudio:<publisher>/<file>, or a served model "
+             "remote:<base URL>#<model id> (repeat for each pane; default: the bundled pair)",
     )
     how = compare.add_mutually_exclusive_group()
     how.add_argument("--fair", dest="mode", action="store_const", const="fair",
@@ -844,10 +846,15 @@ class _StreamPrinter:
             self._write_text(i, piece.text)
 
     def _conditions(self, i: int) -> str:
+        """Where the pane runs, with the threads this mode gives it, and the mode: "CPU · 2 threads,
+        fair mode", "CUDA · H200 · 30/30 layers, fair mode", "remote · gpu-box:8000, live mode"."""
         info = self.session.panes[i].info
-        threads = self.session.threads_per_pane()
-        backend = info.backend_used if info else "?"
-        return f"{backend}, {threads} thread{'s' if threads != 1 else ''}, {self.session.mode} mode"
+        if info is None:
+            return f"{self.session.mode} mode"
+        local = sum(1 for pane in self.session.panes if pane.uses_local_cores)
+        threads = self.session.threads_per_pane(max(local, 1))
+        where = placement(info.backend_used, info.device, info.n_gpu_layers_offloaded, info.n_layers, threads)
+        return f"{where}, {self.session.mode} mode"
 
     def _write_text(self, i: int, text: str) -> None:
         if not text:

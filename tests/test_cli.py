@@ -27,8 +27,12 @@ def fastslow(*args, stdin=None, timeout=240):
 def test_compare_streams_both_panes_and_ends_with_a_table():
     out = fastslow("compare", "What is 2 + 2?", "-m", "smollm2-135m", "-m", "gemma3-270m", *SHORT)
     assert out.returncode == 0, out.stderr
-    assert "── [1 smollm2-135m] CPU" in out.stdout and "── [2 gemma3-270m] CPU" in out.stdout
-    assert "fair mode" in out.stdout
+    from app.hardware import physical_cores
+
+    threads = physical_cores()  # fair mode: every core for each pane in turn
+    where = f"CPU · {threads} thread{'s' if threads != 1 else ''}, fair mode"
+    assert f"── [1 smollm2-135m] {where} ──" in out.stdout and f"── [2 gemma3-270m] {where} ──" in out.stdout
+    assert f"[1 smollm2-135m] ran on CPU · {threads} thread" in out.stdout  # the summary says it too
     table = out.stdout[out.stdout.index("#  model"):]
     assert "decode tok/s" in table and "TTFT" in table
     assert table.count(" ok ") == 2
@@ -262,13 +266,31 @@ def test_compare_warns_when_a_power_source_is_lost_and_the_figure_says_so(monkey
     from app.cli import main
     from tests.telemetry.test_nvml import with_a_gpu_that_will_be_lost
 
+    from app.record import Conditions
+
     monkeypatch.setattr(app.session, "detect_sources", with_a_gpu_that_will_be_lost)
+    # Charged the GPU as a run with offloaded layers is (this machine's CPU build offloads none).
+    monkeypatch.setattr(Conditions, "energy_domains", property(lambda self: ("cpu", "dram", "gpu")))
     assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", "--json", *SHORT]) == 0
     out = capsys.readouterr()
     lost = "nvml:0 stopped answering: GPU is lost — energy leaves it out from then on"
     assert f"fastslow: warning: {lost}" in out.err
     record = json.loads(out.out)
     assert record["energy_approximate"] and lost in record["energy_detail"]["notes"]
+
+
+def test_a_lost_gpu_is_said_but_does_not_mark_a_cpu_runs_figure(monkeypatch, capsys):
+    import app.session
+    from app.cli import main
+    from tests.telemetry.test_nvml import with_a_gpu_that_will_be_lost
+
+    monkeypatch.setattr(app.session, "detect_sources", with_a_gpu_that_will_be_lost)
+    assert main(["compare", "Hi", "-m", "smollm2-135m", "--no-log", "--json", *SHORT]) == 0
+    out = capsys.readouterr()
+    assert "fastslow: warning: nvml:0 stopped answering: GPU is lost" in out.err  # said, all the same
+    record = json.loads(out.out)
+    assert not any("GPU is lost" in note for note in record["energy_detail"]["notes"])  # its figure: untouched
+    assert "gpu" not in record["energy_detail"]["covers"]
 
 
 def test_compare_says_a_run_was_on_battery_and_what_that_means(monkeypatch, capsys):
