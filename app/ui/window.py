@@ -28,10 +28,14 @@ from PySide6.QtWidgets import (
 
 from platformdirs import user_data_dir
 
-from app.catalog import local_gguf_files, local_mlx_folders, located, resolve
+from superqt.utils import thread_worker
+
+from app.catalog import local_gguf_files, local_mlx_folders, located
 from app.engines.mlx_engine import mlx_unavailable
 from app.engines.types import EngineError, ModelSpec, now
 from app.live import LiveRun
+from app.local_stores import discover
+from app.model_picks import PICK_SERVED, SERVED_LABEL, label_for, resolve_pick, store_choices
 from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
 from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
@@ -46,6 +50,7 @@ from app.ui.history import HistoryView, start_export
 from app.ui.models import ModelManager
 from app.ui.pane import PaneView
 from app.ui.quit_guard import confirm_close, mark_saved
+from app.ui.remote_dialog import RemoteModelDialog
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.snapshots import FinishedRun, LogState, PaneLoad, PaneSnapshot
@@ -216,6 +221,9 @@ class MainWindow(QMainWindow):
         self._final_charts.timeout.connect(self._refresh_final_chart)
         self._final_parts: list[str] = []
         self._export_worker = None
+        self._store_choices: list[tuple[str, str]] = []  # what Ollama and LM Studio keep or serve, once found
+        self._discovery = None  # the worker looking for them, while it runs
+        self.remote_dialog: RemoteModelDialog | None = None
 
         c = self.controller
         c.pane_changed.connect(self._on_pane_changed)
@@ -249,19 +257,49 @@ class MainWindow(QMainWindow):
     def _spec_for(self, index: int, key: str) -> ModelSpec | None:
         s = self.settings
         try:
-            return resolve(key, n_ctx=s.n_ctx, n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads)
+            return resolve_pick(key, n_ctx=s.n_ctx, n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads)
         except EngineError as exc:
             self.panes[index].set_status(str(exc), error=True)
             return None
 
     def refresh_model_choices(self) -> None:
-        choices = model_choices()
-        self.scaling.set_models(choices)
+        """Fill each pane's picker: catalog and local models now; what Ollama and LM Studio keep or
+        serve when a worker has looked (folders and servers are never read on the GUI thread)."""
+        self._choices = model_choices()
+        self.scaling.set_models(self._choices)
+        self._fill_pickers()
+        self.look_in_other_tools()
+
+    def look_in_other_tools(self) -> None:
+        if self._discovery is not None:
+            return
+        worker = _discovery_worker()
+        worker.returned.connect(self._on_discovered)
+        worker.finished.connect(self._discovery_ended)
+        self._discovery = worker
+        worker.start()
+
+    def _discovery_ended(self) -> None:
+        self._discovery = None
+
+    def _on_discovered(self, choices: list[tuple[str, str]]) -> None:
+        self._store_choices = choices
+        self._fill_pickers()
+
+    def _fill_pickers(self) -> None:
+        listed = self._choices + self._store_choices
+        keys = {key for _, key in listed}
         for i, pane in enumerate(self.panes):
             current = self.settings.pane_models[i] if i < len(self.settings.pane_models) else None
-            pane.set_models(choices, current)
+            # A remembered served or store model shows as itself while the look is under way, or its
+            # server is down: the pane's choice is never silently turned into another model.
+            extra = [(label_for(current), current)] if current and current not in keys else []
+            pane.set_models(listed + extra + [(SERVED_LABEL, PICK_SERVED)], current)
 
     def _on_model_chosen(self, index: int, key: str) -> None:
+        if key == PICK_SERVED:
+            self.open_remote_dialog(index)
+            return
         spec = self._spec_for(index, key)
         if spec is None:
             return
@@ -270,7 +308,23 @@ class MainWindow(QMainWindow):
             models.append(key)
         models[index] = key
         self.settings.pane_models = models
+        self._fill_pickers()
         self.controller.load_models({index: spec})
+
+    def open_remote_dialog(self, index: int) -> RemoteModelDialog:
+        """"Served model…": a base URL and a model id; Load puts remote:<url>#<model> in the pane. Modal
+        to the window (the listing still runs off the GUI thread); returns the dialog for tests."""
+        current = self.settings.pane_models[index] if index < len(self.settings.pane_models) else ""
+        url, model = "", ""
+        if current.lower().startswith("remote:"):
+            url, _, model = current[len("remote:"):].partition("#")
+        dialog = RemoteModelDialog(url, model, self)
+        dialog.setWindowModality(Qt.WindowModal)
+        dialog.accepted.connect(lambda: self._on_model_chosen(index, dialog.chosen))
+        dialog.finished.connect(lambda _: (self._fill_pickers(), dialog.deleteLater()))
+        self.remote_dialog = dialog
+        dialog.open()
+        return dialog
 
     def _on_pane_changed(self, pane: PaneSnapshot) -> None:
         """A pane's model or run state changed: its button follows the run state; its status line
@@ -613,9 +667,20 @@ class MainWindow(QMainWindow):
         self._charts_timer.stop()
         self._final_charts.stop()
         self.models.cancel_downloads()
+        if self._discovery is not None:  # its answer would reach a window that is gone
+            for signal in (self._discovery.returned, self._discovery.finished):
+                try:
+                    signal.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
         self.scaling.stop()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+@thread_worker(start_thread=False, ignore_errors=True)  # a failed look lists nothing more; the Models tab says why
+def _discovery_worker() -> list[tuple[str, str]]:
+    return store_choices(discover())
 
 
 def _ended(r: RunResult) -> str:
