@@ -937,6 +937,8 @@ def format_table(results: list[RunResult]) -> str:
             continue
         if limits := thought_limits(r.thinking_extended, r.thinking_budget_hit):
             lines.append(f"[{r.pane + 1}] {r.model}: thought {limits}")
+        if r.thought_note:
+            lines.append(f"[{r.pane + 1}] {r.model}: thinking budget not held: {r.thought_note}")
         if r.no_answer:
             lines.append(f"[{r.pane + 1}] {r.model}: no answer: {r.no_answer}")
         if r.correct is not None:

@@ -94,6 +94,7 @@ class LiveStats:
     energy_kind: str = ""  # "measured", "estimated", "mixed" (EnergyReport.kind); "" when unknown
     placement: str = ""  # once ended: where it ran ("CPU · 2 threads"); while running the pane's header says it
     load_note: str = ""  # once ended: how other processes' load distorted its figures; "" when it did not
+    thought_note: str = ""  # once ended: where the engine could not hold the thought's limits (a server)
 
 
 WAITING_STATS = LiveStats(None, None, None, None, None, 0, 0, None, None, None, "", WAITING)
@@ -179,6 +180,7 @@ def final_stats(r: RunResult) -> LiveStats:
         no_answer=r.no_answer,
         placement=r.placement,
         load_note=r.load_note,
+        thought_note=r.thought_note,
         energy_kind=r.energy.kind,
     )
 

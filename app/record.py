@@ -116,6 +116,7 @@ class ThoughtControl:
     thinking_budget_hit: bool = False  # the budget, not the model, closed the thought
     thinking_extended: int = 0  # times the model's early close was refused with "Wait"
     thinking_unclosed: bool = False  # the run ended mid-thought (out of tokens, or cancelled)
+    thought_note: str = ""  # the engine could not hold the request's limits, and what it did instead (a server)
 
 
 @dataclass(frozen=True)

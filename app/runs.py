@@ -173,7 +173,8 @@ class RunRecorder:
             self._finished = event
             self._thought = replace(self._thought, thinking_unclosed=event.thinking_unclosed,
                                     thinking_budget_hit=event.thinking_budget_hit,
-                                    thinking_extended=event.thinking_extended)
+                                    thinking_extended=event.thinking_extended,
+                                    thought_note=event.limits_note)
             self._total_s = event.t - self.t_submit
             status = Status.CANCELLED if event.finish_reason == "cancelled" else Status.OK
             self._ending = Ending(status, event.finish_reason)

@@ -78,9 +78,9 @@ class RemoteSplit:
             pieces += self.parser.feed(content)
         return Token(t, reasoning + content, -1, logprob=logprob, pieces=tuple(pieces), channel=self.channel)
 
-    def finished(self, t: float, reason: str, n_generated: int, decode_s: float) -> Finished:
+    def finished(self, t: float, reason: str, n_generated: int, decode_s: float, limits_note: str = "") -> Finished:
         return Finished(t, reason, n_generated, decode_s, pieces=tuple(self.parser.flush()),
-                        thinking_unclosed=self._in_reasoning or self.parser.unclosed)
+                        thinking_unclosed=self._in_reasoning or self.parser.unclosed, limits_note=limits_note)
 
 
 @dataclass
@@ -228,22 +228,23 @@ class RemoteEngine:
             yield failed
             return
         body = {**chat_body(self._kind, self._spec.name, request, self._spec.stop), **self._extra}
+        note = budget_note(self._spec.name, request)  # a budget the server cannot hold, said with the run
         reader = _Reader(self._ep, body, self._timeouts)
         self._reader = reader
         reader.start()
         # Prompt tokens are the server's to count: its usage, when it sends one, comes in PromptDone.
         yield Started(now(), 0, 0)
         try:
-            yield from self._relay(reader, RemoteSplit(self._style))
+            yield from self._relay(reader, RemoteSplit(self._style), note)
         finally:
             self._hang_up()
 
-    def _relay(self, reader: _Reader, split: RemoteSplit):
+    def _relay(self, reader: _Reader, split: RemoteSplit, note: str = ""):
         counts, n = _Counts(), 0
         while True:
             if self._cancel.value:
                 self._hang_up()
-                yield split.finished(now(), "cancelled", n, 0.0)
+                yield split.finished(now(), "cancelled", n, 0.0, note)
                 return
             try:
                 kind, payload = reader.out.get(timeout=POLL_S)
@@ -262,7 +263,7 @@ class RemoteEngine:
                 if done is not None:
                     yield done
                 reason = FINISH_REASONS.get(counts.finish or "stop", counts.finish or "stop")
-                yield split.finished(now(), reason, counts.completion_tokens or n, counts.decode_s or 0.0)
+                yield split.finished(now(), reason, counts.completion_tokens or n, counts.decode_s or 0.0, note)
                 return
             else:
                 t, chunk = payload

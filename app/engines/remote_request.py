@@ -109,9 +109,8 @@ def chat_body(kind: str, model: str, request: GenerationRequest, stop: tuple[str
 
 
 def budget_note(model: str, request: GenerationRequest) -> str:
-    """What the server does with the request's thinking budget, in a sentence; "" without one. The
-    load's note says it for every request; a run of its own has no field for it yet (a run note in
-    ThoughtControl would carry this sentence)."""
+    """What the server does with the request's thinking budget, in a sentence; "" without one. Each
+    run carries it (Finished.limits_note → ThoughtControl.thought_note), shown with the run."""
     budget = request.thinking_budget
     if budget is None:
         return ""

@@ -182,6 +182,7 @@ class Finished:
     peak_memory_bytes: int | None = None  # the engine's own count at its peak (MLX); None where it keeps none
     pieces: tuple[Piece, ...] = ()  # the labelled text still held at the end (text_tail's, and any marker's)
     thinking_unclosed: bool = False  # the reply ended inside its thought
+    limits_note: str = ""  # where the engine could not hold the request's thought limits, in a sentence
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,8 @@ def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
         out.append(f'<div class="pane"><h3>{escape(scrub(name))}</h3>'
                    f'<p>{escape(run["mode"])} mode{", " + escape(where) if where else ""}'
                    f'{", route " + escape(route) if route else ""}{", " + escape(supply) if supply else ""}</p>')
+        if result.thought_note:
+            out.append(f'<p class="no-answer">Thinking budget not held: {escape(scrub(result.thought_note))}.</p>')
         if result.load_note:
             out.append(f'<p class="no-answer">Busy machine: {escape(scrub(result.load_note))}.</p>')
         if said := mark(result.correct):

@@ -171,6 +171,13 @@ def _placement_load(db: Database) -> None:
          "ALTER TABLE runs ADD COLUMN load_note TEXT NOT NULL DEFAULT ''")
 
 
+@migrations(name="007_thought_note")
+def _thought_note(db: Database) -> None:
+    # A served model cannot hold a thinking budget: the run says so, so that its thought is never
+    # read as one the budget held.
+    _run(db, "ALTER TABLE runs ADD COLUMN thought_note TEXT NOT NULL DEFAULT ''")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

@@ -415,6 +415,8 @@ class PaneView(QFrame):
                           else "Cancelled: what it wrote so far is kept, and logged as cancelled.", ""))
         elif r.no_answer:
             lines.append((escape(f"No answer: {r.no_answer}."), "warning"))
+        if r.thought_note:
+            lines.append((escape(f"Thinking budget not held: {r.thought_note}."), "warning"))
         if r.load_note:
             lines.append((escape(f"Busy machine: {r.load_note}."), "warning"))
         if r.correct is not None:

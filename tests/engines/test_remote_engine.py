@@ -89,6 +89,22 @@ def test_a_cancel_mid_stream_ends_the_run_within_100_ms(remote_spec, server):
         assert isinstance(again[-1], Finished) and again[-1].finish_reason == "length"
 
 
+def test_a_thinking_budget_the_server_cannot_hold_is_said_with_the_run_and_stored(remote_spec, tmp_path):
+    from app.store import SessionLog
+
+    request = GenerationRequest.from_prompt("Why is the sky blue?", max_tokens=24, sampling=GREEDY, thinking=True,
+                                            thinking_budget=16)
+    log = SessionLog.open(tmp_path / "log.db")
+    with Session([remote_spec], log=log) as session:
+        session.load()
+        [run] = session.compare(request)
+    stored = log.run_record(log.list_runs()[0].id)["run"]
+    log.close()
+    said = "the server cannot hold a thinking budget (16 tokens): max tokens (24) caps only the whole reply"
+    assert run.status == "ok" and run.thought_note.startswith(said)
+    assert stored["thought_note"] == run.thought_note  # what the pane shows is what the log keeps
+
+
 @pytest.mark.parametrize("mode", ["fair", "live"])
 def test_a_local_and_a_remote_pane_side_by_side(smollm2_spec, remote_spec, server, mode):
     request = GenerationRequest.from_prompt("Why is the sky blue?", max_tokens=24, sampling=GREEDY)
@@ -100,6 +116,7 @@ def test_a_local_and_a_remote_pane_side_by_side(smollm2_spec, remote_spec, serve
     assert remote.engine == "remote" and remote.placement == f"remote · 127.0.0.1:{server.port}"
     assert remote.n_generated == 24 and remote.ttft_s > 0 and remote.decode_tps > 0
     assert remote.mode == mode and remote.n_threads == 0  # none of this machine's threads decode it
+    assert remote.thought_note == "" and local.thought_note == ""  # no budget asked: nothing to say
     # This machine's share is priced (the TDP estimate at least), and the server's is said to be missing.
     assert remote.energy_j is not None and remote.energy.base_source == local.energy.base_source
     assert any(n.startswith("not measured: remote") for n in remote.energy.notes)

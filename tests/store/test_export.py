@@ -185,7 +185,20 @@ def test_the_report_and_csv_say_where_each_run_ran_and_flag_a_busy_machine(tmp_p
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<p>fair mode, CUDA · RTX 4070 · 20/30 layers · 4 threads</p>" in page
     assert f"Busy machine: {note}.</p>" in page and page.count("Busy machine") == 1
+    assert "Thinking budget not held" not in page  # no run here asked a server for one
     export(log, "csv", tmp_path / "runs.csv")
     first, second = csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8"))
     assert (first["device"], first["n_gpu_layers"], first["n_layers"]) == ("NVIDIA GeForce RTX 4070", "20", "30")
     assert (second["background_cores"], second["load_note"]) == ("1.0", note)
+
+
+def test_a_served_runs_budget_it_could_not_hold_is_said_in_the_report_and_the_csv(tmp_path, log, filled):
+    note = "the server cannot hold a thinking budget (16 tokens): max tokens (24) caps only the whole reply"
+    log.db.execute("UPDATE runs SET thought_note = ? WHERE id = ?", [note, filled[0]])
+    log.db.conn.commit()
+    export(log, "html", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page.count(f"Thinking budget not held: {note}.</p>") == 1
+    export(log, "csv", tmp_path / "runs.csv")
+    first, second = csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8"))
+    assert (first["thought_note"], second["thought_note"]) == (note, "")

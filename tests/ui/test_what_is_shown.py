@@ -156,3 +156,18 @@ def test_reopening_a_run_from_the_history_shows_it_and_nothing_of_what_came_afte
     _run(qtbot, window, only=[0])
     assert "From the history" not in status_text(window.panes[0])
     assert window.verdict.isHidden()
+
+
+
+def test_a_served_runs_budget_it_could_not_hold_is_said_in_its_pane(qtbot):
+    from app.record import RunResult
+    from app.ui.pane import PaneView
+    from app.ui.window import DEFAULT_PLANS
+
+    note = "the server cannot hold a thinking budget (16 tokens): max tokens (24) caps only the whole reply"
+    run = RunResult(pane=0, text="Blue.").updated(model="qwen3", engine="remote", backend="remote", total_s=1.0,
+                                                   finish_reason="stop", thought_note=note)
+    view = PaneView(0, "Served", DEFAULT_PLANS[0])
+    qtbot.addWidget(view)
+    view.show_result(run, "fair")
+    assert f"Thinking budget not held: {note}." in status_text(view)
