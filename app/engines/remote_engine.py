@@ -26,8 +26,8 @@ from app.engines.openai_stream import Endpoint, EventStream, Timeouts, endpoint,
 from app.engines.remote_request import (
     api_key,
     budget_note,
+    guess_style,
     chat_body,
-    is_gpt_oss,
     served_ids,
     server_kind,
 )
@@ -48,7 +48,7 @@ from app.engines.types import (
     now,
 )
 from app.engines.thought_parser import ReasoningParser
-from app.thinking_styles import detect_style
+from app.thinking_styles import SCAFFOLD_STYLE, detect_style
 
 POLL_S = 0.02  # how often a waiting request looks at the cancel byte
 CHAT_PATH = "/chat/completions"
@@ -193,7 +193,7 @@ class RemoteEngine:
         trips = [first] + [get_json(ep, "/models", self._timeouts)[1] for _ in range(2)]
         latency = statistics.median(trips)
         self._spec, self._ep, self._kind = spec, ep, server_kind(models)
-        self._style = spec.thinking or ("harmony" if is_gpt_oss(spec.name) else self._template_style())
+        self._style = spec.thinking or self._template_style(spec.name)
         note = (f"served by {self._kind} at {ep.where}; a request's round trip to it took {latency * 1000:.1f} ms "
                 "at load (network and server, part of every TTFT); the server holds no thinking budget: "
                 "max tokens caps only the whole reply")
@@ -204,9 +204,9 @@ class RemoteEngine:
             load_s=now() - t0, engine_version=self._kind, thinking_style=self._style, device=ep.where,
             offload_note=note)
 
-    def _template_style(self) -> str:
+    def _template_style(self, model: str) -> str:
         """llama-server shows its chat template at /props: the style is read from it as for a local
-        model. Elsewhere <think> tags are looked for (a reply without them is all answer)."""
+        model. Elsewhere it is guessed from the model's id (remote_request.guess_style)."""
         if self._kind == "llama-server":
             try:
                 props, _ = get_json(replace(self._ep, prefix=""), "/props", self._timeouts)  # at the root, not /v1
@@ -215,7 +215,7 @@ class RemoteEngine:
                     return detect_style(template)
             except EngineError:
                 pass
-        return "think-tags"
+        return guess_style(model)
 
     def generate(self, request: GenerationRequest):
         if self._spec is None:
@@ -235,7 +235,10 @@ class RemoteEngine:
         # Prompt tokens are the server's to count: its usage, when it sends one, comes in PromptDone.
         yield Started(now(), 0, 0)
         try:
-            yield from self._relay(reader, RemoteSplit(self._style), note)
+            # A scaffolded request (a model that cannot think, prompted to reason first) is split as
+            # the pipeline splits one for a local model.
+            style = SCAFFOLD_STYLE if request.strategy == SCAFFOLD_STYLE else self._style
+            yield from self._relay(reader, RemoteSplit(style), note)
         finally:
             self._hang_up()
 

@@ -72,6 +72,22 @@ def is_gpt_oss(model: str) -> bool:
     return "gpt-oss" in model.lower()
 
 
+# Families that think in <think> tags, by a served model's id: servers other than llama-server do not
+# show the chat template a local model's style is read from. An id none of these match is taken not
+# to think, so a Thinking pane scaffolds it (prompts it to reason first) rather than waiting on tags
+# that never come; a spec's `thinking` overrides the guess.
+THINKING_FAMILIES = ("qwen3", "qwq", "deepseek-r1", "r1-distill", "phi-4-reasoning", "magistral", "exaone-deep",
+                     "think", "reason", "granite-3.2", "smallthinker", "openthinker", "skywork-o1")
+
+
+def guess_style(model: str) -> str:
+    """A served model's thinking style from its id: "harmony" (gpt-oss), "think-tags" or "none"."""
+    name = model.lower()
+    if is_gpt_oss(name):
+        return "harmony"
+    return "think-tags" if any(family in name for family in THINKING_FAMILIES) else "none"
+
+
 def effort(budget: int | None) -> str:
     """gpt-oss's only knob on its thought: an effort, not a count. Budgets map onto it coarsely."""
     if budget is None:

@@ -53,8 +53,10 @@ def test_a_served_model_streams_through_its_worker(remote_spec, server):
 
 
 def test_the_thought_is_split_from_the_tags_the_server_streams(remote_spec):
+    from dataclasses import replace
+
     engine = RemoteEngine(extra_body={"grammar": THINKING_GRAMMAR})
-    engine.load(remote_spec)
+    engine.load(replace(remote_spec, thinking="think-tags"))  # SmolLM2's id alone says it does not think
     events = list(engine.generate(GenerationRequest.from_prompt("What is 2 plus 2?", max_tokens=80, sampling=GREEDY)))
     engine.close()
     pieces = [p for e in events if isinstance(e, (Token, Finished)) for p in e.pieces]
@@ -87,6 +89,18 @@ def test_a_cancel_mid_stream_ends_the_run_within_100_ms(remote_spec, server):
         assert server.said("Disconnected from client")
         again = list(client.generate(GenerationRequest.from_prompt("Hi", max_tokens=4)))
         assert isinstance(again[-1], Finished) and again[-1].finish_reason == "length"
+
+
+def test_a_served_model_that_cannot_think_is_scaffolded_in_a_thinking_pane(remote_spec):
+    from app.reasoning.modes import thinking_request
+
+    with Session([remote_spec]) as session:
+        session.load()
+        assert session.panes[0].thinking_style == "none"  # "smollm2": no thinking family in its id
+        plain = GenerationRequest.from_prompt("What is 12 times 3? Answer briefly.", max_tokens=160, sampling=GREEDY)
+        [run] = session.compare(thinking_request(plain, "think-tags"))  # as the window asks a Thinking pane
+    assert run.status == "ok" and run.strategy == "scaffold"  # prompted to reason first, as a local model is
+    assert run.n_thinking_tokens + run.n_answer_tokens == run.n_generated
 
 
 def test_a_thinking_budget_the_server_cannot_hold_is_said_with_the_run_and_stored(remote_spec, tmp_path):

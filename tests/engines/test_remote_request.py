@@ -304,3 +304,11 @@ def test_live_mode_leaves_every_core_to_the_local_panes_beside_a_served_one(monk
         session.load()
         session.compare(GenerationRequest.from_prompt("Hi"))
     assert [s.requests[0].n_threads for s in scripts[:2]] == [2, 2]  # two local panes: 4 cores split in two, not three
+
+
+def test_a_served_models_thinking_style_is_guessed_from_its_id_where_the_server_hides_its_template():
+    from app.engines.remote_request import guess_style
+
+    assert guess_style("Qwen/Qwen3-8B") == guess_style("deepseek-r1:7b") == guess_style("QwQ-32B") == "think-tags"
+    assert guess_style("openai/gpt-oss-20b") == "harmony"
+    assert guess_style("smollm2") == guess_style("llama3.2:3b") == guess_style("gemma-3-4b-it") == "none"
