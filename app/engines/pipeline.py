@@ -36,7 +36,7 @@ from app.engines.types import (
     ModelSpec,
     PromptDone,
     Started,
-    empty_prompt,
+    refused,
     now,
     prompt_too_long,
     render_interrupted,
@@ -80,15 +80,12 @@ class PipelineEngine:
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
         spec = self._spec
-        if spec is None:
-            yield Failed(now(), "not_loaded", "no model is loaded in this engine")
-            return
-        if self._owns_flag:
-            self._cancel.value = 0
-        failed = empty_prompt(request)
+        failed = refused(spec, request)
         if failed:
             yield failed
             return
+        if self._owns_flag:
+            self._cancel.value = 0
         try:
             with interruptible(self._cancel, RENDER_LIMIT_S, f"{spec.label}'s chat template"):
                 prompt, opened = self._prompt(request)

@@ -44,7 +44,7 @@ from app.engines.types import (
     PromptDone,
     Started,
     Token,
-    empty_prompt,
+    refused,
     now,
 )
 from app.engines.thought_parser import ReasoningParser
@@ -218,15 +218,12 @@ class RemoteEngine:
         return guess_style(model)
 
     def generate(self, request: GenerationRequest):
-        if self._spec is None:
-            yield Failed(now(), "not_loaded", "no model is loaded in this engine")
-            return
-        if self._owns_flag:
-            self._cancel.value = 0
-        failed = empty_prompt(request)
+        failed = refused(self._spec, request)
         if failed:
             yield failed
             return
+        if self._owns_flag:
+            self._cancel.value = 0
         body = {**chat_body(self._kind, self._spec.name, request, self._spec.stop), **self._extra}
         note = budget_note(self._spec.name, request)  # a budget the server cannot hold, said with the run
         reader = _Reader(self._ep, body, self._timeouts)

@@ -198,6 +198,14 @@ Event = Union[Started, PromptDone, Token, Finished, Failed]
 # The failures every engine checks for before it generates, worded once for all of them.
 
 
+def refused(spec: "ModelSpec | None", request: "GenerationRequest") -> Failed | None:
+    """Why an engine will not start `request` at all (no model loaded, an empty prompt); None: it will.
+    Every engine asks first, so each says the same sentence for the same mistake."""
+    if spec is None:
+        return Failed(now(), "not_loaded", "no model is loaded in this engine")
+    return empty_prompt(request)
+
+
 def empty_prompt(request: "GenerationRequest") -> Failed | None:
     if any(m.content.strip() for m in request.messages):
         return None

@@ -84,7 +84,7 @@ def test_the_url_is_normalised_and_the_key_never_printed():
 
 
 def test_the_key_comes_from_the_environment_then_the_keyring(monkeypatch):
-    keyring = pytest.importorskip("keyring")
+    keyring = pytest.importorskip("keyring", reason="keyring comes with the remote and test extras")
     from keyring.backend import KeyringBackend
 
     class Memory(KeyringBackend):
