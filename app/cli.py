@@ -29,6 +29,7 @@ from app.engines.types import (
 from app.eval.harness import CASCADE_CONFIDENCE, SampleFile, parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
+from app.lanes import lanes_refused
 from app.hardware import memory_state
 from app.live import sources_said, thought_limits
 from app.local_stores import SOURCES, Discovery, discover, lookup
@@ -161,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="cascade-logprob thinks when the direct answer's mean token probability is below P "
                                f"(default {CASCADE_CONFIDENCE})")
     evaluate.add_argument("--ctx", type=_context)
+    evaluate.add_argument("--parallel", type=_parallel, default=1, metavar="N",
+                          help="requests at once to a served model (remote:…), each a connection of its own")
     evaluate.add_argument("--threads", type=_threads)
     evaluate.add_argument("--output", default="eval-results", help="folder for samples.jsonl and summary.json")
     evaluate.add_argument("--tdp", type=_tdp, metavar="W", help="your CPU's TDP, for the energy estimate")
@@ -189,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
                             "refused with \"Wait\"")
     scale.add_argument("--seed", type=_seed, default=0)
     scale.add_argument("--ctx", type=_context)
+    scale.add_argument("--parallel", type=_parallel, default=1, metavar="N",
+                       help="requests at once to a served model (remote:…), each a connection of its own")
     scale.add_argument("--threads", type=_threads)
     scale.add_argument("--tdp", type=_tdp, metavar="W", help="your CPU's TDP, for the energy estimate")
     scale.add_argument("--output", default="scale-results",
@@ -232,6 +237,7 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 5.0  # app/plan.py's PanePlan holds the 
 MAX_SEED = 2**31 - 1  # a scale sweep adds its sample number to the seed: room left below 2**32
 MAX_SAMPLES = 256  # self-consistency / best-of-N samples per question
 MAX_LIMIT = 1_000_000  # problems of a suite
+MAX_PARALLEL = 64  # requests at once to a served model: a worker and a connection each
 
 
 def _whole(low: int, high, span: str | None = None):
@@ -269,6 +275,7 @@ _context = _whole(1, MAX_N_CTX)
 _budget = _whole(0, MAX_N_CTX)
 _limit = _whole(1, MAX_LIMIT)
 _samples = _whole(1, MAX_SAMPLES)
+_parallel = _whole(1, MAX_PARALLEL)
 _seed = _whole(0, MAX_SEED)
 _threads = _whole(1, logical_cpus, "from 1 to {top} (the logical CPUs of this machine)")
 _gpu_layer_count = _whole(-1, MAX_GPU_LAYERS, "auto, -1 (all layers) or from 0 to {top}")
@@ -633,18 +640,21 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_BAD_INPUT
     if _min_thinking_refused(args):
         return EXIT_BAD_INPUT
+    spec = _resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
+    if refused := lanes_refused(spec, args.parallel):
+        print(f"fastslow: {refused}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     folder = Path(args.output)
     if problem := _output_problem(folder, EVAL_FILES):  # before the model loads: no result is made to be lost
         print(f"fastslow: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    spec = _resolve(args.model, n_ctx=args.ctx, n_threads=args.threads)
     log = _open_log(args)
-    session = Session([spec], mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
+    session = Session([spec] * args.parallel, mode="fair", cores=args.threads, tdp_w=args.tdp, log=log)
     try:  # a model that fails to load still leaves the log closed, its session ended
         with session:
             probe = doctor.GpuProbe()
-            pane = session.load_single()
+            pane = session.load_lanes() if args.parallel > 1 else session.load_single()
             _say_energy_fixes(session)
             _say_mismatches(session, probe)
             _say_busy_machine(session)
@@ -661,12 +671,14 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
                           f"{sample.predicted} (ref {sample.reference})\n")
                 out.flush()
 
+            at_once = f", {args.parallel} requests at once" if args.parallel > 1 else ""
             out.write(f"{len(problems)} problems × {', '.join(policies)} on {pane.label} "
-                      f"(thinking style: {pane.thinking_style})\n")
+                      f"(thinking style: {pane.thinking_style}{at_once})\n")
             with samples_file:
                 samples = run_eval(
                     session, problems, policies, args.max_tokens, args.thinking_budget, on_sample=kept,
                     k=args.k, cascade_confidence=args.cascade_threshold, minimum=args.min_thinking,
+                    parallel=args.parallel,
                 )
     finally:
         _close_log(log, session, str(resolve_db_path(args.db)))
@@ -684,14 +696,13 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-def _sweep_models(args, config: SweepConfig, problems, store: SampleStore, log, out: TextIO) -> list:
+def _sweep_models(args, specs, config: SweepConfig, problems, store: SampleStore, log, out: TextIO) -> list:
     """Each model of `fastslow scale` in turn; a session log that fails is said once, then left alone."""
     all_points = []
     per_question = len(config.budgets) + max(config.ks, default=0)
-    for name in args.models or [DEFAULT_MODELS[0]]:
-        spec = _resolve(name, n_ctx=args.ctx, n_threads=args.threads)
+    for spec in specs:
         swept = sweep_model(
-            spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads,
+            spec, problems, config, store, log=log, tdp_w=args.tdp, cores=args.threads, parallel=args.parallel,
             on_loaded=lambda pane: out.write(
                 f"{pane.label} (thinking: {pane.thinking_style}): {len(problems)} problems × {per_question} "
                 f"generations ({len(config.budgets)} budgets + {max(config.ks, default=0)} shared samples)"
@@ -718,6 +729,10 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    specs = [_resolve(name, n_ctx=args.ctx, n_threads=args.threads) for name in args.models or [DEFAULT_MODELS[0]]]
+    if refused := next(filter(None, (lanes_refused(spec, args.parallel) for spec in specs)), None):
+        print(f"fastslow: {refused}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = load_suite(args.suite_file or suite_path(args.suite), limit=args.limit)
     folder = Path(args.output)
     if problem := _output_problem(folder, ("samples.jsonl", "points.json", "reading.txt")):
@@ -728,7 +743,7 @@ def cmd_scale(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(f"resuming: {len(store.done)} generations already in {folder / 'samples.jsonl'}\n")
     log = _open_log(args)
     try:
-        all_points = _sweep_models(args, config, problems, store, log, out)
+        all_points = _sweep_models(args, specs, config, problems, store, log, out)
     finally:
         if log is not None:
             log.close()

@@ -62,22 +62,26 @@ class LogWriter:
         self._lock = threading.RLock()
         self._waiting: deque[Callable[[], None]] = deque()  # writes the file refused for now, in order
         self._retrier: threading.Thread | None = None
-        self._prompt: LoggedPrompt | None = None
+        self._open: list[LoggedPrompt] = []  # comparisons begun whose rows are not all complete yet
 
     # -- what the session calls ------------------------------------------------------------------
 
-    def begin(self, prompt: LoggedPrompt) -> None:
-        """A comparison starts: its prompt's row and a `running` row for each of its runs."""
+    def begin(self, prompt: LoggedPrompt) -> LoggedPrompt:
+        """A comparison starts: its prompt's row and a `running` row for each of its runs. Several may
+        be open at once (an eval's lanes, each on panes of its own); end() names which one a run is of."""
         with self._lock:
-            if self._waiting:  # the last comparison's rows are still not in the file: to memory with them
+            if self._waiting:  # an earlier comparison's rows are still not in the file: to memory with them
                 self._to_memory()
-            self._prompt = prompt
+            self._open = [p for p in self._open if not all(run.complete for run in p.runs.values())]
+            self._open.append(prompt)
             self._write(lambda: self._start_rows(prompt, prompt.runs.values()))
+            return prompt
 
-    def end(self, pane: int, result: RunResult, channels: list[str], series: list[TelemetrySample]) -> None:
-        """A run has ended: complete its row with its finished record, channels and telemetry."""
+    def end(self, prompt: LoggedPrompt, pane: int, result: RunResult, channels: list[str],
+            series: list[TelemetrySample]) -> None:
+        """A run of `prompt` has ended: complete its row with its finished record, channels and telemetry."""
         with self._lock:
-            run = self._prompt.runs.get(pane) if self._prompt is not None else None
+            run = prompt.runs.get(pane)
             if run is None:
                 return
             run.result, run.channels, run.series, run.ended = result, list(channels), series, True
@@ -145,27 +149,26 @@ class LogWriter:
                 self._waiting.popleft()
 
     def _to_memory(self) -> None:
-        """Go on in memory, with the rows of the current comparison the file does not have complete.
+        """Go on in memory, with the rows of the open comparisons the file does not have complete.
         MemoryLog.save_to() (File → Save runs kept in memory, or the CLI's recovery file) writes
         them to a file that works again."""
         self._waiting.clear()
         self.log, self.session_id = MemoryLog(), None
-        prompt = self._prompt
-        if prompt is None:
-            return
-        missing = [run for run in prompt.runs.values() if not run.complete]
-        prompt.row = None
-        for run in prompt.runs.values():
-            run.row, run.complete = None, False
-        if not missing:
-            return
-        try:
-            self._start_rows(prompt, missing)
+        # A run complete in the file stays so (memory gets the rest); a comparison all in the file is done.
+        self._open = [p for p in self._open if not all(run.complete for run in p.runs.values())]
+        for prompt in self._open:
+            missing = [run for run in prompt.runs.values() if not run.complete]
+            prompt.row = None
             for run in missing:
-                if run.ended:
-                    self._finish_row(run)
-        except StoreError as exc:
-            self.error, self.log = exc, None
+                run.row = None
+            try:
+                self._start_rows(prompt, missing)
+                for run in missing:
+                    if run.ended:
+                        self._finish_row(run)
+            except StoreError as exc:
+                self.error, self.log = exc, None
+                return
 
     def _start_rows(self, prompt: LoggedPrompt, runs) -> None:
         if self.session_id is None:

@@ -10,6 +10,8 @@ comparison's own state lives in that call, never in the session.
 from __future__ import annotations
 
 import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Collection, Iterator, Sequence
 
@@ -35,6 +37,7 @@ class _Comparison:
     chosen: list[int]
     cancellation: Cancellation
     known_answer: str | None
+    logged: LoggedPrompt  # its rows in the session log
 
 
 class Session:
@@ -61,6 +64,11 @@ class Session:
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
         self.log = log  # written through a LogWriter: a busy file is waited for, a failing one replaced by memory
+        # Which panes run now, and for each run which others ran at some moment beside it (its energy is
+        # shared with those by CPU time): a live comparison's panes, or an eval's lanes (ask() on each).
+        self._runs_lock = threading.Lock()
+        self._running: set[int] = set()
+        self._beside: dict[int, set[int]] = {}
 
     @property
     def mode(self) -> str:
@@ -91,6 +99,19 @@ class Session:
         if pane.load_error is not None:
             raise pane.load_error
         return pane
+
+    def load_lanes(self, force: bool = False) -> Pane:
+        """Load every pane at once (an eval's lanes: each the same served model, a worker and a
+        connection of its own) and return the first; any that cannot load raises its error."""
+        with ThreadPoolExecutor(max_workers=len(self.panes)) as pool:
+            loaded = list(pool.map(
+                lambda pane: load_pane(pane.spec, self.cores, self.make_engine, self.memory, force), self.panes))
+        self.panes = loaded
+        self._start_telemetry()
+        failed = next((pane.load_error for pane in loaded if pane.load_error is not None), None)
+        if failed is not None:
+            raise failed
+        return loaded[0]
 
     def restart_telemetry(self) -> None:
         """Apply a new TDP or sampling rate: a fresh sampler over the loaded workers."""
@@ -152,29 +173,30 @@ class Session:
         local = [i for i in chosen if self.panes[i].uses_local_cores]  # a served pane decodes elsewhere
         asked = [replace(r, n_threads=r.n_threads or self.threads_per_pane(max(1, len(local)))) for r in asked]
         self._cancellation = cancellation = cancellation or Cancellation()
-        plan = _Comparison([pane.plan(r) for pane, r in zip(self.panes, asked)], chosen, cancellation, known_answer)
+        planned = [pane.plan(r) for pane, r in zip(self.panes, asked)]
         decided = list(decisions) if decisions is not None else [None] * len(self.panes)
-        recorders = {i: self._recorder(i, plan.requests[i]) for i in chosen}
-        self._writer.begin(LoggedPrompt(asked[0], known_answer, self.mode, {
-            i: LoggedRun(i, self.panes[i].info, plan.requests[i], decided[i]) for i in chosen}))
+        recorders = {i: self._recorder(i, planned[i]) for i in chosen}
+        logged = self._writer.begin(LoggedPrompt(asked[0], known_answer, self.mode, {
+            i: LoggedRun(i, self.panes[i].info, planned[i], decided[i]) for i in chosen}))
+        plan = _Comparison(planned, chosen, cancellation, known_answer, logged)
         runnable = []
         for i in chosen:
             if self.panes[i].client is None:
                 error = self.panes[i].load_error or EngineError("the model is not loaded", kind="not_loaded")
-                yield self._close(i, recorders[i].fail(error.kind, str(error)), recorders[i])
+                yield self._close(i, recorders[i].fail(error.kind, str(error)), recorders[i], plan)
             else:
                 runnable.append(i)
-        yield from self._schedule.run(runnable, lambda i: self._run_one(i, recorders[i], plan, runnable))
+        yield from self._schedule.run(runnable, lambda i: self._run_one(i, recorders[i], plan))
 
     def _recorder(self, i: int, request: GenerationRequest) -> RunRecorder:
         pane = self.panes[i]
         style = "scaffold" if request.strategy == "scaffold" else pane.thinking_style
         return RunRecorder(i, pane.info, self.mode, now(), style, request, label=pane.label)
 
-    def _run_one(self, i: int, recorder: RunRecorder, plan: _Comparison, running: list[int]) -> Iterator[RunUpdate]:
+    def _run_one(self, i: int, recorder: RunRecorder, plan: _Comparison) -> Iterator[RunUpdate]:
         client, cancellation = self.panes[i].client, plan.cancellation
         if cancellation.cancelled(i):  # Esc before its turn came: it never starts
-            yield self._close(i, recorder.cancel_unstarted(), recorder)
+            yield self._close(i, recorder.cancel_unstarted(), recorder, plan)
             return
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
@@ -182,14 +204,16 @@ class Session:
         recorder.t_submit = now()
         events = cancellation.start(i, lambda: client.generate(plan.requests[i]), client.cancel)
         if events is None:  # cancelled while the sample above was taken
-            yield self._close(i, recorder.cancel_unstarted(), recorder)
+            yield self._close(i, recorder.cancel_unstarted(), recorder, plan)
             return
+        self._run_starts(i)
         try:
             with self.sampler.active() if self.sampler is not None else contextlib.nullcontext():
                 for event in events:
                     yield recorder.feed(event)
         finally:
             cancellation.finished(i)
+            self._run_ends(i)
         if self.sampler is not None:
             if client.pid != pid:  # a stuck worker was stopped and started again (EngineClient's watchdog)
                 self.sampler.remove_pid(pid)
@@ -197,30 +221,44 @@ class Session:
                     self.sampler.add_pid(client.pid)
             self.sampler.sample_now()
         recorder.mark(plan.known_answer)
-        yield self._close(i, self._priced(i, recorder, running), recorder)
+        yield self._close(i, self._priced(i, recorder), recorder, plan)
 
-    def _priced(self, i: int, recorder: RunRecorder, running: list[int]) -> RunResult:
-        """The finished record with what it cost: energy over its window, shared by CPU time in live mode."""
+    def _run_starts(self, i: int) -> None:
+        with self._runs_lock:
+            self._beside[i] = set(self._running)
+            for j in self._running:
+                self._beside[j].add(i)
+            self._running.add(i)
+
+    def _run_ends(self, i: int) -> None:
+        with self._runs_lock:
+            self._running.discard(i)
+
+    def _priced(self, i: int, recorder: RunRecorder) -> RunResult:
+        """The finished record with what it cost: energy over its window, shared by CPU time with the
+        runs that went on beside it (live mode's other panes, an eval's other lanes)."""
         if self.sampler is None:
             return recorder.record()
         record = recorder.record()
         lost = self.lost_sources(record.conditions.energy_domains) if self.sampler.failures else ()
-        return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid,
-                           self.pids_sharing_with(i, running), lost)
+        with self._runs_lock:
+            beside = [self.panes[j].pid for j in sorted(self._beside.pop(i, ())) if self.panes[j].pid is not None]
+        return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid, beside, lost)
 
-    def _close(self, i: int, result: RunResult, recorder: RunRecorder) -> RunUpdate:
+    def _close(self, i: int, result: RunResult, recorder: RunRecorder, plan: _Comparison) -> RunUpdate:
         """Complete the run's row in the log, then say so with the closing update.
 
         The row is completed as soon as this run ends, energy included (its window is sampled by
         now), not after the other panes: a crash of the app later loses nothing that finished.
         """
         samples = self.sampler.samples if self.sampler is not None else []
-        self._writer.end(i, result, recorder.channels, run_series(result, samples, recorder.t_submit, self.panes[i].pid))
+        series = run_series(result, samples, recorder.t_submit, self.panes[i].pid)
+        self._writer.end(plan.logged, i, result, recorder.channels, series)
         return recorder.closing_update(result)
 
     def pids_sharing_with(self, i: int, running) -> list[int]:
-        """The other workers whose CPU time pane i's energy is shared with: those running beside it
-        in live mode, none in fair mode."""
+        """While pane i runs (the app's live figures): the other workers whose CPU time its energy is
+        shared with, those running beside it in live mode, none in fair mode."""
         if not self._schedule.shares_cpu:
             return []
         return [self.panes[j].pid for j in running if j != i and self.panes[j].pid is not None]
@@ -248,6 +286,16 @@ class Session:
             if update.closing:
                 results[update.pane] = update.result
         return [results[i] for i in sorted(results)]
+
+    def ask(self, pane: int, request: GenerationRequest, decision: Any = None) -> RunResult:
+        """Run one request on one pane to its end. Several threads may ask at once, each of its own
+        pane (an eval's lanes on a served model): each call is a comparison of its own in the log."""
+        result = None
+        decisions = [decision if i == pane else None for i in range(len(self.panes))]
+        for update in self.stream(request, decisions, only=[pane]):
+            if update.closing:
+                result = update.result
+        return result
 
     def cancel(self, panes: Sequence[int] | None = None) -> None:
         """Cancel the latest comparison's panes (None: all, those not started yet included)."""

@@ -29,13 +29,15 @@ def free_port() -> int:
 class LlamaServer:
     """`python -m llama_cpp.server` on a free port: started, waited for, killed."""
 
-    def __init__(self, model_path: str, alias: str, log: Path, api_key: str | None = None, threads: int = 1) -> None:
+    def __init__(self, model_path: str, alias: str, log: Path, api_key: str | None = None, threads: int = 1,
+                 extra: tuple[str, ...] = ()) -> None:
         self.port, self.alias = free_port(), alias
         self.url = f"http://127.0.0.1:{self.port}/v1"
         command = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", alias,
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", str(threads)]
         if api_key:
             command += ["--api_key", api_key]
+        command += list(extra)  # e.g. ("--interrupt_requests", "False"): serve requests in turn, cutting none
         self.log_path = log
         self._log = open(log, "wb")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)

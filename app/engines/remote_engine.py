@@ -161,6 +161,14 @@ def lost(ep: Endpoint, n: int) -> str:
             "prompt longer than its context?), or it crashed or was stopped; its log says which")
 
 
+def cut(ep: Endpoint, n: int) -> str:
+    """The sentence for a stream closed with [DONE] but no finish reason: every server that finishes a
+    reply says why (stop, length), so the reply was cut short there, not finished."""
+    return (f"the server at {ep.url} ended the reply after {n} tokens without a finish reason: it cut it short; "
+            "llama-cpp-python's server cuts a reply whenever another request arrives, unless started with "
+            "--interrupt_requests False")
+
+
 class RemoteEngine:
     """An Engine over one model on an OpenAI-compatible server. `cancel_flag`: anything with a
     `.value` (the worker's shared byte); without one it keeps its own."""
@@ -256,8 +264,8 @@ class RemoteEngine:
                 yield Failed(now(), payload.kind, f"{payload}" + (f" (after {n} tokens)" if n else ""))
                 return
             elif kind == "end":
-                if counts.finish is None and not payload:  # no [DONE] and no finish: the connection was lost
-                    yield Failed(now(), "server_lost", lost(self._ep, n))
+                if counts.finish is None:  # no finish reason: the reply did not end, it was ended
+                    yield Failed(now(), "server_lost", lost(self._ep, n) if not payload else cut(self._ep, n))
                     return
                 done = counts.prompt_done(now())
                 if done is not None:

@@ -24,6 +24,7 @@ from app.eval.suites import Problem
 from app.reasoning.consistency import majority_vote
 from app.plan import route as ask_router
 from app.routing.heuristic import DIRECT, THINK
+from app.lanes import Ask, run_lanes
 from app.session import Session
 
 POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "cascade-logprob", "self-consistency")
@@ -165,62 +166,69 @@ def run_eval(
     k: int = 4,
     cascade_confidence: float = CASCADE_CONFIDENCE,
     minimum: int | None = None,
+    parallel: int = 1,
 ) -> list[Sample]:
-    """Every problem through every policy on the session's first model; `minimum`: every thinking
-    request's minimum thought (budget forcing)."""
+    """Every problem through every policy on the session's model; `minimum`: every thinking
+    request's minimum thought (budget forcing). `parallel`: how many of the session's panes (each
+    the same served model) answer at once; the samples come back in problem and policy order."""
     if k < 1:
         raise ValueError(f"self-consistency needs k >= 1 samples, not {k}")
+    jobs = [
+        (lambda ask, problem=problem, policy=policy: solve(
+            ask, problem, policy, max_tokens, budget, k, cascade_confidence, minimum))
+        for problem in problems for policy in policies
+    ]
+    return run_lanes(session, jobs, on_sample, lanes=parallel)
+
+
+def solve(
+    lane: Ask, problem: Problem, policy: str, max_tokens: int, budget: int | None, k: int,
+    cascade_confidence: float, minimum: int | None,
+) -> Sample:
+    """One policy's answer to one problem, through one lane (its requests one after another)."""
 
     def ask(request: GenerationRequest, route: str, reasons: list[str]):
-        # One pane: its answer. The route and its reasons go into the session log with the run.
-        routed = Routed(route, request.thinking_budget, None, tuple(reasons))
-        return session.compare(request, decisions=[routed])[0]
+        # The route and its reasons go into the session log with the run.
+        return lane(request, Routed(route, request.thinking_budget, None, tuple(reasons)))
 
-    samples = []
-    for problem in problems:
-        def think(seed: int | None = None, question: str = problem.question) -> GenerationRequest:
-            return make_request(question, max_tokens, True, budget, seed, minimum=minimum)
+    def think(seed: int | None = None) -> GenerationRequest:
+        return make_request(problem.question, max_tokens, True, budget, seed, minimum=minimum)
 
-        for policy in policies:
-            route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum)
-            if policy == "self-consistency":
-                results = [ask(think(seed), route, reasons) for seed in range(k)]
-                vote = majority_vote([_answer(r) for r in results])
-                predicted = vote.answer
-                reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
-            elif policy == "cascade":
-                # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
-                results = [ask(make_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
-                           for seed in (1, 2)]
-                first, second = (_answer(r) for r in results)
-                if first is not None and first == second:
-                    predicted, reasons = first, [f"two direct samples agree on {first}"]
-                else:
-                    reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
-                    results.append(ask(think(), THINK, reasons))
-                    route, predicted = THINK, _answer(results[-1])
-            elif policy == "cascade-logprob":
-                direct = replace(make_request(problem.question, max_tokens, False, None), logprobs=True)
-                results = [ask(direct, DIRECT, reasons)]
-                mean = results[0].answer_logprob_mean
-                confidence = math.exp(mean) if mean is not None else 0.0
-                if confidence >= cascade_confidence:
-                    predicted = _answer(results[0])
-                    reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
-                               f"(>= {cascade_confidence:.2f})"]
-                else:
-                    reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
-                               f"(< {cascade_confidence:.2f}): escalated to thinking"]
-                    results.append(ask(think(), THINK, reasons))
-                    route, predicted = THINK, _answer(results[-1])
-            else:
-                results = [ask(request, route, reasons)]
-                predicted = _answer(results[0])
-            sample = _sample(problem, policy, route, reasons, predicted, results)
-            samples.append(sample)
-            if on_sample is not None:
-                on_sample(sample)
-    return samples
+    route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum)
+    if policy == "self-consistency":
+        results = [ask(think(seed), route, reasons) for seed in range(k)]
+        vote = majority_vote([_answer(r) for r in results])
+        predicted = vote.answer
+        reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
+    elif policy == "cascade":
+        # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
+        results = [ask(make_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
+                   for seed in (1, 2)]
+        first, second = (_answer(r) for r in results)
+        if first is not None and first == second:
+            predicted, reasons = first, [f"two direct samples agree on {first}"]
+        else:
+            reasons = [f"two direct samples disagree ({first} vs {second}): escalated to thinking"]
+            results.append(ask(think(), THINK, reasons))
+            route, predicted = THINK, _answer(results[-1])
+    elif policy == "cascade-logprob":
+        direct = replace(make_request(problem.question, max_tokens, False, None), logprobs=True)
+        results = [ask(direct, DIRECT, reasons)]
+        mean = results[0].answer_logprob_mean
+        confidence = math.exp(mean) if mean is not None else 0.0
+        if confidence >= cascade_confidence:
+            predicted = _answer(results[0])
+            reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
+                       f"(>= {cascade_confidence:.2f})"]
+        else:
+            reasons = [f"the direct answer's mean token probability is {confidence:.2f} "
+                       f"(< {cascade_confidence:.2f}): escalated to thinking"]
+            results.append(ask(think(), THINK, reasons))
+            route, predicted = THINK, _answer(results[-1])
+    else:
+        results = [ask(request, route, reasons)]
+        predicted = _answer(results[0])
+    return _sample(problem, policy, route, reasons, predicted, results)
 
 
 def _answer(result) -> str | None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from app.reasoning.answers import extract_answer, is_correct
 from app.eval.harness import energy_sources, make_request, total_energy
 from app.eval.suites import Problem
-from app.engines.types import ModelSpec
+from app.engines.types import GenerationRequest, ModelSpec
+from app.lanes import lanes_refused, run_lanes
 from app.runs import RunResult
 from app.scaling import verifiers as v
 from app.session import Pane, Session
@@ -118,62 +119,88 @@ class SampleStore:
         self.done[generation.key] = generation
 
 
-Ask = Callable[..., RunResult]  # ask(request) -> the run's result (a Session's first pane)
-
-
 def run_sweep(
-    ask: Ask,
+    session: Session,
     model: str,
     problems: Sequence[Problem],
     config: SweepConfig,
     store: SampleStore,
     on_generation: Callable[[Generation, bool], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    parallel: int = 1,
 ) -> int:
-    """Generate what the store does not hold yet; returns how many generations ran now."""
+    """Generate what the store does not hold yet, `parallel` at a time (each of the session's panes
+    the same served model); returns how many generations ran now. The greedy answers at each budget
+    and the shared samples go first, then the judges that read those samples."""
     ran = 0
 
-    def get(generation: Generation, request_fn: Callable[[], object], score: Callable[[Generation], None]) -> Generation:
+    def job(generation: Generation, request: GenerationRequest, score: Callable[[Generation], None]):
+        def run(ask) -> Generation:
+            if should_stop():
+                raise SweepStopped()
+            _fill(generation, ask(request))
+            score(generation)  # before it is stored: the file holds each generation's verdict
+            return generation
+        return run
+
+    def kept(generation: Generation) -> None:  # one at a time, as each finishes
         nonlocal ran
-        stored = store.done.get(generation.key)
-        if stored is not None:
-            if on_generation:
-                on_generation(stored, False)
-            return stored
-        _fill(generation, ask(request_fn()))
-        score(generation)  # before it is stored: the file holds each generation's verdict
         store.add(generation)
         ran += 1
         if on_generation:
             on_generation(generation, True)
-        return generation
 
-    for problem in problems:
-        def answer(g: Generation, problem=problem) -> None:
+    def missing(tasks) -> list:
+        jobs = []
+        for generation, request, score in tasks:
+            stored = store.done.get(generation.key)
+            if stored is None:
+                jobs.append(job(generation, request, score))
+            elif on_generation:
+                on_generation(stored, False)
+        return jobs
+
+    def answered(problem: Problem) -> Callable[[Generation], None]:
+        def score(g: Generation) -> None:
             g.correct = is_correct(g.predicted, problem.answer)
+        return score
 
+    k_max = max(config.ks, default=0)
+    first = []
+    for problem in problems:
         for budget in config.budgets:
             g = Generation("budget", model, problem.id, budget, config.seed, forced=config.force_budget)
-            get(g, lambda budget=budget: _request(problem.question, budget, config, seed=None), answer)
-        k_max = max(config.ks, default=0)
-        samples = []
+            first.append((g, _request(problem.question, budget, config, seed=None), answered(problem)))
         for seed in range(config.seed, config.seed + k_max):
             g = Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
-            samples.append(get(g, lambda seed=seed: _request(problem.question, config.sample_budget, config, seed), answer))
-        if "self" in config.verifiers:
-            for k in config.ks:
-                answers = v.distinct_answers(_candidates(samples[:k]))
-                if len(answers) < 2:
-                    continue  # nothing to choose between: no generation needed
-
-                def judged(g: Generation, answers=answers, problem=problem) -> None:
-                    g.predicted = v.read_judgement(g.solution, answers)
-                    g.correct = is_correct(g.predicted, problem.answer)
-
-                g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k,
-                               forced=config.force_budget)
-                get(g, lambda answers=answers: make_request(
-                    v.judge_prompt(problem.question, answers), 16, False, None, instruction=""), judged)
+            first.append((g, _request(problem.question, config.sample_budget, config, seed), answered(problem)))
+    run_lanes(session, missing(first), kept, lanes=parallel)
+    if "self" in config.verifiers:
+        run_lanes(session, missing(_judges(model, problems, config, store)), kept, lanes=parallel)
     return ran
+
+
+def _judges(model: str, problems: Sequence[Problem], config: SweepConfig, store: SampleStore) -> list:
+    """A judge for each problem and k whose k samples gave more than one answer (else nothing to choose)."""
+    tasks = []
+    for problem in problems:
+        keys = [generation_key("sample", model, problem.id, config.sample_budget, seed, 0, config.force_budget)
+                for seed in range(config.seed, config.seed + max(config.ks, default=0))]
+        samples = [store.done[key] for key in keys if key in store.done]
+        for k in config.ks:
+            answers = v.distinct_answers(_candidates(samples[:k]))
+            if len(answers) < 2:
+                continue
+
+            def judged(g: Generation, answers=answers, problem=problem) -> None:
+                g.predicted = v.read_judgement(g.solution, answers)
+                g.correct = is_correct(g.predicted, problem.answer)
+
+            g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k,
+                           forced=config.force_budget)
+            request = make_request(v.judge_prompt(problem.question, answers), 16, False, None, instruction="")
+            tasks.append((g, request, judged))
+    return tasks
 
 
 def _request(question: str, budget: int, config: SweepConfig, seed: int | None):
@@ -214,19 +241,18 @@ def sweep_model(
     on_loaded: Callable[[Pane], None] | None = None,
     on_generation: Callable[[Generation, bool], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    parallel: int = 1,
 ) -> "ModelSweep":
-    """Load one model in its own worker, sweep it, and say what came of it."""
-    with Session([spec], mode="fair", cores=cores, tdp_w=tdp_w, log=log) as session:
-        pane = session.load_single()
+    """Load one model in its own worker (`parallel` > 1: a served model, in that many), sweep it,
+    and say what came of it."""
+    refused = lanes_refused(spec, parallel)
+    if refused:
+        raise ValueError(refused)
+    with Session([spec] * parallel, mode="fair", cores=cores, tdp_w=tdp_w, log=log) as session:
+        pane = session.load_lanes() if parallel > 1 else session.load_single()
         if on_loaded is not None:
             on_loaded(pane)
-
-        def ask(request) -> RunResult:
-            if should_stop():
-                raise SweepStopped()
-            return session.compare(request)[0]
-
-        ran = run_sweep(ask, pane.label, problems, config, store, on_generation)
+        ran = run_sweep(session, pane.label, problems, config, store, on_generation, should_stop, parallel)
     return ModelSweep(pane.label, ran, points(store, pane.label, problems, config), session.log_error)
 
 

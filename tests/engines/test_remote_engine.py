@@ -208,3 +208,28 @@ def test_a_request_the_server_fails_on_is_one_sentence(remote_spec, server):
     assert events[-1].message.startswith(f"the server at {server.url} closed the connection before its first token")
     again = list(engine.generate(GenerationRequest.from_prompt("Hi", max_tokens=4)))  # the server is still there
     assert isinstance(again[-1], Finished)
+
+
+def test_a_reply_the_server_cuts_for_another_request_is_failed_not_finished(remote_spec, server):
+    # llama-cpp-python's server (as started here, with its defaults) ends a streaming reply with
+    # [DONE] and no finish reason when another request arrives: a short answer that looks whole.
+    # The engine fails it with the reason and keeps what came.
+    first, second = RemoteEngine(), RemoteEngine()
+    first.load(remote_spec)
+    second.load(remote_spec)
+    events = first.generate(GenerationRequest.from_prompt("Count from one to fifty in words.", max_tokens=400,
+                                                          sampling=GREEDY))
+    seen = []
+    for event in events:
+        seen.append(event)
+        if isinstance(event, Token):
+            break
+    other = list(second.generate(GenerationRequest.from_prompt("Hi", max_tokens=4, sampling=GREEDY)))
+    seen += list(events)
+    assert isinstance(other[-1], Finished)
+    assert isinstance(seen[-1], Failed) and seen[-1].kind == "server_lost"
+    n = sum(isinstance(e, Token) for e in seen)
+    assert 1 <= n < 400
+    assert seen[-1].message == (f"the server at {server.url} ended the reply after {n} tokens without a finish "
+                                "reason: it cut it short; llama-cpp-python's server cuts a reply whenever another "
+                                "request arrives, unless started with --interrupt_requests False")
