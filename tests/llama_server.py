@@ -165,6 +165,50 @@ def silent_server():
         listener.close()
 
 
+class _Streaming(http.server.BaseHTTPRequestHandler):
+    """Lists model "m"; streams every chat request `n` chunks, one each `step_s`, however many come at
+    once: a server that batches perfectly, so what a client's concurrency buys can be measured alone."""
+
+    n, step_s = 64, 0.01
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "me"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        words = ["The answer is 42."] + [" More."] * (self.n - 1)
+        try:
+            for i, word in enumerate(words):
+                time.sleep(self.step_s)
+                chunk = {"choices": [{"index": 0, "delta": {"content": word},
+                                      "finish_reason": "length" if i == self.n - 1 else None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        except OSError:  # the client hung up
+            pass
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def streaming_server():
+    """A stand-in that streams each request at a fixed pace whatever else it serves; yields its base URL."""
+    return refusing_server(_Streaming)
+
+
 def bundled_smollm2() -> str:
     import importlib.util
 
