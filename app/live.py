@@ -17,7 +17,7 @@ from app.engines.thought_parser import THINKING
 from app.record import EnergyReport, RunResult, decode_rate, power_supply
 from app.runs import Progress, RunUpdate
 from app.telemetry import Sample, energy_for_window
-from app.telemetry.energy import DOMAIN_WORDS
+from app.telemetry.energy import domain_words
 
 RATE_WINDOW_S = 1.0  # "tokens/s now" counts the tokens of the last second
 WAITING = "waiting"  # a pane whose run has not started (fair mode: another pane runs first)
@@ -114,6 +114,7 @@ def live_stats(
     pid: int | None = None,
     share_with: Sequence[int] = (),
     domains: Collection[str] | None = None,
+    server_share_with: Sequence[int] | None = None,
 ) -> LiveStats:
     """A snapshot at time t (perf_counter): "waiting" before the run starts; once it has ended, the
     figures of its finished record and nothing else."""
@@ -132,10 +133,11 @@ def live_stats(
     watts = joules = None
     source, detail = "", {}
     if samples and elapsed > 0:
-        figure = energy_for_window(samples, run.t_submit, t, pid, share_with, domains)
+        figure = energy_for_window(samples, run.t_submit, t, pid, share_with, domains, server_share_with)
         if figure is not None:
             joules, source, detail = figure.joules, figure.source_label, figure.to_dict()
-            recent = energy_for_window(samples, max(run.t_submit, t - RATE_WINDOW_S), t, pid, share_with, domains)
+            recent = energy_for_window(samples, max(run.t_submit, t - RATE_WINDOW_S), t, pid, share_with, domains,
+                                       server_share_with)
             watts = recent.avg_w if recent is not None else figure.avg_w
     supply = (samples[-1].on_mains, samples[-1].battery_percent) if samples else (None, None)
     return LiveStats(
@@ -197,7 +199,7 @@ def sources_said(details: dict) -> tuple[str, list[str]]:
 def explain_energy(detail: dict) -> list[str]:
     """Lines that say what an energy figure rests on (EnergyFigure.to_dict(), as runs store it)."""
     said, why = sources_said(detail.get("details") or {})
-    covers = " + ".join(DOMAIN_WORDS.get(d, d) for d in detail.get("covers") or ())
+    covers = " + ".join(domain_words(d) for d in detail.get("covers") or ())
     charged = f"charged for: {covers}" if covers else ""
     return [line for line in (said, *why, charged, *(detail.get("notes") or ())) if line]
 

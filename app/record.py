@@ -71,7 +71,7 @@ class Conditions:
     @property
     def energy_domains(self) -> tuple[str, ...]:
         """The hardware the run used, which its energy is charged for: energy_domains()."""
-        return energy_domains(self.engine, self.n_gpu_layers)
+        return energy_domains(self.engine, self.n_gpu_layers, self.device)
 
     @property
     def placement(self) -> str:
@@ -81,21 +81,37 @@ class Conditions:
         return placement(self.backend, self.device, self.n_gpu_layers, self.n_layers, self.n_threads)
 
 
-def energy_domains(engine: str, n_gpu_layers: int) -> tuple[str, ...]:
+SERVER_DOMAIN = "server:"  # the GPUs behind a served model: "server:gpu-box:8000"
+
+
+def server_domain(where: str) -> str:
+    """The energy domain of the GPUs behind the server at `where` ("gpu-box:8000")."""
+    return SERVER_DOMAIN + where
+
+
+def energy_domains(engine: str, n_gpu_layers: int, device: str = "") -> tuple[str, ...]:
     """The hardware a model's runs use, which their energy is charged for: the CPU and memory always,
-    the GPU where layers were offloaded to it or the engine runs on it (MLX on Metal)."""
+    the GPU where layers were offloaded to it or the engine runs on it (MLX on Metal), a served
+    model's server (its device is where it is) where its GPUs' power is published."""
+    if engine == "remote":
+        return ("cpu", "dram", server_domain(device))
     on_gpu = n_gpu_layers != 0 or engine == "mlx"
     return ("cpu", "dram", "gpu") if on_gpu else ("cpu", "dram")
 
 
-def remote_energy_note(conditions: "Conditions") -> str:
-    """What a served model's energy figure leaves out, in its notes; "" for a model run here. This
-    machine's share (waiting, receiving) is measured as any run's; the server's is not."""
+def remote_energy_note(conditions: "Conditions", covers: tuple[str, ...] = ()) -> str:
+    """What a served model's energy figure holds of the server, in its notes; "" for a model run here.
+    This machine's share (waiting, receiving) is measured as any run's; the server's GPUs where their
+    power is published (`covers` has its domain), else said to be missing."""
     if conditions.engine != "remote":
         return ""
     where = f" ({conditions.device})" if conditions.device else ""
+    if server_domain(conditions.device) in covers:
+        return (f"measured:remote-nvml — the server{where} generated this reply: its GPUs' energy is read from "
+                "their metrics endpoint and holds whatever else that server ran meanwhile")
     return (f"not measured: remote — the server{where} generated this reply; its energy is not in this figure, "
-            "which covers this machine only (waiting and receiving)")
+            "which covers this machine only (waiting and receiving); where dcgm-exporter runs beside the server "
+            "(port 9400, found alone) or FASTSLOW_SERVER_METRICS names its metrics, the server's GPUs are measured")
 
 
 def model_conditions(info: ModelInfo) -> dict[str, Any]:

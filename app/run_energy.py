@@ -13,7 +13,7 @@ from app.telemetry.load import background_cores, load_note
 
 def with_energy(
     result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None,
-    share_with: Sequence[int] = (), lost_sources: Sequence[str] = (),
+    share_with: Sequence[int] = (), lost_sources: Sequence[str] = (), server_share_with: Sequence[int] | None = None,
 ) -> RunResult:
     """The record with its energy over [submit, end], the power supply at its end, the worker's
     peak memory and other programs' load on the CPU; as it was where the run never ran or nothing
@@ -28,14 +28,14 @@ def with_energy(
     if result.n_thinking_tokens:  # a thought that never closed is thinking to the end
         boundary = t0 + result.ttfat_s if result.ttfat_s is not None else t1
     phases = split_phases(samples, t0, boundary, t1, result.n_thinking_tokens, result.n_answer_tokens,
-                          pid, list(share_with), result.conditions.energy_domains)
+                          pid, list(share_with), result.conditions.energy_domains, server_share_with)
     if phases is not None:
         changes.update(phases.flat())  # the record's energy names, each with its source
         if lost_sources:  # a source that stopped is missing from here on: say so with the figure
             detail = changes["energy_detail"]
             changes.update(energy_approximate=True,
                            energy_detail={**detail, "notes": [*detail.get("notes", []), *lost_sources]})
-        remote = remote_energy_note(result.conditions)
+        remote = remote_energy_note(result.conditions, phases.total.covers)
         if remote:  # a served model: the figure is this machine's, and says the server's is missing
             detail = changes["energy_detail"]
             changes["energy_detail"] = {**detail, "notes": [*detail.get("notes", []), remote]}

@@ -122,7 +122,9 @@ class Session:
         if self.sampler is not None:
             self.sampler.stop()
             self.power.close()
-        self.power = detect_sources(self.tdp_w)
+        # A served model's GPUs count where their power is published (telemetry/server_power.py).
+        servers = [(p.spec.path, p.info.device) for p in self.panes if p.info is not None and not p.uses_local_cores]
+        self.power = detect_sources(self.tdp_w, servers=servers)
         # Full rate while a run goes on; one sample a second between runs, when nothing is measured.
         self.sampler = Sampler(self.power.sources, 1.0 / self.sample_hz, idle_interval_s=max(1.0, 1.0 / self.sample_hz))
         self.sampler.start([p.pid for p in self.panes if p.pid is not None])
@@ -140,7 +142,7 @@ class Session:
         pane = self.panes[index] = load_pane(spec, self.cores, self.make_engine, self.memory, force)
         if pane.load_error is not None:
             raise pane.load_error
-        if self.sampler is None:
+        if self.sampler is None or not pane.uses_local_cores:  # a served model: its server's GPUs too
             self._start_telemetry()
         else:
             self.sampler.add_pid(pane.pid)
@@ -242,8 +244,10 @@ class Session:
         record = recorder.record()
         lost = self.lost_sources(record.conditions.energy_domains) if self.sampler.failures else ()
         with self._runs_lock:
-            beside = [self.panes[j].pid for j in sorted(self._beside.pop(i, ())) if self.panes[j].pid is not None]
-        return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid, beside, lost)
+            beside = sorted(self._beside.pop(i, ()))
+        # A server's GPUs are shared only with the runs beside on that server, not with local ones.
+        return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid, self._pids(i, beside),
+                           lost, server_share_with=self._pids(i, beside, same_server=True))
 
     def _close(self, i: int, result: RunResult, recorder: RunRecorder, plan: _Comparison) -> RunUpdate:
         """Complete the run's row in the log, then say so with the closing update.
@@ -256,12 +260,17 @@ class Session:
         self._writer.end(plan.logged, i, result, recorder.channels, series)
         return recorder.closing_update(result)
 
-    def pids_sharing_with(self, i: int, running) -> list[int]:
+    def pids_sharing_with(self, i: int, running, same_server: bool = False) -> list[int]:
         """While pane i runs (the app's live figures): the other workers whose CPU time its energy is
-        shared with, those running beside it in live mode, none in fair mode."""
+        shared with, those running beside it in live mode, none in fair mode; `same_server`: only
+        those on pane i's server (its GPUs' energy is shared with them alone)."""
         if not self._schedule.shares_cpu:
             return []
-        return [self.panes[j].pid for j in running if j != i and self.panes[j].pid is not None]
+        return self._pids(i, [j for j in running if j != i], same_server)
+
+    def _pids(self, i: int, beside, same_server: bool = False) -> list[int]:
+        return [self.panes[j].pid for j in beside if self.panes[j].pid is not None and (
+            not same_server or (not self.panes[j].uses_local_cores and self.panes[j].spec.path == self.panes[i].spec.path))]
 
     def lost_sources(self, domains: Collection[str] | None = None) -> list[str]:
         """Each power source that stopped answering this session, and that energy leaves it out since;

@@ -102,7 +102,7 @@ def test_runs_side_by_side_share_their_energy_window_and_a_lone_run_does_not(spe
     # an eval's other lanes, as live mode's other panes. Real processes stand in for the workers.
     sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
     shared = []
-    monkeypatch.setattr("app.session.with_energy", lambda record, samples, t, pid, share_with, lost:
+    monkeypatch.setattr("app.session.with_energy", lambda record, samples, t, pid, share_with, lost, **_:
                         shared.append((pid, list(share_with))) or record)
     try:
         engines = [StandinEngine(Script(step_s=0.02)) for _ in range(2)]

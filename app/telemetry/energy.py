@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from app.telemetry.sampler import Sample
+from app.record import SERVER_DOMAIN
 from app.telemetry.sources import Reading, SourceInfo
 
 
 DOMAIN_WORDS = {"cpu": "CPU", "dram": "memory", "gpu": "GPU", "ane": "Neural Engine"}
+
+
+def domain_words(domain: str) -> str:
+    """A hardware domain as a person says it: "GPU", "the server's GPUs (gpu-box:8000)"."""
+    if domain.startswith(SERVER_DOMAIN):
+        return f"the server's GPUs ({domain[len(SERVER_DOMAIN):]})"
+    return DOMAIN_WORDS.get(domain, domain)
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ def energy_for_window(
     pid: int | None = None,
     share_with: Sequence[int] = (),
     domains: Collection[str] | None = None,
+    server_share_with: Sequence[int] | None = None,
 ) -> EnergyFigure | None:
     """Energy used over [t0, t1] (perf_counter seconds); None when the samples hold no power data.
 
@@ -95,6 +104,8 @@ def energy_for_window(
     energy is then split by each one's CPU time within the window.
     domains: the hardware the run used (Conditions.energy_domains); the other domains' sources (an
     idle GPU beside a CPU run) are not charged, and a note says what they drew. None: all.
+    server_share_with: for a served model's GPUs, the workers of the runs beside it on that same
+    server (a local run beside it used none of them); None: share_with.
     """
     if t1 <= t0:
         raise ValueError(f"the window must have positive length, not [{t0}, {t1}]")
@@ -120,26 +131,32 @@ def energy_for_window(
         return None
     used = [info for info in chosen if info.name in joules]
     share, share_note = _share(near, t0, t1, pid, share_with)
+    server_share, server_note = (share, share_note) if server_share_with is None else _share(
+        near, t0, t1, pid, server_share_with)
+    shares = {info.name: server_share if info.domain.startswith(SERVER_DOMAIN) else share for info in used}
     label = " + ".join(sorted({info.label for info in used}))
-    if share_note:
-        label += f", {share_note}"
-    breakdown = {name: j * share for name, j in joules.items()}
+    if share_note or server_note:
+        label += f", {share_note or server_note}"
+    breakdown = {name: j * shares[name] for name, j in joules.items()}
     total = sum(breakdown.values())
     details = {info.name: {"label": info.label, "measures": info.measures, "unit": info.unit, **info.detail} for info in used}
     approximate = bool(notes)  # every note so far is a reason the figure is approximate
     if share_note:
         notes.append(f"{share_note}: this run's share is {share:.0%} (fair mode measures each run alone)")
+    if server_note and server_share_with is not None and any(d.startswith(SERVER_DOMAIN) for d in {i.domain for i in used}):
+        notes.append(f"the server's GPUs {server_note} with this app's other requests there: this run's share is "
+                     f"{server_share:.0%}")
     left_out = {}
     for info in unused:  # said, not charged: the figure stays this run's
         drawn = _source_energy(series[info.name], t0, t1)
         if drawn is not None:
             left_out[info.name] = drawn[0]
-            notes.append(f"not charged: {info.name} ({DOMAIN_WORDS.get(info.domain, info.domain)}) drew "
+            notes.append(f"not charged: {info.name} ({domain_words(info.domain)}) drew "
                          f"{drawn[0]:.1f} J ({drawn[0] / (t1 - t0):.1f} W) meanwhile; the run did not use it")
     return EnergyFigure(
         joules=total,
         avg_w=total / (t1 - t0),
-        peak_w=peak * share,
+        peak_w=peak * share,  # an approximation where the server's GPUs are shared otherwise
         source_label=label,
         approximate=approximate,
         breakdown=breakdown,
@@ -161,13 +178,14 @@ def split_phases(
     pid: int | None = None,
     share_with: Sequence[int] = (),
     domains: Collection[str] | None = None,
+    server_share_with: Sequence[int] | None = None,
 ) -> PhaseEnergy | None:
     """Energy of a run and of its thinking [t_start, t_boundary] and answer [t_boundary, t_end].
 
     t_boundary: when thinking ended (the first answer token); None for a run that did not think.
     Prompt evaluation falls in the first phase: it is part of what a thinking run costs.
     """
-    total = energy_for_window(samples, t_start, t_end, pid, share_with, domains)
+    total = energy_for_window(samples, t_start, t_end, pid, share_with, domains, server_share_with)
     if total is None:
         return None
     if t_boundary is not None and not t_start <= t_boundary <= t_end:
@@ -178,8 +196,8 @@ def split_phases(
     elif t_boundary == t_end:
         thinking = total
     else:
-        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with, domains)
-        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with, domains)
+        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with, domains, server_share_with)
+        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with, domains, server_share_with)
     return PhaseEnergy(
         total=total,
         thinking=thinking,
@@ -284,7 +302,9 @@ def _series(samples: list[Sample]) -> dict[str, list[Reading]]:
     series: dict[str, list[Reading]] = {}
     for sample in samples:
         for name, reading in sample.power.items():
-            series.setdefault(name, []).append(reading)
+            mine = series.setdefault(name, [])
+            if not mine or reading.t > mine[-1].t:  # a source polled apart (a server's) repeats its latest
+                mine.append(reading)
     return series
 
 
@@ -313,7 +333,7 @@ def _cpu_seconds(samples: list[Sample], pid: int, t0: float, t1: float) -> float
 
 def power_series(samples: Sequence[Sample], window: tuple[float, float] | None = None,
                  ) -> tuple[list[float], list[float], str]:
-    """(times, watts, label): total power per sample interval, summed the way energy is summed.
+    """(times, watts, label): this machine's total power per sample interval, summed the way energy is summed.
 
     Counter sources become the average power between consecutive reads; power-only sources are
     taken as read. A chart of this curve and the energy figures of runs agree with each other.
@@ -323,7 +343,9 @@ def power_series(samples: Sequence[Sample], window: tuple[float, float] | None =
     if window is not None:
         samples = _near(samples, *window)
     series = _series(list(samples))
-    chosen = _summable([readings[0].info for readings in series.values()])
+    # This machine's power: a server's GPUs (hundreds of watts, shared with others) are not drawn here.
+    chosen = _summable([readings[0].info for readings in series.values()
+                        if not readings[0].info.domain.startswith(SERVER_DOMAIN)])
     if not chosen:
         return [], [], ""
     curves: list[tuple[list[float], list[float]]] = []

@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import psutil
 
@@ -534,12 +534,16 @@ class Detected:
             source.close()
 
 
-def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWERCAP_ROOT) -> Detected:
-    """Open every source this machine offers; the TDP estimate stands in when no CPU counter works."""
+def detect_sources(tdp_w: float | None = None, powercap_root: str | Path = POWERCAP_ROOT,
+                   servers: Sequence[tuple[str, str]] = ()) -> Detected:
+    """Open every source this machine offers; the TDP estimate stands in when no CPU counter works.
+    servers: (base URL, where) of the served models in use, whose GPUs' metrics are looked for."""
     from app.telemetry.emi import emi_sources  # emi.py builds on this module's sources
+    from app.telemetry.server_power import server_power_sources
 
     found = Detected()
-    for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources(), emi_sources()):
+    for sources, failed in (rapl_sources(powercap_root), nvml_sources(), ioreport_sources(), emi_sources(),
+                            server_power_sources(servers)):
         found.sources += sources
         found.unavailable += failed
     found.fixable = [(name, reason) for name, reason in found.unavailable if _user_can_fix(name, reason)]

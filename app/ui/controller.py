@@ -111,8 +111,9 @@ class SessionController(QObject):
             client = s.panes[i].client  # read now, not at load: a stuck worker may have been restarted
             pid = client.pid if client is not None else None
             info = s.panes[i].info
-            domains = energy_domains(info.engine, info.n_gpu_layers_offloaded) if info is not None else None
-            figures[i] = live_stats(run, t, samples, pid, s.pids_sharing_with(i, running), domains)
+            domains = energy_domains(info.engine, info.n_gpu_layers_offloaded, info.device) if info is not None else None
+            figures[i] = live_stats(run, t, samples, pid, s.pids_sharing_with(i, running), domains,
+                                    s.pids_sharing_with(i, running, same_server=True))
         return figures
 
     def lost_sources(self) -> list[str]:

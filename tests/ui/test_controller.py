@@ -92,7 +92,7 @@ class StandIn:
                     yield RunUpdate(i, 0.0, result=SimpleNamespace(pane=i, cancelled=cancellation.cancelled(i)))
             time.sleep(0.01)
 
-    def pids_sharing_with(self, i, running):
+    def pids_sharing_with(self, i, running, same_server=False):
         return []
 
     def lost_sources(self):
