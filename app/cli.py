@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -29,7 +29,9 @@ from app.engines.types import (
 from app.eval.harness import CASCADE_CONFIDENCE, SampleFile, parse_policies, run_eval, summarise
 from app.eval.report import pareto_front, plot_tradeoff, tokens_per_question
 from app.eval.suites import load_suite, suite_path
+from app.expected_cost import expected_cost
 from app.lanes import lanes_refused
+from app.route_between import Between, route_between
 from app.hardware import memory_state
 from app.live import sources_said, thought_limits
 from app.local_stores import SOURCES, Discovery, discover, lookup
@@ -43,7 +45,7 @@ from app.selftest import run_self_test
 from app.routing.heuristic import THINK
 from app.runs import RunResult, RunUpdate, power_supply
 from app.verdict import verdict
-from app.store import MemoryLog, StoreError, open_log, resolve_db_path
+from app.store import MemoryLog, SessionLog, StoreError, open_log, resolve_db_path
 from app.store.export import write_jsonl
 from app.store.commands import add_log_commands
 from app.thinking_styles import minimum_problem
@@ -125,8 +127,11 @@ def _parser() -> argparse.ArgumentParser:
                               "\"Wait\" so it thinks on (up to 8 times)")
     compare.add_argument("--auto", action="store_true",
                          help="let the router decide thinking on/off and the budget (it says why)")
+    compare.add_argument("--route-between", action="store_true",
+                         help="two models, -m FAST -m SLOW: the router sends the prompt to one (FAST answers "
+                              "directly, SLOW thinks), saying what each is expected to cost from its runs in the log")
     compare.add_argument("--router", choices=ROUTERS, default="heuristic",
-                         help="which router --auto asks: heuristic (hand-set) or classifier (trained)")
+                         help="which router --auto and --route-between ask: heuristic (hand-set) or classifier")
     compare.add_argument("--temperature", type=_temperature, default=Sampling.temperature,
                          help=f"sampling temperature, {MIN_TEMPERATURE:g} (greedy) to {MAX_TEMPERATURE:g}")
     compare.add_argument("--seed", type=_seed, default=0)
@@ -204,6 +209,11 @@ def _parser() -> argparse.ArgumentParser:
 
     route = commands.add_parser("route", help="show what the router decides for a prompt, and why")
     route.add_argument("prompt")
+    route.add_argument("--between", nargs=2, metavar=("FAST", "SLOW"),
+                       help="which of two models answers (FAST directly, SLOW thinking), with each one's "
+                            "expected time and energy from its runs in the session log")
+    route.add_argument("--max-tokens", type=_tokens, default=256, help="the SLOW model's, so its budget fits")
+    route.add_argument("--db", metavar="PATH", help="session log to read the models' runs from")
     route.add_argument("--json", action="store_true")
     route.add_argument("--router", choices=ROUTERS, default="heuristic",
                        help="heuristic (hand-set features) or classifier (trained: python -m app.eval.train_router)")
@@ -405,7 +415,18 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if thinking is not False and (problem := budget_problem(budget, args.max_tokens)):
         print(f"fastslow: {problem.replace('max tokens', '--max-tokens')}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.auto:
+    models = args.models or list(DEFAULT_MODELS)
+    if args.route_between:
+        if problem := _between_problem(args, models):
+            print(f"fastslow: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        decision = _route_between(args, prompt, models)
+        thinking = decision.route == THINK
+        budget = decision.budget if budget is None and thinking else budget if thinking else None
+        models = [models[decision.pane]]  # the other model is never loaded: that is what routing saves
+        if not args.json:
+            print(f"router: {decision.banner()}", file=out)
+    elif args.auto:
         decision = ask_router(prompt, args.router, args.max_tokens)
         thinking = decision.route == THINK
         budget = decision.budget if budget is None else budget
@@ -413,7 +434,6 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(f"router: {_describe(decision)}", file=out)
     request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget,
                             args.min_thinking if thinking is not False else None)
-    models = args.models or list(DEFAULT_MODELS)
     kinds = getattr(args, "pane_thinking", None)  # the demo: one model, direct in one pane and thinking in the other
     requests = ([replace(request, thinking=k, thinking_budget=budget if k else None) for k in kinds]
                 if kinds else request)
@@ -446,7 +466,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if args.json:
                 for pane, result in zip(session.panes, results):
                     record = _record(pane, result)
-                    record["router"] = None if decision is None else vars(decision)
+                    record["router"] = None if decision is None else asdict(decision)
                     out.write(json.dumps(record) + "\n")
             else:
                 printer.summary(results, args.answer)
@@ -788,9 +808,41 @@ def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not args.prompt.strip():
         print("fastslow: the prompt is empty: give a question to route", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.between:
+        between = _route_between(args, args.prompt, list(args.between))
+        out.write((json.dumps(asdict(between)) if args.json else between.banner()) + "\n")
+        return EXIT_OK
     decision = ask_router(args.prompt, args.router)
     out.write((json.dumps(vars(decision)) if args.json else _describe(decision)) + "\n")
     return EXIT_OK
+
+
+def _between_problem(args: argparse.Namespace, models: list[str]) -> str | None:
+    """Why --route-between cannot route this command, in one sentence; None when it can."""
+    if len(models) != 2:
+        return (f"--route-between routes between two models, -m FAST -m SLOW, not {len(models)}: FAST answers "
+                "directly, SLOW thinks")
+    if args.auto or args.thinking is not None or getattr(args, "pane_thinking", None):
+        return "--route-between decides thinking itself: drop --auto, --think and --no-think"
+    return None
+
+
+def _route_between(args: argparse.Namespace, prompt: str, models: list[str]) -> Between:
+    """The router's choice between FAST (directly) and SLOW (thinking), with each one's expected cost
+    read from the session log (read-only: routing writes nothing)."""
+    fast, slow = (_resolve(name, n_ctx=getattr(args, "ctx", None)) for name in models)
+    log = None
+    if not getattr(args, "no_log", False):
+        try:
+            log = SessionLog.open(args.db, read_only=True)
+        except StoreError as exc:
+            print(f"fastslow: warning: the session log cannot be read ({exc}): no expected costs", file=sys.stderr)
+    try:
+        return route_between(prompt, expected_cost(log, fast, thinking=False), expected_cost(log, slow, thinking=True),
+                             router=args.router, max_tokens=args.max_tokens)
+    finally:
+        if log is not None:
+            log.close()
 
 
 def _describe(decision) -> str:

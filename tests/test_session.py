@@ -264,7 +264,7 @@ def test_a_power_source_lost_mid_session_is_named_in_every_later_energy_figure(s
 
     gpu = Gpu(energy_mj=1_000)  # this machine's real sources, plus a GPU (a stand-in driver) that will fall off
 
-    def with_a_gpu(tdp_w=None):
+    def with_a_gpu(tdp_w=None, servers=()):
         found = detect_sources(tdp_w)
         found.sources += nvml_sources(StandInDriver(gpu))[0]
         return found
@@ -295,7 +295,7 @@ def test_a_cpu_run_beside_a_gpu_is_not_charged_the_gpu_and_says_what_it_drew(smo
 
     gpu = Gpu(energy_mj=1_000)  # an idle GPU (a stand-in driver) beside this machine's CPU
 
-    def with_a_gpu(tdp_w=None):
+    def with_a_gpu(tdp_w=None, servers=()):
         found = detect_sources(tdp_w)
         found.sources += nvml_sources(StandInDriver(gpu))[0]
         return found

@@ -867,12 +867,20 @@ class SessionLog:
         return [SessionSummary(**row) for row in self._rows(sql)]
 
     @_guarded
-    def list_runs(self, session_id: int | None = None, limit: int | None = None) -> list[RunSummary]:
-        """Runs, newest first (at most `limit`, when given)."""
+    def list_runs(self, session_id: int | None = None, limit: int | None = None,
+                  model: tuple[str, str] | None = None) -> list[RunSummary]:
+        """Runs, newest first (at most `limit`, when given); `model`: only those of this (name, path)
+        (a served model's path is its server's URL: the same id on two servers is two models)."""
         names = [f.name for f in fields(RunSummary) if f.name != "prompt"]
-        where, params = ("WHERE r.session_id = ?", [session_id]) if session_id is not None else ("", [])
+        clauses, params = [], []
         if session_id is not None:
             self._check_id("session", session_id)
+            clauses.append("r.session_id = ?")
+            params.append(session_id)
+        if model is not None:
+            clauses.append("r.model = ? AND r.model_path = ?")
+            params += list(model)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (f"SELECT {', '.join('r.' + n for n in names)}, p.text AS prompt FROM runs r "
                f"JOIN prompts p ON p.id = r.prompt_id {where} ORDER BY r.id DESC")
         if limit is not None:

@@ -23,6 +23,8 @@ from superqt.utils import thread_worker
 
 from app import doctor
 from app.cancellation import Cancellation
+from app.expected_cost import expected_cost
+from app.route_between import Between, route_between
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
 from app.hardware import physical_cores
 from app.live import LiveRun, LiveStats, live_stats
@@ -94,6 +96,16 @@ class SessionController(QObject):
         s = self._session
         error = s.log_error
         return LogState(s.log, s.log_session_id, str(error) if error is not None else None, s.log_waiting)
+
+    def route_between(self, prompt: str, router: str, max_tokens: int, fast: int = 0, slow: int = 1) -> Between | None:
+        """Which of two loaded panes answers `prompt` (fast directly, slow thinking), with each side's
+        expected cost from its model's runs in the log; None until both have a model."""
+        panes = self._session.panes
+        if max(fast, slow) >= len(panes) or any(panes[i].info is None for i in (fast, slow)):
+            return None
+        log = self._session.log
+        return route_between(prompt, expected_cost(log, panes[fast].spec, thinking=False),
+                             expected_cost(log, panes[slow].spec, thinking=True), fast, slow, router, max_tokens)
 
     def samples(self) -> Sequence[Sample]:
         """The sampler's readings so far (none before a model has loaded)."""

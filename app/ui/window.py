@@ -6,12 +6,14 @@ shows what comes back. Every long task (loading, generating, exporting) runs off
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -36,7 +38,7 @@ from app.engines.types import EngineError, ModelSpec, now
 from app.live import LiveRun
 from app.local_stores import discover
 from app.model_picks import PICK_SERVED, SERVED_LABEL, label_for, resolve_pick, store_choices
-from app.plan import AUTO_MODE, DIRECT_MODE, THINKING_MODE, PanePlan, describe_decision, plan_request, route
+from app.plan import AUTO_MODE, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, describe_decision, plan_request, route
 from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
 from app.settings import Settings
@@ -136,9 +138,17 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel  (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
+        # RouteLLM's setting across the first two panes: the router sends each question to one of them.
+        self.route_between = QCheckBox("Route: one pane answers")
+        self.route_between.setToolTip(
+            "The router sends each question to one pane: the first answers directly, the second thinks "
+            "(often a thinking model on a server). Each side's expected time and energy, from its model's "
+            "runs in the log, are shown before you run; a pane's own Run button still runs that pane.")
+        self.route_between.toggled.connect(lambda _=None: self._update_route())
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Comparison:"))
         bar.addWidget(self.mode)
+        bar.addWidget(self.route_between)
         bar.addWidget(self.known_answer)
         bar.addStretch(1)
         bar.addWidget(self.run_all_button)
@@ -168,9 +178,16 @@ class MainWindow(QMainWindow):
         self.verdict.setStyleSheet("QLabel#verdict { background: #eef4ff; padding: 6px; border-radius: 4px; "
                                    "font-weight: bold; }")
         self.verdict.setVisible(False)
+        self.route_banner = QLabel()
+        self.route_banner.setObjectName("routeBetween")
+        self.route_banner.setWordWrap(True)
+        self.route_banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.route_banner.setStyleSheet("QLabel#routeBetween { background: #f1f8ee; padding: 6px; border-radius: 4px; }")
+        self.route_banner.setVisible(False)
         panes_box = QWidget()
         panes_layout = QVBoxLayout(panes_box)
         panes_layout.setContentsMargins(0, 0, 0, 0)
+        panes_layout.addWidget(self.route_banner)
         panes_layout.addWidget(panes_row, 1)
         panes_layout.addWidget(self.verdict)
         compare_split = QSplitter(Qt.Vertical)
@@ -234,6 +251,7 @@ class MainWindow(QMainWindow):
         c.loads_done.connect(self.models_ready.emit)
         c.loads_done.connect(self._say_energy_fixes)
         c.loads_done.connect(self._say_gpu_mismatches)
+        c.loads_done.connect(self._update_route)
         self._energy_fixes_said = False
         self._mismatches_said: set[str] = set()
         self._lost_said = 0  # how many of the session's lost power sources have been said
@@ -390,12 +408,20 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Still busy: wait for the models to load or the run to end")
             return False
         chosen = list(range(len(self.panes))) if only is None else list(only)
+        between = self._between(prompt) if only is None and self.route_between.isChecked() else None
+        if between is not None:
+            chosen = [between.pane]
         requests, decisions = [], []
         try:
             for i, pane in enumerate(self.panes):
-                request, decision = plan_request(prompt, pane.plan(seed=self._seed), router=self.settings.router)
+                plan = pane.plan(seed=self._seed)
+                if between is not None and i == between.pane:  # the router's route on the pane it chose
+                    plan = replace(plan, mode=THINKING_MODE if between.route == THINK else DIRECT_MODE,
+                                   thinking_budget=plan.thinking_budget if plan.thinking_budget is not None
+                                   else between.budget, override=None)
+                request, decision = plan_request(prompt, plan, router=self.settings.router)
                 requests.append(request)
-                decisions.append(decision)
+                decisions.append(between if between is not None and i == between.pane else decision)
         except ValueError as exc:
             self.show_notices([escape(str(exc))])
             return False
@@ -411,6 +437,12 @@ class MainWindow(QMainWindow):
             if mode == "fair" and n:
                 self.panes[i].show_waiting(f"Waiting: fair mode runs the panes one after another, "
                                            f"{self._pane_label(chosen[0])} first.")
+        if between is not None:
+            for i in (between.fast_pane, between.slow_pane):
+                if i != between.pane:
+                    self.panes[i].clear()
+                    self.panes[i].set_status(escape(f"Not asked: the router sent this question to "
+                                                    f"{self._pane_label(between.pane)} ({between.chosen.model})."))
         # What the plan asked that this pane's model cannot do, said beside its result.
         self._plan_notes = {i: escape(f"Min not held: {why}.") for i in chosen
                             if (why := minimum_unheld(requests[i], self.controller.pane(i).thinking_style))}
@@ -505,6 +537,7 @@ class MainWindow(QMainWindow):
             self.show_notices([escape(notice)])
         self._say_lost_sources()
         self.statusBar().showMessage(_run_summary([(self._pane_label(r.pane), r) for r in results]))
+        self._update_route()  # the runs just logged move each side's expected cost
         self.run_done.emit()
 
     def _show_verdict(self, results: list[RunResult], known: str | None) -> None:
@@ -527,8 +560,24 @@ class MainWindow(QMainWindow):
 
     # -- the router banner ----------------------------------------------------------------------
 
+    def _between(self, prompt: str):
+        """The router's pane for `prompt` across the first two (Route: one pane answers), or None."""
+        if len(self.panes) < 2 or not prompt.strip():
+            return None
+        return self.controller.route_between(prompt, self.settings.router, self.panes[1].max_tokens.value())
+
     def _update_route(self) -> None:
         prompt = self.prompt.toPlainText()
+        if self.route_between.isChecked():
+            between = self._between(prompt)
+            if between is not None:
+                text = between.banner()
+            elif not prompt.strip():
+                text = "type a question: the router sends it to one of the first two panes, and says why"
+            else:
+                text = "load a model in each of the first two panes first"
+            self.route_banner.setText(escape(f"Route: {text}"))
+        self.route_banner.setVisible(self.route_between.isChecked())
         for pane in self.panes:
             if pane.mode.currentData() != AUTO_MODE:
                 continue

@@ -171,7 +171,8 @@ def test_a_prompt_counted_by_the_server_reaches_the_record():
     record = recorder.record()
     assert (record.n_prompt_tokens, record.n_prompt_evaluated, record.prompt_tps) == (17, 5, None)
     assert record.placement == "remote · h:1"
-    assert record.conditions.energy_domains == ("cpu", "dram")  # this machine's share only
+    # This machine's share, and the server's GPUs where their metrics are published.
+    assert record.conditions.energy_domains == ("cpu", "dram", "server:h:1")
 
 
 def test_the_energy_figure_says_the_server_side_is_not_measured():

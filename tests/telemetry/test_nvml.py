@@ -198,7 +198,7 @@ class FallsOffTheBus(StandInDriver):
         return value
 
 
-def with_a_gpu_that_will_be_lost(tdp_w=None):
+def with_a_gpu_that_will_be_lost(tdp_w=None, servers=()):
     """detect_sources() on this machine, plus an NVIDIA GPU that stops answering once sampling starts."""
     from app.telemetry.sources import detect_sources
 

@@ -256,7 +256,7 @@ def test_a_power_counter_the_user_can_unlock_is_said_once_beside_the_other_notic
     # can be made unreadable for real; tests/telemetry/test_rapl.py does that in a child as nobody).
     reason = f"/sys/class/powercap/intel-rapl:0/energy_uj: permission denied. {RAPL_PERMISSION_HINT}"
 
-    def locked_rapl(tdp_w=None):
+    def locked_rapl(tdp_w=None, servers=()):
         found = detect_sources(tdp_w)
         found.fixable.append(("rapl:intel-rapl:0", reason))
         return found
@@ -325,3 +325,31 @@ def test_a_gpu_the_llama_cpp_build_leaves_idle_is_said_up_front_with_its_fix(qtb
     assert ("GPU idle: an NVIDIA GeForce RTX 4070 is here but llama.cpp was built for the CPU: "
             "run `make setup LLAMA_BACKEND=cuda`") in window.notice.text()
     assert window.notice.text().count("GPU idle") == 1  # one card, said once for both panes
+
+
+def test_route_one_pane_answers_sends_each_question_to_one_pane_with_both_costs_shown(qtbot, window, ui_log):
+    # RouteLLM's setting across the first two panes: the first answers directly, the second thinks.
+    window.route_between.setChecked(True)
+    assert window.route_banner.isVisible()
+    window.prompt.setPlainText("Hello there")
+    qtbot.waitUntil(lambda: "Route: Directly on" in window.route_banner.text(), timeout=3000)
+    assert "not known: no direct run of it in the log yet" in window.route_banner.text()
+    _run(qtbot, window, key=False)
+    assert list(window.live) == [0] and [r.pane for r in window.last_results] == [0]
+    assert "Not asked: the router sent this question to Fast" in window.panes[1].status.text()
+    [stored] = ui_log.list_runs()
+    assert (stored.pane, stored.route, stored.n_thinking_tokens) == (0, "direct", 0)
+    # The run just logged is what the fast side is now expected to cost.
+    assert "(median of 1 direct run)" in window.route_banner.text()
+    window.prompt.setPlainText(MATH)
+    qtbot.waitUntil(lambda: "Route: Thinking on" in window.route_banner.text(), timeout=3000)
+    assert "directly on" in window.route_banner.text() and "(median of 1 direct run)" in window.route_banner.text()
+    _run(qtbot, window, key=False)
+    assert list(window.live) == [1]
+    newest = ui_log.run_record(ui_log.list_runs()[0].id)
+    assert (newest["run"]["pane"], newest["run"]["route"]) == (1, "think")
+    # The bundled second model cannot think natively: asked to think, it is scaffolded.
+    assert newest["run"]["params"]["strategy"] == "scaffold" and newest["run"]["n_thinking_tokens"] > 0
+    assert any(reason.startswith("sent to ") and "to think" in reason for reason in newest["run"]["route_reasons"])
+    window.route_between.setChecked(False)
+    assert not window.route_banner.isVisible()
