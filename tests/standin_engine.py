@@ -81,3 +81,13 @@ class StandinEngine:
 
     def close(self) -> None:
         pass
+
+
+def registered(monkeypatch, thinking: str = "none") -> ModelSpec:
+    """A "stand-in" backend of its own in the registry (one entry, as a third backend would be): its
+    preflight has no file to check and the stand-in engine does the generating. Returns its spec."""
+    from app.engines import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
+        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
+    return ModelSpec(path="stand-in", name="stand-in", thinking=thinking, engine="stand-in")

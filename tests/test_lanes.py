@@ -13,10 +13,9 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-from standin_engine import Script, StandinEngine
+from standin_engine import Script, StandinEngine, registered
 
 from app import cli
-from app.engines import backends
 from app.engines.types import GenerationRequest, ModelSpec
 from app.lanes import lanes_refused, run_lanes
 from app.session import Session
@@ -25,9 +24,7 @@ from app.store import MemoryLog, SessionLog
 
 @pytest.fixture
 def spec(monkeypatch):
-    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
-        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
-    return ModelSpec(path="stand-in", name="stand-in", thinking="none", engine="stand-in")
+    return registered(monkeypatch)
 
 
 def lanes_of(spec, scripts, **kwargs) -> Session:

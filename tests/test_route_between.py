@@ -11,10 +11,9 @@ import json
 import statistics
 
 import pytest
-from standin_engine import Script, StandinEngine
+from standin_engine import Script, StandinEngine, registered
 
 from app import cli
-from app.engines import backends
 from app.engines.types import GenerationRequest, ModelSpec
 from app.expected_cost import Expected, expected_cost, model_key
 from app.route_between import route_between
@@ -56,9 +55,7 @@ def test_a_served_model_is_keyed_by_its_server_so_one_id_on_two_servers_is_two_m
 
 @pytest.fixture
 def spec(monkeypatch):
-    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
-        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
-    return ModelSpec(path="stand-in", name="stand-in", thinking="think-tags", engine="stand-in")
+    return registered(monkeypatch, thinking="think-tags")
 
 
 def test_the_expectation_is_the_median_of_the_models_own_runs_of_that_kind(spec, tmp_path):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from standin_engine import Script, StandinEngine
+from standin_engine import Script, StandinEngine, registered
 
 from app.cancellation import Cancellation
-from app.engines import backends
-from app.engines.types import GenerationRequest, ModelSpec
+from app.engines.types import GenerationRequest
 from app.record import RunResult, Status
 from app.session import Session
 from app.store import MemoryLog
@@ -20,11 +19,7 @@ ASK = GenerationRequest.from_prompt("What is 2 + 2?", max_tokens=16)
 
 @pytest.fixture
 def spec(monkeypatch):
-    # A backend of its own in the registry (one entry, as a third backend would be): its preflight
-    # has no file to check, and the stand-in engine does the generating.
-    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
-        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
-    return ModelSpec(path="stand-in", name="stand-in", thinking="none", engine="stand-in")
+    return registered(monkeypatch)
 
 
 def session_of(specs, scripts, **kwargs) -> Session:

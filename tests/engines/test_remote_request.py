@@ -290,13 +290,11 @@ def test_a_server_that_will_not_stream_is_one_sentence():
 def test_live_mode_leaves_every_core_to_the_local_panes_beside_a_served_one(monkeypatch):
     from dataclasses import replace
 
-    from standin_engine import Script, StandinEngine
+    from standin_engine import Script, StandinEngine, registered
 
-    from app.engines import backends
     from app.session import Session
 
-    monkeypatch.setitem(backends.BACKENDS, "stand-in", backends.BackendKind(
-        "stand-in", "standin_engine:StandinEngine", lambda spec, _header: backends.Preflight(None, None, spec.n_ctx)))
+    registered(monkeypatch)
     local = resolve("remote:http://127.0.0.1:9/v1#m")  # its URL's shape passes the preflight; a stand-in serves it
     scripts = [Script(), Script(), Script()]
     made = iter([StandinEngine(s) for s in scripts])
