@@ -23,16 +23,30 @@ from app.runs import RunResult
 from app.session import Session
 
 T = TypeVar("T")
-Ask = Callable[..., RunResult]  # ask(request, decision=None): one run on the lane's pane
-Job = Callable[[Ask], T]
 WAIT_S = 0.2  # how often the waiting caller wakes (so Ctrl-C is taken at once)
 
 
-def lane_ask(session: Session, pane: int) -> Ask:
-    def ask(request: GenerationRequest, decision: Any = None) -> RunResult:
-        return session.ask(pane, request, decision)
+class Ask:
+    """A lane's pane: ask(request, decision) runs one request to its end; ask.samples(request, …) a
+    request of n_samples, every sample's record (llama.cpp decodes them together)."""
 
-    return ask
+    def __init__(self, session: Session, pane: int, guard: Callable[[], None] | None = None) -> None:
+        self.session, self.pane, self.guard = session, pane, guard
+
+    def __call__(self, request: GenerationRequest, decision: Any = None) -> RunResult:
+        return self.samples(request, decision)[0]
+
+    def samples(self, request: GenerationRequest, decision: Any = None) -> list[RunResult]:
+        if self.guard is not None:
+            self.guard()
+        return self.session.ask_samples(self.pane, request, decision)
+
+
+Job = Callable[[Ask], T]
+
+
+def lane_ask(session: Session, pane: int) -> Ask:
+    return Ask(session, pane)
 
 
 def run_lanes(
@@ -89,13 +103,11 @@ class _Lanes:
             return self.next - 1
 
     def _lane(self, pane: int) -> None:
-        asked = lane_ask(self.session, pane)
-
-        def ask(request: GenerationRequest, decision: Any = None) -> RunResult:
+        def guard() -> None:
             if self.interrupted:
                 raise _Interrupted()
-            return asked(request, decision)
 
+        ask = Ask(self.session, pane, guard)
         while (index := self._take()) is not None:
             try:
                 result = self.jobs[index](ask)

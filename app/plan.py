@@ -14,6 +14,7 @@ from app.routing.heuristic import DIRECT, THINK, Decision, decide
 from app.thinking_styles import minimum_problem
 
 DIRECT_MODE, THINKING_MODE, AUTO_MODE = "direct", "thinking", "auto"
+MAX_SAMPLES = 16  # a pane's k samples: decoded together, shown as a vote
 PLAN_MODES = (DIRECT_MODE, THINKING_MODE, AUTO_MODE)
 
 
@@ -44,6 +45,7 @@ class PanePlan:
     max_tokens: int = 512
     seed: int = 0
     override: str | None = None  # Auto only: DIRECT or THINK overrides the router's route
+    n_samples: int = 1  # k samples, majority: the model answers k times at once and the pane shows the vote
 
     def __post_init__(self) -> None:
         if self.mode not in PLAN_MODES:
@@ -60,6 +62,8 @@ class PanePlan:
             raise ValueError(problem)
         if not 0.0 <= self.temperature <= 5.0:
             raise ValueError(f"the temperature must be between 0 and 5, not {self.temperature}")
+        if not 1 <= self.n_samples <= MAX_SAMPLES:
+            raise ValueError(f"samples must be from 1 to {MAX_SAMPLES}, not {self.n_samples}")
         if self.override not in (None, DIRECT, THINK):
             raise ValueError(f"override must be {DIRECT!r} or {THINK!r}, not {self.override!r}")
 
@@ -102,7 +106,7 @@ def plan_request(
         if thinking and (problem := budget_problem(budget, plan.max_tokens)):
             raise ValueError(problem)
     request = build_request(prompt, system, plan.max_tokens, plan.temperature, plan.seed, thinking, budget,
-                            plan.thinking_min if thinking else None)
+                            plan.thinking_min if thinking else None, n_samples=plan.n_samples)
     return request, decision
 
 
@@ -115,6 +119,7 @@ def build_request(
     thinking: bool | None,
     thinking_budget: int | None,
     thinking_min: int | None = None,
+    n_samples: int = 1,
 ) -> GenerationRequest:
     """The one place a prompt and its settings become a request (the app's panes, `fastslow compare`)."""
     messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
@@ -126,6 +131,7 @@ def build_request(
         thinking=thinking,
         thinking_budget=thinking_budget,
         thinking_min=thinking_min,
+        n_samples=n_samples,
     )
 
 

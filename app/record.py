@@ -67,6 +67,10 @@ class Conditions:
     # Logical CPUs kept busy by other processes over the run (app/telemetry/load.py); None: not measured.
     background_cores: float | None = None
     load_note: str = ""  # why that load distorted its figures, said when the run ended; "": it did not
+    # One of k samples of one prompt decoded together (its time and energy are shares of the batch's).
+    sample: int = 0
+    n_samples: int = 1
+    samples_note: str = ""  # how the samples were run where it matters (fewer fit; one after another)
 
     @property
     def energy_domains(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from app.telemetry.load import background_cores, load_note
 def with_energy(
     result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None,
     share_with: Sequence[int] = (), lost_sources: Sequence[str] = (), server_share_with: Sequence[int] | None = None,
+    token_share: tuple[float, str] | None = None,
 ) -> RunResult:
     """The record with its energy over [submit, end], the power supply at its end, the worker's
     peak memory and other programs' load on the CPU; as it was where the run never ran or nothing
@@ -28,7 +29,7 @@ def with_energy(
     if result.n_thinking_tokens:  # a thought that never closed is thinking to the end
         boundary = t0 + result.ttfat_s if result.ttfat_s is not None else t1
     phases = split_phases(samples, t0, boundary, t1, result.n_thinking_tokens, result.n_answer_tokens,
-                          pid, list(share_with), result.conditions.energy_domains, server_share_with)
+                          pid, list(share_with), result.conditions.energy_domains, server_share_with, token_share)
     if phases is not None:
         changes.update(phases.flat())  # the record's energy names, each with its source
         if lost_sources:  # a source that stopped is missing from here on: say so with the figure
@@ -47,6 +48,25 @@ def with_energy(
         changes.update(background_cores=round(background, 2),
                        load_note=load_note(background, result.conditions.n_threads, cpus))
     return result.updated(**changes)
+
+
+def token_share(result: RunResult, batch: Sequence[RunResult]) -> tuple[float, str]:
+    """One of k samples decoded together: its share of the energy over its window is its tokens over
+    every sample's tokens in that window (each decode step makes one token per live sample)."""
+    end = result.total_s or 0.0
+    mine = len(result.tokens.token_times_s)
+    everyone = sum(sum(1 for t in r.tokens.token_times_s if t <= end) for r in batch)
+    share = mine / everyone if everyone else 1.0 / max(len(batch), 1)
+    return share, f"shared by tokens with the {len(batch)} samples decoded together"
+
+
+def batch_time_s(result: RunResult, batch: Sequence[RunResult]) -> float | None:
+    """One sample's share of its batch's wall time, by tokens: the k shares add up to the batch's time."""
+    wall = max((r.total_s for r in batch if r.total_s is not None), default=None)
+    tokens = sum(len(r.tokens.token_times_s) for r in batch)
+    if wall is None:
+        return None
+    return wall * len(result.tokens.token_times_s) / tokens if tokens else wall / max(len(batch), 1)
 
 
 def run_series(result: RunResult, samples: Sequence[Sample], t_submit: float, pid: int | None) -> list[TelemetrySample]:

@@ -46,6 +46,7 @@ class RunUpdate:
     pieces: tuple[Piece, ...] = ()  # the labelled text this event added
     progress: Progress = Progress()
     result: RunResult | None = None  # the closing update only
+    sample: int = 0  # which of the request's n_samples replies (each has its own updates and closing one)
 
     @property
     def closing(self) -> bool:
@@ -65,8 +66,9 @@ class RunRecorder:
         thinking_style: str = "none",
         request: GenerationRequest | None = None,
         label: str = "",
+        sample: int = 0,
     ) -> None:
-        self.pane, self.t_submit = pane, t_submit
+        self.pane, self.t_submit, self.sample = pane, t_submit, sample
         self.request = request
         self.max_tokens = request.max_tokens if request is not None else None  # to say what to change
         # Where the reply is, as the worker's split says (Token.channel): a scaffold starts in its thought.
@@ -74,6 +76,7 @@ class RunRecorder:
         self.channels: list[str] = []  # each generated token's channel, beside the token times
         self._conditions = Conditions(
             model=info.name if info else label, mode=mode, started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            sample=sample, n_samples=request.n_samples if request is not None else 1,
             **({} if info is None else model_conditions(info)))
         self._thought = ThoughtControl(thinking_style=thinking_style, **({} if request is None else dict(
             strategy=request.strategy, thinking_budget=request.thinking_budget, thinking_min=request.thinking_min)))
@@ -98,12 +101,12 @@ class RunRecorder:
     def feed(self, event: Event) -> RunUpdate:
         """Record one event; return what it did (the labelled text it adds, the counts after it)."""
         pieces = tuple(self._record(event))
-        return RunUpdate(self.pane, self.t_submit, event, pieces, self._progress())
+        return RunUpdate(self.pane, self.t_submit, event, pieces, self._progress(), sample=self.sample)
 
     def closing_update(self, result: RunResult | None = None) -> RunUpdate:
         """The pane's last update, carrying the finished record (this one's, or `result`, the same
         record with its energy attached)."""
-        return RunUpdate(self.pane, self.t_submit, None, (), self._progress(), result or self.record())
+        return RunUpdate(self.pane, self.t_submit, None, (), self._progress(), result or self.record(), self.sample)
 
     @property
     def result(self) -> RunResult:
@@ -175,6 +178,8 @@ class RunRecorder:
                                     thinking_budget_hit=event.thinking_budget_hit,
                                     thinking_extended=event.thinking_extended,
                                     thought_note=event.limits_note)
+            if event.samples_note:
+                self._conditions = replace(self._conditions, samples_note=event.samples_note)
             self._total_s = event.t - self.t_submit
             status = Status.CANCELLED if event.finish_reason == "cancelled" else Status.OK
             self._ending = Ending(status, event.finish_reason)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Collection, Iterator, Sequence
 
 from app.cancellation import Cancellation
-from app.engines.types import EngineError, GenerationRequest, ModelSpec, now
+from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, Token, now
 from app.hardware import MemoryState, physical_cores
 from app.log_writer import LoggedPrompt, LoggedRun, LogWriter
 from app.panes import EngineFactory, Pane, load_pane, worker_engine
-from app.run_energy import run_series, with_energy
+from app.run_energy import run_series, token_share, with_energy
 from app.runs import RunRecorder, RunResult, RunUpdate
 from app.scheduling import MODES, schedule
 from app.store import MemoryLog, SessionLog, StoreError
@@ -177,42 +177,51 @@ class Session:
         self._cancellation = cancellation = cancellation or Cancellation()
         planned = [pane.plan(r) for pane, r in zip(self.panes, asked)]
         decided = list(decisions) if decisions is not None else [None] * len(self.panes)
-        recorders = {i: self._recorder(i, planned[i]) for i in chosen}
+        # A run per pane, or per sample where a pane is asked for k (each its own record and log row).
+        recorders = {i: [self._recorder(i, planned[i], j) for j in range(max(1, planned[i].n_samples))]
+                     for i in chosen}
         logged = self._writer.begin(LoggedPrompt(asked[0], known_answer, self.mode, {
-            i: LoggedRun(i, self.panes[i].info, planned[i], decided[i]) for i in chosen}))
+            (i, r.sample): LoggedRun(i, self.panes[i].info, planned[i], decided[i]) for i in chosen
+            for r in recorders[i]}))
         plan = _Comparison(planned, chosen, cancellation, known_answer, logged)
         runnable = []
         for i in chosen:
             if self.panes[i].client is None:
                 error = self.panes[i].load_error or EngineError("the model is not loaded", kind="not_loaded")
-                yield self._close(i, recorders[i].fail(error.kind, str(error)), recorders[i], plan)
+                for r in recorders[i]:
+                    yield self._close(i, r.fail(error.kind, str(error)), r, plan)
             else:
                 runnable.append(i)
         yield from self._schedule.run(runnable, lambda i: self._run_one(i, recorders[i], plan))
 
-    def _recorder(self, i: int, request: GenerationRequest) -> RunRecorder:
+    def _recorder(self, i: int, request: GenerationRequest, sample: int = 0) -> RunRecorder:
         pane = self.panes[i]
         style = "scaffold" if request.strategy == "scaffold" else pane.thinking_style
-        return RunRecorder(i, pane.info, self.mode, now(), style, request, label=pane.label)
+        return RunRecorder(i, pane.info, self.mode, now(), style, request, label=pane.label, sample=sample)
 
-    def _run_one(self, i: int, recorder: RunRecorder, plan: _Comparison) -> Iterator[RunUpdate]:
+    def _run_one(self, i: int, recorders: list[RunRecorder], plan: _Comparison) -> Iterator[RunUpdate]:
         client, cancellation = self.panes[i].client, plan.cancellation
         if cancellation.cancelled(i):  # Esc before its turn came: it never starts
-            yield self._close(i, recorder.cancel_unstarted(), recorder, plan)
+            for r in recorders:
+                yield self._close(i, r.cancel_unstarted(), r, plan)
             return
         if self.sampler is not None:
             self.sampler.sample_now()  # bracket the run, so even a short one has readings
         pid = client.pid
-        recorder.t_submit = now()
+        t_submit = now()
+        for r in recorders:
+            r.t_submit = t_submit
         events = cancellation.start(i, lambda: client.generate(plan.requests[i]), client.cancel)
         if events is None:  # cancelled while the sample above was taken
-            yield self._close(i, recorder.cancel_unstarted(), recorder, plan)
+            for r in recorders:
+                yield self._close(i, r.cancel_unstarted(), r, plan)
             return
         self._run_starts(i)
         try:
             with self.sampler.active() if self.sampler is not None else contextlib.nullcontext():
                 for event in events:
-                    yield recorder.feed(event)
+                    for r in _fed(recorders, event):
+                        yield r.feed(event)
         finally:
             cancellation.finished(i)
             self._run_ends(i)
@@ -222,8 +231,10 @@ class Session:
                 if client.pid is not None:
                     self.sampler.add_pid(client.pid)
             self.sampler.sample_now()
-        recorder.mark(plan.known_answer)
-        yield self._close(i, self._priced(i, recorder), recorder, plan)
+        records = [r.record() for r in recorders]
+        for r in recorders:
+            r.mark(plan.known_answer)
+            yield self._close(i, self._priced(i, r, records if len(recorders) > 1 else ()), r, plan)
 
     def _run_starts(self, i: int) -> None:
         with self._runs_lock:
@@ -236,18 +247,22 @@ class Session:
         with self._runs_lock:
             self._running.discard(i)
 
-    def _priced(self, i: int, recorder: RunRecorder) -> RunResult:
+    def _priced(self, i: int, recorder: RunRecorder, batch: Sequence[RunResult] = ()) -> RunResult:
         """The finished record with what it cost: energy over its window, shared by CPU time with the
-        runs that went on beside it (live mode's other panes, an eval's other lanes)."""
+        runs that went on beside it (live mode's other panes, an eval's other lanes); one of k samples
+        decoded together takes its share of the batch's by tokens (`batch`: all k records)."""
         if self.sampler is None:
             return recorder.record()
         record = recorder.record()
         lost = self.lost_sources(record.conditions.energy_domains) if self.sampler.failures else ()
         with self._runs_lock:
-            beside = sorted(self._beside.pop(i, ()))
+            beside = sorted(self._beside.get(i, ())) if batch else sorted(self._beside.pop(i, ()))
+            if batch and recorder.sample == len(batch) - 1:
+                self._beside.pop(i, None)
         # A server's GPUs are shared only with the runs beside on that server, not with local ones.
         return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid, self._pids(i, beside),
-                           lost, server_share_with=self._pids(i, beside, same_server=True))
+                           lost, server_share_with=self._pids(i, beside, same_server=True),
+                           token_share=token_share(record, batch) if batch else None)
 
     def _close(self, i: int, result: RunResult, recorder: RunRecorder, plan: _Comparison) -> RunUpdate:
         """Complete the run's row in the log, then say so with the closing update.
@@ -257,7 +272,7 @@ class Session:
         """
         samples = self.sampler.samples if self.sampler is not None else []
         series = run_series(result, samples, recorder.t_submit, self.panes[i].pid)
-        self._writer.end(plan.logged, i, result, recorder.channels, series)
+        self._writer.end(plan.logged, (i, recorder.sample), result, recorder.channels, series)
         return recorder.closing_update(result)
 
     def pids_sharing_with(self, i: int, running, same_server: bool = False) -> list[int]:
@@ -292,19 +307,23 @@ class Session:
         for update in self.stream(request, decisions, known_answer=known_answer):
             if on_update is not None:
                 on_update(update)
-            if update.closing:
+            if update.closing and update.sample == 0:  # a pane's first sample stands for it here
                 results[update.pane] = update.result
         return [results[i] for i in sorted(results)]
 
     def ask(self, pane: int, request: GenerationRequest, decision: Any = None) -> RunResult:
         """Run one request on one pane to its end. Several threads may ask at once, each of its own
         pane (an eval's lanes on a served model): each call is a comparison of its own in the log."""
-        result = None
+        return self.ask_samples(pane, request, decision)[0]
+
+    def ask_samples(self, pane: int, request: GenerationRequest, decision: Any = None) -> list[RunResult]:
+        """ask(), for a request of n_samples: every sample's record, in sample order."""
+        results: dict[int, RunResult] = {}
         decisions = [decision if i == pane else None for i in range(len(self.panes))]
         for update in self.stream(request, decisions, only=[pane]):
             if update.closing:
-                result = update.result
-        return result
+                results[update.sample] = update.result
+        return [results[j] for j in sorted(results)]
 
     def cancel(self, panes: Sequence[int] | None = None) -> None:
         """Cancel the latest comparison's panes (None: all, those not started yet included)."""
@@ -360,3 +379,15 @@ class Session:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _fed(recorders: list[RunRecorder], event) -> list[RunRecorder]:
+    """Which of a pane's recorders an event is for: a sample's token or end to its own; the start and
+    the prompt to all; a failure to those still running (a finished sample keeps its ending)."""
+    if len(recorders) == 1:
+        return recorders
+    if isinstance(event, (Token, Finished)):
+        return [recorders[event.sample]] if 0 <= event.sample < len(recorders) else []
+    if isinstance(event, Failed):
+        return [r for r in recorders if not r.done]
+    return recorders

@@ -163,7 +163,7 @@ class EngineClient:
                         yield Failed(now(), exc.kind, str(exc))
                     return
                 for event in batch:
-                    if isinstance(event, (Finished, Failed)):
+                    if ended(event):
                         with self._lock:
                             self._busy = False
                             self._stop_watchdog()
@@ -177,7 +177,7 @@ class EngineClient:
     def _drain(self) -> None:
         self.cancel()
         try:
-            while not isinstance(self._receive()[-1], (Finished, Failed)):
+            while not ended(self._receive()[-1]):
                 pass
         except EngineError:
             if self._stuck:
@@ -255,3 +255,8 @@ class EngineClient:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def ended(event) -> bool:
+    """The request's last event: a failure, or the end of its reply (of its last sample, for k)."""
+    return isinstance(event, Failed) or (isinstance(event, Finished) and event.final)

@@ -316,6 +316,12 @@ class LlamaCppBackend:
             tokens.close()
             self._set_abort(False)
 
+    def batch(self):
+        """A decoder of k sequences of one prompt at once (engines/batched.py): a context of its own."""
+        from app.engines.llama_batch import LlamaBatch
+
+        return LlamaBatch(self._llm, self._cancel, special=self._style == "harmony")
+
     def take(self, step: Step) -> str:
         self._sequence.append(step.token)
         return self._decoder.decode(step.raw)

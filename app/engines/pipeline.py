@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from app.engines.backend import Backend, PassCancelled
+from app.engines.batched import Reply, generate_samples
 from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
 from app.engines.stop_strings import StopMatcher
 from app.engines.thought_parser import StreamSplit
@@ -31,11 +32,13 @@ from app.engines.types import (
     EngineError,
     Event,
     Failed,
+    Finished,
     GenerationRequest,
     ModelInfo,
     ModelSpec,
     PromptDone,
     Started,
+    Token,
     refused,
     now,
     prompt_too_long,
@@ -45,6 +48,28 @@ from app.engines.types import (
 from app.thinking_styles import SCAFFOLD_STYLE
 
 BackendFactory = Callable[[object], Backend]  # called with the cancel flag
+BATCH_FROM = 2  # samples asked for at which the batched path is taken (a benchmark sets 1 to time it alone)
+SEQUENTIAL_NOTE = "this engine runs the samples one after another (no batched decoding): each paid its own prompt"
+
+
+def samples_that_fit(k: int, n_prompt: int, max_new: int, n_ctx_train: int) -> tuple[int, str]:
+    """How many of k replies of max_new tokens fit beside one prompt in the model's context, and why
+    fewer when fewer ("" when all do)."""
+    if not n_ctx_train or n_prompt + k * max_new <= n_ctx_train:
+        return k, ""
+    fits = max(1, (n_ctx_train - n_prompt) // max(max_new, 1))
+    return fits, (f"{fits} of the {k} samples asked for: {k} replies of {max_new} tokens beside the {n_prompt}-token "
+                  f"prompt do not fit the model's {n_ctx_train}-token context")
+
+
+def _tagged(event: Event, sample: int, note: str, final: bool = True) -> Event:
+    """The event as sample `sample`'s, its Finished carrying the note on how the samples ran, and
+    whether it is the request's last (the worker's client reads until then)."""
+    if isinstance(event, Token):
+        return replace(event, sample=sample)
+    if isinstance(event, Finished):
+        return replace(event, sample=sample, samples_note=note, final=final)
+    return event
 
 
 @dataclass
@@ -71,11 +96,12 @@ class PipelineEngine:
         self.backend = make_backend(self._cancel)
         self._spec: ModelSpec | None = None
         self._style = "none"  # the model's thinking style, as its load reported it
+        self._n_ctx_train = 0  # the most tokens the model takes: what k samples together must fit
 
     def load(self, spec: ModelSpec, header=None) -> ModelInfo:
         """Load `spec`; `header` is its GGUF header when the parent read it already."""
         info = self.backend.load(spec, header)
-        self._spec, self._style = spec, info.thinking_style
+        self._spec, self._style, self._n_ctx_train = spec, info.thinking_style, info.n_ctx_train or info.n_ctx
         return info
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
@@ -101,16 +127,54 @@ class PipelineEngine:
             yield failed
             return
         try:
-            budget = budget_for(request, opened, self._style)
+            budget_for(request, opened, self._style)  # limits that cannot hold are refused before Started
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return
+        style = SCAFFOLD_STYLE if request.strategy == "scaffold" else self._style
+        max_new = min(request.max_tokens, n_ctx - n_prompt)
+
+        def new_run() -> _Run:  # each reply's own limits, stops, budget and split
+            return _Run(max_new, StopMatcher(spec.stop + request.stop), budget_for(request, opened, self._style),
+                        StreamSplit(style, starts_in_thinking=opened))
+
+        if request.n_samples >= BATCH_FROM:
+            yield from self._samples(request, prompt, opened, new_run)
+            return
         threads = self.backend.begin(request, prompt)
         yield Started(now(), n_prompt, threads, opened)
-        style = SCAFFOLD_STYLE if request.strategy == "scaffold" else self._style
-        run = _Run(min(request.max_tokens, n_ctx - n_prompt), StopMatcher(spec.stop + request.stop), budget,
-                   StreamSplit(style, starts_in_thinking=opened))
-        yield from self._passes(request, run)
+        yield from self._passes(request, new_run())
+
+    def _samples(self, request: GenerationRequest, prompt: list[int], opened: bool, new_run) -> Iterator[Event]:
+        """k samples: decoded together where the backend batches (llama.cpp), else one after another."""
+        k, first = request.n_samples, new_run()
+        k, note = samples_that_fit(k, len(prompt), first.max_new, self._n_ctx_train)
+        threads = self.backend.begin(request, prompt)
+        yield Started(now(), len(prompt), threads, opened)
+        batch = getattr(self.backend, "batch", None)
+        if batch is None:
+            note = " ".join(filter(None, [note, SEQUENTIAL_NOTE]))
+            for i in range(k):
+                seeded = replace(request, seed=request.seed + i, n_samples=1)
+                if i:
+                    self.backend.begin(seeded, prompt)
+                for event in self._passes(seeded, new_run() if i else first):
+                    yield _tagged(event, i, note, final=i == k - 1)
+                    if isinstance(event, Failed):  # it ends the request: the samples after it never run
+                        return
+            return
+
+        def reply(i: int) -> Reply:
+            run = first if i == 0 else new_run()
+            return Reply(i, run.max_new, run.stops, run.budget, run.split)
+
+        ended = 0
+        for event in generate_samples(batch(), request, prompt, k, first.max_new, threads, reply,
+                                      lambda: bool(self._cancel.value)):
+            if isinstance(event, Finished):
+                ended += 1
+                event = _tagged(event, event.sample, note, final=ended == k)
+            yield event
 
     def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:
         """The prompt's tokens, and whether the template left it inside an open thought."""

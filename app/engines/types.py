@@ -123,6 +123,9 @@ class GenerationRequest:
     cache_prompt: bool = True  # reuse the KV cache of the previous request's common prefix
     strategy: str = "native"  # "native" or "scaffold" (reasoning/modes.py): a scaffold's budget closes on "The answer is"
     logprobs: bool = False  # give each token's log-probability (a cascade router reads its confidence)
+    # k samples of this one prompt (seeded seed, seed + 1, …), each its own reply: llama.cpp decodes them
+    # in one batch, the prompt evaluated once; every Token and Finished names its sample.
+    n_samples: int = 1
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":
@@ -168,6 +171,7 @@ class Token:
     logprob: float | None = None  # natural log of the token's probability, when the request asked
     pieces: tuple[Piece, ...] = ()  # the labelled text this token settles (a marker's may come later)
     channel: str = ANSWER  # where the reply is after this token: THINKING or ANSWER
+    sample: int = 0  # which of the request's n_samples replies it belongs to
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,9 @@ class Finished:
     pieces: tuple[Piece, ...] = ()  # the labelled text still held at the end (text_tail's, and any marker's)
     thinking_unclosed: bool = False  # the reply ended inside its thought
     limits_note: str = ""  # where the engine could not hold the request's thought limits, in a sentence
+    sample: int = 0  # which of the request's n_samples replies ended
+    samples_note: str = ""  # how the request's samples were run where it matters (fewer fit; one after another)
+    final: bool = True  # the request's last event: False on each of k samples' ends but the last
 
 
 @dataclass(frozen=True)

@@ -185,25 +185,32 @@ def solve(
     lane: Ask, problem: Problem, policy: str, max_tokens: int, budget: int | None, k: int,
     cascade_confidence: float, minimum: int | None,
 ) -> Sample:
-    """One policy's answer to one problem, through one lane (its requests one after another)."""
+    """One policy's answer to one problem, through one lane (its requests one after another; k
+    samples of one prompt as one request, decoded together)."""
+    spent = [0.0]  # wall time: a batch of samples costs its time once, not once per sample
+
+    def ask_k(request: GenerationRequest, route: str, reasons: list[str], k: int = 1) -> list:
+        # The route and its reasons go into the session log with the run.
+        results = lane.samples(replace(request, n_samples=k), Routed(route, request.thinking_budget, None,
+                                                                     tuple(reasons)))
+        spent[0] += max((r.total_s or 0.0 for r in results), default=0.0)
+        return results
 
     def ask(request: GenerationRequest, route: str, reasons: list[str]):
-        # The route and its reasons go into the session log with the run.
-        return lane(request, Routed(route, request.thinking_budget, None, tuple(reasons)))
+        return ask_k(request, route, reasons)[0]
 
     def think(seed: int | None = None) -> GenerationRequest:
         return make_request(problem.question, max_tokens, True, budget, seed, minimum=minimum)
 
     route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum)
     if policy == "self-consistency":
-        results = [ask(think(seed), route, reasons) for seed in range(k)]
+        results = ask_k(think(0), route, reasons, k)  # seeds 0 … k-1
         vote = majority_vote([_answer(r) for r in results])
         predicted = vote.answer
         reasons = [f"{vote.count} of {k} samples agree" if vote.answer else f"no readable answer in {k} samples"]
     elif policy == "cascade":
         # Two cheap direct samples; if they disagree, the direct answer is not to be trusted.
-        results = [ask(make_request(problem.question, max_tokens, False, None, seed), DIRECT, reasons)
-                   for seed in (1, 2)]
+        results = ask_k(make_request(problem.question, max_tokens, False, None, 1), DIRECT, reasons, 2)  # seeds 1, 2
         first, second = (_answer(r) for r in results)
         if first is not None and first == second:
             predicted, reasons = first, [f"two direct samples agree on {first}"]
@@ -228,15 +235,17 @@ def solve(
     else:
         results = [ask(request, route, reasons)]
         predicted = _answer(results[0])
-    return _sample(problem, policy, route, reasons, predicted, results)
+    return _sample(problem, policy, route, reasons, predicted, results, spent[0])
 
 
 def _answer(result) -> str | None:
     return extract_answer(result.text) if result.status == "ok" else None
 
 
-def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predicted, results) -> Sample:
-    """One policy's answer to one problem; tokens and time add up over all its generations."""
+def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predicted, results,
+            latency_s: float) -> Sample:
+    """One policy's answer to one problem; tokens and time add up over all its generations (a batch
+    of samples counted once, in `latency_s`)."""
     last = results[-1]
     failed = [r for r in results if r.status != "ok"]
     return Sample(
@@ -255,7 +264,7 @@ def _sample(problem: Problem, policy: str, route: str, reasons: list[str], predi
         n_thinking_tokens=sum(r.n_thinking_tokens for r in results),
         n_answer_tokens=sum(r.n_answer_tokens for r in results),
         thinking_unclosed=any(r.thinking_unclosed for r in results),
-        latency_s=sum(r.total_s or 0.0 for r in results),
+        latency_s=latency_s,
         ttft_s=results[0].ttft_s,
         answer=last.text,
         n_generations=len(results),

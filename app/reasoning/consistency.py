@@ -28,3 +28,14 @@ def majority_vote(answers: list[str | None]) -> Vote:
     first_seen = {a: i for i, a in reversed(list(enumerate(answers))) if a is not None}
     answer = max(tally, key=lambda a: (tally[a], -first_seen[a]))
     return Vote(answer, tally[answer], len(answers), dict(tally))
+
+
+def describe_vote(answers: list[str | None]) -> str:
+    """The vote of k samples in one line, each sample's answer after it (— where none was readable):
+    "Majority of 4 samples: 36 (3 of 4 agree) · each: 36, 36, 12, 36"."""
+    vote = majority_vote(answers)
+    each = ", ".join(a if a is not None else "—" for a in answers)
+    if vote.answer is None:
+        return f"No majority: none of the {len(answers)} samples gave a readable answer · each: {each}"
+    return (f"Majority of {len(answers)} samples: {vote.answer} ({vote.count} of {len(answers)} agree) · "
+            f"each: {each}")

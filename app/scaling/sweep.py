@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from app.reasoning.answers import extract_answer, is_correct
@@ -18,6 +18,7 @@ from app.eval.harness import energy_sources, make_request, total_energy
 from app.eval.suites import Problem
 from app.engines.types import GenerationRequest, ModelSpec
 from app.lanes import lanes_refused, run_lanes
+from app.run_energy import batch_time_s
 from app.runs import RunResult
 from app.scaling import verifiers as v
 from app.session import Pane, Session
@@ -131,33 +132,43 @@ def run_sweep(
 ) -> int:
     """Generate what the store does not hold yet, `parallel` at a time (each of the session's panes
     the same served model); returns how many generations ran now. The greedy answers at each budget
-    and the shared samples go first, then the judges that read those samples."""
+    and the shared samples go first, then the judges that read those samples. A problem's K samples,
+    when none is stored yet, are one request of K samples (decoded together, the prompt once); a
+    resumed sweep asks for the missing ones one by one."""
     ran = 0
 
-    def job(generation: Generation, request: GenerationRequest, score: Callable[[Generation], None]):
-        def run(ask) -> Generation:
+    def job(generations: list[Generation], request: GenerationRequest, score: Callable[[Generation], None]):
+        def run(ask) -> list[Generation]:
             if should_stop():
                 raise SweepStopped()
-            _fill(generation, ask(request))
-            score(generation)  # before it is stored: the file holds each generation's verdict
-            return generation
+            results = ask.samples(replace(request, n_samples=len(generations)))
+            for generation, result in zip(generations, results):
+                _fill(generation, result, batch_time_s(result, results) if len(results) > 1 else None)
+                score(generation)  # before it is stored: the file holds each generation's verdict
+            return generations
         return run
 
-    def kept(generation: Generation) -> None:  # one at a time, as each finishes
+    def kept(generations: list[Generation]) -> None:  # one job at a time, as each finishes
         nonlocal ran
-        store.add(generation)
-        ran += 1
-        if on_generation:
-            on_generation(generation, True)
+        for generation in generations:
+            store.add(generation)
+            ran += 1
+            if on_generation:
+                on_generation(generation, True)
 
     def missing(tasks) -> list:
         jobs = []
-        for generation, request, score in tasks:
-            stored = store.done.get(generation.key)
-            if stored is None:
-                jobs.append(job(generation, request, score))
-            elif on_generation:
-                on_generation(stored, False)
+        for generations, request, score in tasks:
+            stored = [store.done.get(g.key) for g in generations]
+            if on_generation:
+                for g in stored:
+                    if g is not None:
+                        on_generation(g, False)
+            if all(g is None for g in stored):
+                jobs.append(job(generations, request, score))
+            else:  # some are stored: the rest one by one, each with its own seed
+                jobs += [job([g], replace(request, seed=g.seed), score)
+                         for g, done in zip(generations, stored) if done is None]
         return jobs
 
     def answered(problem: Problem) -> Callable[[Generation], None]:
@@ -170,10 +181,12 @@ def run_sweep(
     for problem in problems:
         for budget in config.budgets:
             g = Generation("budget", model, problem.id, budget, config.seed, forced=config.force_budget)
-            first.append((g, _request(problem.question, budget, config, seed=None), answered(problem)))
-        for seed in range(config.seed, config.seed + k_max):
-            g = Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
-            first.append((g, _request(problem.question, config.sample_budget, config, seed), answered(problem)))
+            first.append(([g], _request(problem.question, budget, config, seed=None), answered(problem)))
+        if k_max:
+            samples = [Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
+                       for seed in range(config.seed, config.seed + k_max)]
+            first.append((samples, _request(problem.question, config.sample_budget, config, config.seed),
+                          answered(problem)))
     run_lanes(session, missing(first), kept, lanes=parallel)
     if "self" in config.verifiers:
         run_lanes(session, missing(_judges(model, problems, config, store)), kept, lanes=parallel)
@@ -199,7 +212,7 @@ def _judges(model: str, problems: Sequence[Problem], config: SweepConfig, store:
             g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k,
                            forced=config.force_budget)
             request = make_request(v.judge_prompt(problem.question, answers), 16, False, None, instruction="")
-            tasks.append((g, request, judged))
+            tasks.append(([g], request, judged))
     return tasks
 
 
@@ -210,13 +223,15 @@ def _request(question: str, budget: int, config: SweepConfig, seed: int | None):
                         minimum=budget if config.force_budget else None)
 
 
-def _fill(generation: Generation, result: RunResult) -> None:
+def _fill(generation: Generation, result: RunResult, time_share_s: float | None = None) -> None:
+    """The generation from its run; `time_share_s`: its share of a batch's wall time, where it was one
+    of K samples decoded together (the shares add up to the batch's time)."""
     g = generation
     g.solution = (result.thinking + "\n" + result.text).strip()
     # A thought cut by the budget may hold the only number: the answer's first, the thought's next.
     g.predicted = (extract_answer(result.text) or extract_answer(result.thinking)) if result.status == "ok" else None
     g.n_thinking_tokens, g.n_answer_tokens = result.n_thinking_tokens, result.n_answer_tokens
-    g.latency_s = result.total_s or 0.0
+    g.latency_s = time_share_s if time_share_s is not None else result.total_s or 0.0
     g.energy_j, g.energy_source = result.energy_j, result.energy.base_source
     g.status, g.strategy = result.status, result.strategy
     g.thinking_extended = result.thinking_extended

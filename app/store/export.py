@@ -29,7 +29,7 @@ FORMATS = ("jsonl", "csv", "html", "sqlite")
 
 CSV_COLUMNS = [
     "id", "session_id", "prompt_id", "created_at", "finished_at", "pane", "model", "engine", "backend",
-    "quantization", "n_threads", "n_gpu_layers", "n_layers", "device", "background_cores", "load_note", "thought_note", "mode", "route", "route_budget", "route_confidence",
+    "quantization", "n_threads", "n_gpu_layers", "n_layers", "device", "background_cores", "load_note", "thought_note", "sample", "n_samples", "samples_note", "mode", "route", "route_budget", "route_confidence",
     "thinking_style", "thinking_budget", "thinking_budget_hit", "thinking_min", "thinking_extended", "thinking_unclosed", "status",
     "finish_reason", "error_kind", "n_prompt_tokens", "n_prompt_evaluated", "n_generated",
     "n_thinking_tokens", "n_answer_tokens", "ttft_s", "ttfat_s", "prompt_eval_s", "prompt_tps",

@@ -178,6 +178,15 @@ def _thought_note(db: Database) -> None:
     _run(db, "ALTER TABLE runs ADD COLUMN thought_note TEXT NOT NULL DEFAULT ''")
 
 
+@migrations(name="008_samples")
+def _samples(db: Database) -> None:
+    # k samples of one prompt decoded together: each its own run, with its place in the batch, since
+    # its time and energy are shares of the batch's and must not be read as a run's alone.
+    _run(db, "ALTER TABLE runs ADD COLUMN sample INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE runs ADD COLUMN n_samples INTEGER NOT NULL DEFAULT 1",
+         "ALTER TABLE runs ADD COLUMN samples_note TEXT NOT NULL DEFAULT ''")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

@@ -97,6 +97,7 @@ def energy_for_window(
     share_with: Sequence[int] = (),
     domains: Collection[str] | None = None,
     server_share_with: Sequence[int] | None = None,
+    fixed_share: tuple[float, str] | None = None,
 ) -> EnergyFigure | None:
     """Energy used over [t0, t1] (perf_counter seconds); None when the samples hold no power data.
 
@@ -106,6 +107,8 @@ def energy_for_window(
     idle GPU beside a CPU run) are not charged, and a note says what they drew. None: all.
     server_share_with: for a served model's GPUs, the workers of the runs beside it on that same
     server (a local run beside it used none of them); None: share_with.
+    fixed_share: (share, how) decided by the caller instead: one of k samples decoded together takes
+    the batch's energy by its tokens (run_energy.token_share).
     """
     if t1 <= t0:
         raise ValueError(f"the window must have positive length, not [{t0}, {t1}]")
@@ -130,8 +133,8 @@ def energy_for_window(
     if not joules:
         return None
     used = [info for info in chosen if info.name in joules]
-    share, share_note = _share(near, t0, t1, pid, share_with)
-    server_share, server_note = (share, share_note) if server_share_with is None else _share(
+    share, share_note = fixed_share or _share(near, t0, t1, pid, share_with)
+    server_share, server_note = (share, share_note) if server_share_with is None or fixed_share else _share(
         near, t0, t1, pid, server_share_with)
     shares = {info.name: server_share if info.domain.startswith(SERVER_DOMAIN) else share for info in used}
     label = " + ".join(sorted({info.label for info in used}))
@@ -142,7 +145,8 @@ def energy_for_window(
     details = {info.name: {"label": info.label, "measures": info.measures, "unit": info.unit, **info.detail} for info in used}
     approximate = bool(notes)  # every note so far is a reason the figure is approximate
     if share_note:
-        notes.append(f"{share_note}: this run's share is {share:.0%} (fair mode measures each run alone)")
+        alone = "" if fixed_share else " (fair mode measures each run alone)"
+        notes.append(f"{share_note}: this run's share is {share:.0%}{alone}")
     if server_note and server_share_with is not None and any(d.startswith(SERVER_DOMAIN) for d in {i.domain for i in used}):
         notes.append(f"the server's GPUs {server_note} with this app's other requests there: this run's share is "
                      f"{server_share:.0%}")
@@ -179,13 +183,14 @@ def split_phases(
     share_with: Sequence[int] = (),
     domains: Collection[str] | None = None,
     server_share_with: Sequence[int] | None = None,
+    fixed_share: tuple[float, str] | None = None,
 ) -> PhaseEnergy | None:
     """Energy of a run and of its thinking [t_start, t_boundary] and answer [t_boundary, t_end].
 
     t_boundary: when thinking ended (the first answer token); None for a run that did not think.
     Prompt evaluation falls in the first phase: it is part of what a thinking run costs.
     """
-    total = energy_for_window(samples, t_start, t_end, pid, share_with, domains, server_share_with)
+    total = energy_for_window(samples, t_start, t_end, pid, share_with, domains, server_share_with, fixed_share)
     if total is None:
         return None
     if t_boundary is not None and not t_start <= t_boundary <= t_end:
@@ -196,8 +201,10 @@ def split_phases(
     elif t_boundary == t_end:
         thinking = total
     else:
-        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with, domains, server_share_with)
-        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with, domains, server_share_with)
+        thinking = energy_for_window(samples, t_start, t_boundary, pid, share_with, domains, server_share_with,
+                                     fixed_share)
+        answer = energy_for_window(samples, t_boundary, t_end, pid, share_with, domains, server_share_with,
+                                   fixed_share)
     return PhaseEnergy(
         total=total,
         thinking=thinking,

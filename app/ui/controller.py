@@ -56,6 +56,7 @@ class SessionController(QObject):
         self._closed = False
         self._cancellation: Cancellation | None = None  # the running comparison's
         self._running: set[int] = set()  # the running comparison's panes that have not ended
+        self._open_samples: dict[int, int] = {}  # per running pane, its samples not ended yet
         self._cancelling: set[int] = set()
         self._panes = [PaneSnapshot(i, "", PaneLoad.EMPTY, PaneActivity.IDLE) for i in range(len(session.panes))]
         self._gpu_probe = doctor.GpuProbe()  # the system's GPU tools answer while the models load
@@ -256,6 +257,7 @@ class SessionController(QObject):
             self._session.mode = mode
         self._cancellation = Cancellation()
         self._running = set(range(len(self._panes)) if only is None else only)
+        self._open_samples = {i: max(1, getattr(requests[i], "n_samples", 1)) for i in self._running}
         worker = _run_worker(self._session, requests, decisions, only, self._cancellation, known_answer)
         worker.yielded.connect(self._on_updates)
         worker.returned.connect(self.run_finished.emit)
@@ -265,7 +267,11 @@ class SessionController(QObject):
 
     def _on_updates(self, batch: list[RunUpdate]) -> None:
         self.updates.emit(batch)  # first: a pane shows its result, then its button becomes Run
-        ended = {update.pane for update in batch if update.closing}
+        for update in batch:
+            if update.closing:
+                self._open_samples[update.pane] = self._open_samples.get(update.pane, 1) - 1
+        # A pane has ended when its last sample has (k samples, majority: each closes on its own).
+        ended = {update.pane for update in batch if update.closing and self._open_samples.get(update.pane, 0) <= 0}
         if ended & self._running:
             self._running -= ended
             self._refresh_activities()
@@ -335,7 +341,7 @@ def _run_worker(session: Session, requests: list[GenerationRequest], decisions: 
     last = now()
     for update in session.stream(requests, decisions, only, cancellation, known_answer):
         batch.append(update)
-        if update.closing:
+        if update.closing and update.sample == 0:  # a pane's first sample; the others come in the updates
             results[update.pane] = update.result
         # Phase changes and run ends go at once (the stats change); tokens are gathered for up to BATCH_S.
         urgent = update.closing or isinstance(update.event, (Started, PromptDone, Finished, Failed))

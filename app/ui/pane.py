@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.live import WAITING, LiveStats, final_stats
-from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, budget_limit
+from app.plan import AUTO_MODE, DIRECT, DIRECT_MODE, MAX_SAMPLES, THINK, THINKING_MODE, PanePlan, budget_limit
 from app.engines.thought_parser import THINKING, Piece
 from app.runs import RunResult
 from app.ui.snapshots import PaneActivity
@@ -104,6 +104,12 @@ class PaneView(QFrame):
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 32768)
         self.max_tokens.setPrefix("max ")
+        self.samples = QSpinBox()
+        self.samples.setRange(1, MAX_SAMPLES)
+        self.samples.setPrefix("k ")
+        self.samples.setToolTip("k samples, majority: the model answers k times at once (decoded together, the "
+                                "prompt evaluated once); the pane streams the first and shows the vote and "
+                                "every answer. 1: one answer.")
         # A budget always leaves room for the answer: its largest value follows max tokens.
         self.max_tokens.valueChanged.connect(self._on_max_tokens_changed)
         self.run_button = QPushButton("Run")
@@ -115,6 +121,7 @@ class PaneView(QFrame):
         top = QHBoxLayout()
         top.addWidget(self.title)
         top.addWidget(self.model, 1)
+        top.addWidget(self.samples)  # here, not below: the settings row is as wide as a laptop allows
         top.addWidget(self.run_button)
         settings = QHBoxLayout()
         for widget in (self.mode, self.budget, self.min_thinking, self.temperature, self.max_tokens):
@@ -204,6 +211,7 @@ class PaneView(QFrame):
         self.budget.setValue(-1 if plan.thinking_budget is None else plan.thinking_budget)
         self.min_thinking.setValue(plan.thinking_min or 0)
         self.temperature.setValue(plan.temperature)
+        self.samples.setValue(plan.n_samples)
 
     def plan(self, seed: int = 0) -> PanePlan:
         budget = self.budget.value()
@@ -215,6 +223,7 @@ class PaneView(QFrame):
             max_tokens=self.max_tokens.value(),
             seed=seed,
             override=self.override.currentData() if self.mode.currentData() == AUTO_MODE else None,
+            n_samples=self.samples.value(),
         )
 
     def _on_max_tokens_changed(self, max_tokens: int) -> None:

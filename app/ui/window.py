@@ -39,6 +39,8 @@ from app.live import LiveRun
 from app.local_stores import discover
 from app.model_picks import PICK_SERVED, SERVED_LABEL, label_for, resolve_pick, store_choices
 from app.plan import AUTO_MODE, DIRECT_MODE, THINK, THINKING_MODE, PanePlan, describe_decision, plan_request, route
+from app.reasoning.answers import extract_answer
+from app.reasoning.consistency import describe_vote
 from app.reasoning.modes import minimum_unheld
 from app.runs import RunResult, RunUpdate
 from app.settings import Settings
@@ -113,6 +115,7 @@ class MainWindow(QMainWindow):
         self._pane_states: dict[int, PaneSnapshot] = {}  # the latest snapshot each pane was shown
         self._run_known: str | None = None  # the known answer the running comparison was given
         self._plan_notes: dict[int, str] = {}
+        self._samples: dict[int, list[RunResult]] = {}  # each pane's other samples (k samples, majority)
         self._seed = 0
 
         # -- top: the prompt and the comparison controls ---------------------------------
@@ -431,6 +434,7 @@ class MainWindow(QMainWindow):
         self.verdict.clear()
         self.verdict.setVisible(False)
         self.live = {i: LiveRun(i) for i in chosen}
+        self._samples: dict[int, list[RunResult]] = {}  # each pane's other samples (k samples, majority)
         self.last_results = []
         for n, i in enumerate(chosen):
             self.panes[i].clear()
@@ -467,6 +471,10 @@ class MainWindow(QMainWindow):
 
     def _on_updates(self, batch: list[RunUpdate]) -> None:
         for update in batch:
+            if update.sample:  # another of the pane's k samples: kept for the vote, never mixed into its text
+                if update.closing:
+                    self._samples.setdefault(update.pane, []).append(update.result)
+                continue
             live = self.live.get(update.pane)
             if live is None:
                 continue
@@ -529,6 +537,12 @@ class MainWindow(QMainWindow):
             self.finished_runs.append(FinishedRun(result.pane, label, self.live[result.pane],
                                                   f"{label} · {run_kind(result)}", result.correct))
         self._show_verdict(results, self._run_known)
+        for result in results:  # k samples, majority: the vote over the pane's samples, beside its first
+            others = sorted(self._samples.get(result.pane, []), key=lambda r: r.conditions.sample)
+            if others:
+                vote = describe_vote([extract_answer(r.text) if r.status == "ok" else None for r in [result, *others]])
+                note = " ".join(filter(None, [self._plan_notes.get(result.pane, ""), escape(vote + ".")]))
+                self.panes[result.pane].show_result(result, result.mode, self._run_known, note=note)
         self._final_parts = list(LiveCharts.PARTS)  # one chart per event-loop turn, as while running
         self._final_charts.start()
         self.tradeoff.set_runs([(f.kind, f.run.result, f.correct) for f in self.finished_runs])

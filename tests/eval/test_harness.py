@@ -235,3 +235,23 @@ def test_the_sample_file_holds_each_sample_as_soon_as_it_is_written(tmp_path):
     with SampleFile(tmp_path / "samples.jsonl") as samples:
         samples.write(first)
         assert json.loads((tmp_path / "samples.jsonl").read_text()) == first.to_dict()  # before close
+
+
+def test_self_consistency_decodes_its_k_samples_together_and_logs_each(tmp_path):
+    # One request of k samples: the prompt once, the samples in one batch; each is a run of its own in
+    # the log, its time and energy shares of the batch's, so the question costs the batch once.
+    from app.store import SessionLog
+
+    db = tmp_path / "log.db"
+    out = fastslow("eval", "--limit", "1", "--policies", "self-consistency", "--k", "4", "--max-tokens", "24",
+                   "--output", str(tmp_path / "out"), "-m", "smollm2-135m", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    [sample] = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    with SessionLog.open(db, read_only=True) as log:
+        runs = [log.get_run(r.id) for r in log.list_runs()]
+    assert sorted(r.conditions.sample for r in runs) == [0, 1, 2, 3]
+    assert {r.conditions.n_samples for r in runs} == {4} and len({r.thinking + r.text for r in runs}) >= 2
+    assert all("shared by tokens with the 4 samples decoded together" in r.energy_source for r in runs)
+    assert sample["n_generations"] == 4
+    assert sample["latency_s"] == pytest.approx(max(r.total_s for r in runs))  # the batch's time, once
+    assert sample["energy_j"] == pytest.approx(sum(r.energy_j for r in runs))

@@ -1,6 +1,6 @@
 import pytest
 
-from app.reasoning.consistency import majority_vote
+from app.reasoning.consistency import describe_vote, majority_vote
 
 
 def test_majority_wins_and_unreadable_answers_do_not_vote():
@@ -26,3 +26,13 @@ def test_no_readable_answer_at_all():
 def test_no_samples_is_refused():
     with pytest.raises(ValueError, match="k >= 1"):
         majority_vote([])
+# The line a pane shows under k samples: the majority and each sample's answer.
+
+
+def test_the_vote_names_the_majority_and_every_answer_in_sample_order():
+    assert describe_vote(["36", "36", "12", "36"]) == "Majority of 4 samples: 36 (3 of 4 agree) · each: 36, 36, 12, 36"
+
+
+def test_a_sample_without_an_answer_is_a_dash_and_none_readable_is_said():
+    assert describe_vote(["7", None]) == "Majority of 2 samples: 7 (1 of 2 agree) · each: 7, —"
+    assert describe_vote([None, None]) == "No majority: none of the 2 samples gave a readable answer · each: —, —"

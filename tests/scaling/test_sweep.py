@@ -140,3 +140,24 @@ def test_budget_forcing_holds_each_thought_to_its_budget_and_is_an_experiment_of
     assert forced.forced and (forced.n_thinking_tokens == 96 or forced.thinking_extended == MAX_EXTENSIONS)
     assert not free.forced and free.thinking_extended == 0 and free.n_thinking_tokens <= 96
     assert [p.x for p in swept.points] == [0, 96]
+
+
+def test_a_problems_samples_are_one_batch_and_a_resume_asks_only_for_the_missing(tmp_path, smollm2_spec):
+    from app.eval.suites import load_suite, suite_path
+    from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
+    from app.store import MemoryLog
+
+    problems = load_suite(suite_path("gsm8k"), limit=1)
+    config = SweepConfig(budgets=(), ks=(1, 2, 4), k_budget=0, max_answer_tokens=16)
+    path, log = tmp_path / "samples.jsonl", MemoryLog.open()
+    swept = sweep_model(smollm2_spec, problems, config, SampleStore.open(path), log=log)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert swept.ran == 4 and [g["seed"] for g in lines] == [0, 1, 2, 3]
+    runs = log.list_runs()
+    assert sorted(r.total_s is not None for r in runs) == [True] * 4
+    # Each sample's time is its share of the batch's, by tokens: together, the batch's time once.
+    assert sum(g["latency_s"] for g in lines) == pytest.approx(max(r.total_s for r in runs))
+    path.write_text("".join(json.dumps(g) + "\n" for g in lines[:2]))  # samples 2 and 3 lost
+    again = sweep_model(smollm2_spec, problems, config, SampleStore.open(path))
+    assert again.ran == 2
+    assert [json.loads(line)["seed"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]

@@ -353,3 +353,21 @@ def test_route_one_pane_answers_sends_each_question_to_one_pane_with_both_costs_
     assert any(reason.startswith("sent to ") and "to think" in reason for reason in newest["run"]["route_reasons"])
     window.route_between.setChecked(False)
     assert not window.route_banner.isVisible()
+
+
+def test_k_samples_majority_streams_the_first_and_shows_the_vote_over_all(qtbot, window, ui_log):
+    pane = window.panes[0]
+    pane.samples.setValue(3)
+    pane.temperature.setValue(0.8)
+    window.prompt.setPlainText(MATH)
+    with qtbot.waitSignal(window.run_done, timeout=RUN_TIMEOUT_MS):
+        pane.run_button.click()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=5000)
+    runs = [ui_log.get_run(r.id) for r in ui_log.list_runs()]
+    assert sorted(r.conditions.sample for r in runs) == [0, 1, 2] and {r.conditions.n_samples for r in runs} == {3}
+    first = next(r for r in runs if r.conditions.sample == 0)
+    assert pane.answer_text == first.text  # the pane streams its first sample only, never a mix of three
+    status = pane.status.text()
+    assert "Majority of 3 samples:" in status or "No majority: none of the 3 samples" in status
+    assert "each: " in status
+    assert not window.controller.running and pane.run_button.text() == "Run"
