@@ -49,21 +49,26 @@ def top_two_gap(engine, prompt: list[int], prefix: list[int]) -> float:
 
 
 def test_one_sample_through_the_batched_path_is_the_one_sequence_paths_reply(smollm2_engine, monkeypatch):
+    # With the loaded context's own attention kernel and one sequence, the batched path computes what
+    # the one-sample path computes: its positions, logits and sampling are right, token for token.
+    import app.engines.llama_batch as llama_batch
     import app.engines.pipeline as pipeline
 
     greedy = ask(max_tokens=64, sampling=Sampling(temperature=0.0))
     single = [e.token_id for e in smollm2_engine.generate(greedy) if isinstance(e, Token)]
     monkeypatch.setattr(pipeline, "BATCH_FROM", 1)
+    monkeypatch.setattr(llama_batch, "FLASH_ATTENTION", None)
     batched = [e.token_id for e in smollm2_engine.generate(greedy) if isinstance(e, Token)]
-    assert batched == single  # same context settings, one sequence: the same kernels, token for token
+    assert batched == single
 
 
 @pytest.mark.parametrize("k", [4, 8])
 def test_greedy_samples_are_the_one_sequence_reply_up_to_a_near_tie(smollm2_engine, k):
-    # Decoding k sequences in one batch runs the matrix products over k rows at once, whose rounding
-    # differs from one row's by a few hundredths of a logit. Each greedy sample is the one-sequence
-    # path's reply token for token until, at most, a step where that path's two likeliest tokens
-    # were a near tie; measured here, that is where every divergence happened (gaps 0.007 to 0.18).
+    # Decoding k sequences in one batch runs the matrix products over k rows at once, and attention
+    # with flash attention, whose rounding differs from one row's by a few hundredths of a logit.
+    # Each greedy sample is the one-sequence path's reply token for token until, at most, a step
+    # where that path's two likeliest tokens were a near tie; measured here, that is where every
+    # divergence happened (gaps 0.007 to 0.18).
     request = ask(max_tokens=64, sampling=Sampling(temperature=0.0))
     single = [e.token_id for e in smollm2_engine.generate(request) if isinstance(e, Token)]
     events = list(smollm2_engine.generate(replace(request, n_samples=k)))
@@ -100,13 +105,18 @@ def test_each_sample_keeps_its_own_limits(smollm2_engine):
                                    thinking_budget=12, sampling=Sampling(temperature=0.8), n_samples=3), "none")
     tokens, ends = by_sample(smollm2_engine.generate(request))
     assert sorted(ends) == [0, 1, 2]
+    held = 0
     for i in range(3):
         generated = [t for t in tokens[i] if not t.injected]
         injected = [t for t in tokens[i] if t.injected]
-        assert ends[i].thinking_budget_hit and injected, f"sample {i}"
-        first_injected = tokens[i].index(injected[0])
-        assert len([t for t in tokens[i][:first_injected] if not t.injected]) == 12
         assert ends[i].n_generated == len(generated) <= 60
+        if not ends[i].thinking_budget_hit:  # it ended its turn itself, inside its budget
+            assert not injected and ends[i].finish_reason == "stop" and len(generated) < 12, f"sample {i}"
+            continue
+        held += 1
+        first_injected = tokens[i].index(injected[0])
+        assert len([t for t in tokens[i][:first_injected] if not t.injected]) == 12, f"sample {i}"
+    assert held >= 1
 
 
 def test_a_stop_string_ends_only_its_own_sample(smollm2_engine):
