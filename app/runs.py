@@ -67,6 +67,7 @@ class RunRecorder:
         request: GenerationRequest | None = None,
         label: str = "",
         sample: int = 0,
+        n_samples: int = 1,
     ) -> None:
         self.pane, self.t_submit, self.sample = pane, t_submit, sample
         self.request = request
@@ -76,7 +77,7 @@ class RunRecorder:
         self.channels: list[str] = []  # each generated token's channel, beside the token times
         self._conditions = Conditions(
             model=info.name if info else label, mode=mode, started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            sample=sample, n_samples=request.n_samples if request is not None else 1,
+            sample=sample, n_samples=n_samples,
             **({} if info is None else model_conditions(info)))
         self._thought = ThoughtControl(thinking_style=thinking_style, **({} if request is None else dict(
             strategy=request.strategy, thinking_budget=request.thinking_budget, thinking_min=request.thinking_min)))

@@ -181,7 +181,7 @@ class Session:
         recorders = {i: [self._recorder(i, planned[i], j) for j in range(max(1, planned[i].n_samples))]
                      for i in chosen}
         logged = self._writer.begin(LoggedPrompt(asked[0], known_answer, self.mode, {
-            (i, r.sample): LoggedRun(i, self.panes[i].info, planned[i], decided[i]) for i in chosen
+            (i, r.sample): LoggedRun(i, self.panes[i].info, r.request, decided[i]) for i in chosen
             for r in recorders[i]}))
         plan = _Comparison(planned, chosen, cancellation, known_answer, logged)
         runnable = []
@@ -195,9 +195,12 @@ class Session:
         yield from self._schedule.run(runnable, lambda i: self._run_one(i, recorders[i], plan))
 
     def _recorder(self, i: int, request: GenerationRequest, sample: int = 0) -> RunRecorder:
+        """A run's recorder; of k samples, sample's own (its seed and limits), each its own log row."""
         pane = self.panes[i]
         style = "scaffold" if request.strategy == "scaffold" else pane.thinking_style
-        return RunRecorder(i, pane.info, self.mode, now(), style, request, label=pane.label, sample=sample)
+        k = request.n_samples
+        own = request.for_sample(sample) if k > 1 else request
+        return RunRecorder(i, pane.info, self.mode, now(), style, own, label=pane.label, sample=sample, n_samples=k)
 
     def _run_one(self, i: int, recorders: list[RunRecorder], plan: _Comparison) -> Iterator[RunUpdate]:
         client, cancellation = self.panes[i].client, plan.cancellation

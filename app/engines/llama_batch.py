@@ -73,7 +73,7 @@ class LlamaBatch:
         llama_cpp.llama_set_abort_callback(ctx, self._abort, None)
         self._capacity = params.n_batch
         self._batch = llama_cpp.llama_batch_init(self._capacity, 0, k)
-        self._seqs = [_Seq(self._sampler(request, request.seed + i), 0,
+        self._seqs = [_Seq(self._sampler(request.for_sample(i)), 0,
                            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace")) for i in range(k)]
         t0 = now()
         for start in range(0, len(prompt), params.n_batch):  # the prompt in batches, every sequence named
@@ -94,9 +94,11 @@ class LlamaBatch:
             seq.n_past, seq.logits_at = len(prompt), self._batch.n_tokens - 1
         return PromptDone(now(), len(prompt), len(prompt), now() - t0)
 
-    def _sampler(self, request: GenerationRequest, seed: int):
+    def _sampler(self, request: GenerationRequest):
+        """A sample's own chain, from its own request (request.for_sample: its seed and temperature)."""
         import llama_cpp
 
+        seed = request.seed
         s = request.sampling
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(chain, sampler)  # noqa: E731

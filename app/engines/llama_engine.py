@@ -110,6 +110,8 @@ class LlamaCppBackend:
         self._formatter = None
         self._style = "none"  # how the model marks its thought (app/thinking_styles.py)
         self._abort_cb = None  # a ctypes callback must outlive its registration: keep it here
+        self._header: GGUFInfo | None = None  # the loaded file's, for sizing k samples' KV cache
+        self._offloaded_to = ""  # the GPU the layers went to ("" on the CPU)
         # The request being decoded: every token of its context (the prompt, then what was taken or
         # put in), its text decoder, and whether its prompt has been evaluated yet.
         self._sequence: list[int] = []
@@ -147,7 +149,8 @@ class LlamaCppBackend:
             raise self._load_error(spec, header, exc) from exc
         self._warm_up(llm)
         load_s = now() - started
-        self._llm, self._spec = llm, spec
+        self._llm, self._spec, self._header = llm, spec, header
+        self._offloaded_to = plan.device if plan.n_gpu_layers else ""
 
         template, source = spec.chat_template, "catalog"
         if not template:
@@ -315,6 +318,26 @@ class LlamaCppBackend:
         finally:
             tokens.close()
             self._set_abort(False)
+
+    def samples_that_fit_memory(self, k: int, n_prompt: int, max_new: int) -> tuple[int, str]:
+        """How many of k samples' KV cache and compute buffers fit the memory free now (the GPU's the
+        layers went to, else this machine's), and why fewer when fewer ("" when all do)."""
+        from app.engines.sizing import footprint
+        from app.units import size_text
+
+        gpus = [d for d in llama_build().gpus if self._offloaded_to and d.description in self._offloaded_to]
+        free = gpus[0].free_bytes if gpus else psutil.virtual_memory().available
+        where = f"{gpus[0].description}'s" if gpus else "this machine's"
+
+        def need(n: int) -> int:
+            f = footprint(self._header, n_prompt + n * max_new + n, n_batch=max(n * 8, 64))
+            return f.kv_cache_bytes + f.compute_bytes
+
+        fits = next((n for n in range(k, 0, -1) if need(n) <= free * 0.9), 1)
+        if fits == k:
+            return k, ""
+        return fits, (f"{fits} of the {k} samples asked for: {k} samples' KV cache and buffers "
+                      f"({size_text(need(k))}) would not fit the {size_text(free)} of {where} memory free")
 
     def batch(self):
         """A decoder of k sequences of one prompt at once (engines/batched.py): a context of its own."""

@@ -126,50 +126,55 @@ class PipelineEngine:
         if failed:
             yield failed
             return
+        samples = [request.for_sample(i) for i in range(request.n_samples)] if request.n_samples > 1 else [request]
         try:
-            budget_for(request, opened, self._style)  # limits that cannot hold are refused before Started
+            for asked in samples:  # limits that cannot hold are refused before Started
+                budget_for(asked, opened, self._style)
         except ValueError as exc:
             yield Failed(now(), "bad_request", str(exc))
             return
         style = SCAFFOLD_STYLE if request.strategy == "scaffold" else self._style
-        max_new = min(request.max_tokens, n_ctx - n_prompt)
 
-        def new_run() -> _Run:  # each reply's own limits, stops, budget and split
-            return _Run(max_new, StopMatcher(spec.stop + request.stop), budget_for(request, opened, self._style),
-                        StreamSplit(style, starts_in_thinking=opened))
+        def new_run(asked: GenerationRequest) -> _Run:  # each reply's own limits, stops, budget and split
+            return _Run(min(asked.max_tokens, n_ctx - n_prompt), StopMatcher(spec.stop + request.stop),
+                        budget_for(asked, opened, self._style), StreamSplit(style, starts_in_thinking=opened))
 
         if request.n_samples >= BATCH_FROM:
-            yield from self._samples(request, prompt, opened, new_run)
+            yield from self._samples(request, prompt, opened, [new_run(asked) for asked in samples], samples)
             return
         threads = self.backend.begin(request, prompt)
         yield Started(now(), n_prompt, threads, opened)
-        yield from self._passes(request, new_run())
+        yield from self._passes(request, new_run(request))
 
-    def _samples(self, request: GenerationRequest, prompt: list[int], opened: bool, new_run) -> Iterator[Event]:
+    def _samples(self, request: GenerationRequest, prompt: list[int], opened: bool, runs: list[_Run],
+                 samples: list[GenerationRequest]) -> Iterator[Event]:
         """k samples: decoded together where the backend batches (llama.cpp), else one after another."""
-        k, first = request.n_samples, new_run()
-        k, note = samples_that_fit(k, len(prompt), first.max_new, self._n_ctx_train)
+        max_new = max(run.max_new for run in runs)
+        k, note = samples_that_fit(len(runs), len(prompt), max_new, self._n_ctx_train)
+        in_memory = getattr(self.backend, "samples_that_fit_memory", None)
+        if in_memory is not None and k > 1:  # and their KV cache must fit the memory free now
+            k, why = in_memory(k, len(prompt), max_new)
+            note = why or note
         threads = self.backend.begin(request, prompt)
         yield Started(now(), len(prompt), threads, opened)
         batch = getattr(self.backend, "batch", None)
         if batch is None:
             note = " ".join(filter(None, [note, SEQUENTIAL_NOTE]))
             for i in range(k):
-                seeded = replace(request, seed=request.seed + i, n_samples=1)
                 if i:
-                    self.backend.begin(seeded, prompt)
-                for event in self._passes(seeded, new_run() if i else first):
+                    self.backend.begin(samples[i], prompt)
+                for event in self._passes(samples[i], runs[i]):
                     yield _tagged(event, i, note, final=i == k - 1)
                     if isinstance(event, Failed):  # it ends the request: the samples after it never run
                         return
             return
 
         def reply(i: int) -> Reply:
-            run = first if i == 0 else new_run()
-            return Reply(i, run.max_new, run.stops, run.budget, run.split)
+            return Reply(i, runs[i].max_new, runs[i].stops, runs[i].budget, runs[i].split)
 
         ended = 0
-        for event in generate_samples(batch(), request, prompt, k, first.max_new, threads, reply,
+        max_new = max(run.max_new for run in runs[:k])
+        for event in generate_samples(batch(), request, prompt, k, max_new, threads, reply,
                                       lambda: bool(self._cancel.value)):
             if isinstance(event, Finished):
                 ended += 1

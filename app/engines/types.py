@@ -10,7 +10,7 @@ boundary (parent <-> worker) over a pipe.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 
@@ -108,6 +108,17 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class SampleLimits:
+    """One sample's own limits where the k samples of a request differ in them (a sweep's greedy
+    answers at several thinking budgets, decoded together)."""
+
+    max_tokens: int
+    thinking_budget: int | None = None
+    thinking_min: int | None = None
+    temperature: float | None = None  # None: the request's (a greedy answer beside sampled ones: 0)
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     messages: tuple[Message, ...]
     max_tokens: int = 512
@@ -126,6 +137,17 @@ class GenerationRequest:
     # k samples of this one prompt (seeded seed, seed + 1, …), each its own reply: llama.cpp decodes them
     # in one batch, the prompt evaluated once; every Token and Finished names its sample.
     n_samples: int = 1
+    sample_limits: tuple[SampleLimits, ...] = ()  # one per sample where they differ; else the request's
+
+    def for_sample(self, i: int) -> "GenerationRequest":
+        """Sample i as a request of its own: its seed (seed + i) and its limits."""
+        if not self.sample_limits:
+            return replace(self, seed=self.seed + i, n_samples=1)
+        limits = self.sample_limits[i]
+        sampling = self.sampling if limits.temperature is None else replace(self.sampling,
+                                                                            temperature=limits.temperature)
+        return replace(self, seed=self.seed + i, n_samples=1, sample_limits=(), max_tokens=limits.max_tokens,
+                       thinking_budget=limits.thinking_budget, thinking_min=limits.thinking_min, sampling=sampling)
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs) -> "GenerationRequest":

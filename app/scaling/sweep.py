@@ -16,7 +16,7 @@ from pathlib import Path
 from app.reasoning.answers import extract_answer, is_correct
 from app.eval.harness import energy_sources, make_request, total_energy
 from app.eval.suites import Problem
-from app.engines.types import GenerationRequest, ModelSpec
+from app.engines.types import GenerationRequest, ModelSpec, SampleLimits
 from app.lanes import lanes_refused, run_lanes
 from app.run_energy import batch_time_s
 from app.runs import RunResult
@@ -24,6 +24,7 @@ from app.scaling import verifiers as v
 from app.session import Pane, Session
 
 SAMPLED_TEMPERATURE = 0.7
+BATCH_SAMPLES = True  # a problem's K samples as one batch (False: one by one, as before batching; a benchmark)
 
 
 @dataclass(frozen=True)
@@ -133,15 +134,16 @@ def run_sweep(
     """Generate what the store does not hold yet, `parallel` at a time (each of the session's panes
     the same served model); returns how many generations ran now. The greedy answers at each budget
     and the shared samples go first, then the judges that read those samples. A problem's K samples,
-    when none is stored yet, are one request of K samples (decoded together, the prompt once); a
-    resumed sweep asks for the missing ones one by one."""
+    when none is stored yet, are one request of K samples (decoded together, the prompt once), and
+    so are its greedy answers at the thinking budgets (each sample its own budget); a resumed sweep
+    asks for the missing ones one by one."""
     ran = 0
 
     def job(generations: list[Generation], request: GenerationRequest, score: Callable[[Generation], None]):
         def run(ask) -> list[Generation]:
             if should_stop():
                 raise SweepStopped()
-            results = ask.samples(replace(request, n_samples=len(generations)))
+            results = ask.samples(request)
             for generation, result in zip(generations, results):
                 _fill(generation, result, batch_time_s(result, results) if len(results) > 1 else None)
                 score(generation)  # before it is stored: the file holds each generation's verdict
@@ -164,11 +166,11 @@ def run_sweep(
                 for g in stored:
                     if g is not None:
                         on_generation(g, False)
-            if all(g is None for g in stored):
+            if all(g is None for g in stored) and (BATCH_SAMPLES or len(generations) == 1):
                 jobs.append(job(generations, request, score))
-            else:  # some are stored: the rest one by one, each with its own seed
-                jobs += [job([g], replace(request, seed=g.seed), score)
-                         for g, done in zip(generations, stored) if done is None]
+            else:  # some are stored: the rest one by one, each as its own request (seed, limits)
+                jobs += [job([g], request.for_sample(i) if len(generations) > 1 else request, score)
+                         for i, (g, done) in enumerate(zip(generations, stored)) if done is None]
         return jobs
 
     def answered(problem: Problem) -> Callable[[Generation], None]:
@@ -179,13 +181,22 @@ def run_sweep(
     k_max = max(config.ks, default=0)
     first = []
     for problem in problems:
-        for budget in config.budgets:
-            g = Generation("budget", model, problem.id, budget, config.seed, forced=config.force_budget)
-            first.append(([g], _request(problem.question, budget, config, seed=None), answered(problem)))
-        if k_max:
-            samples = [Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
-                       for seed in range(config.seed, config.seed + k_max)]
-            first.append((samples, _request(problem.question, config.sample_budget, config, config.seed),
+        if 0 in config.budgets:  # a direct answer: another prompt than the thoughts'
+            g = Generation("budget", model, problem.id, 0, config.seed, forced=config.force_budget)
+            first.append(([g], _request(problem.question, 0, config, seed=None), answered(problem)))
+        # The K samples (first: sample i is seeded seed + i) and the greedy answers at each thinking
+        # budget share one prompt, so they are one batch, each sample with its own budget and temperature.
+        thoughts = [b for b in config.budgets if b > 0]
+        samples = [Generation("sample", model, problem.id, config.sample_budget, seed, forced=config.force_budget)
+                   for seed in range(config.seed, config.seed + k_max)] if config.sample_budget > 0 else []
+        gens = samples + [Generation("budget", model, problem.id, b, config.seed, forced=config.force_budget)
+                          for b in thoughts]
+        if gens:
+            first.append((gens, _batch_request(problem.question, len(samples), thoughts, config), answered(problem)))
+        if k_max and not samples:  # samples that answer directly: their own prompt, their own batch
+            direct = [Generation("sample", model, problem.id, 0, seed, forced=config.force_budget)
+                      for seed in range(config.seed, config.seed + k_max)]
+            first.append((direct, replace(_request(problem.question, 0, config, config.seed), n_samples=k_max),
                           answered(problem)))
     run_lanes(session, missing(first), kept, lanes=parallel)
     if "self" in config.verifiers:
@@ -214,6 +225,20 @@ def _judges(model: str, problems: Sequence[Problem], config: SweepConfig, store:
             request = make_request(v.judge_prompt(problem.question, answers), 16, False, None, instruction="")
             tasks.append(([g], request, judged))
     return tasks
+
+
+def _batch_request(question: str, n_sampled: int, budgets: list[int], config: SweepConfig) -> GenerationRequest:
+    """A question's thinking generations as one request: first n_sampled samples at the samples'
+    budget (sampled, seeds seed + i), then a greedy answer at each budget; each sample has the max
+    tokens, minimum and temperature _request gives it alone (for_sample(i) is that request)."""
+    def limits(budget: int, temperature: float) -> SampleLimits:
+        return SampleLimits(budget + config.max_answer_tokens, budget, budget if config.force_budget else None,
+                            temperature)
+
+    sampled = _request(question, config.sample_budget, config, config.seed).sampling.temperature
+    every = ([limits(config.sample_budget, sampled)] * n_sampled) + [limits(b, 0.0) for b in budgets]
+    base = _request(question, max(b for b in [config.sample_budget, *budgets] if b > 0), config, config.seed)
+    return replace(base, n_samples=len(every), sample_limits=tuple(every))
 
 
 def _request(question: str, budget: int, config: SweepConfig, seed: int | None):

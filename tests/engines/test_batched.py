@@ -169,3 +169,29 @@ def test_more_samples_than_fit_run_as_many_as_fit_and_each_says_so(smollm2_engin
     ends = by_sample(seen)[1]
     assert sorted(ends) == [0, 1, 2, 3]
     assert all(e.samples_note.startswith("4 of the 5 samples asked for") for e in ends.values())
+
+
+def test_k_is_held_to_the_memory_free_for_their_kv_cache(smollm2_engine, monkeypatch):
+    from types import SimpleNamespace
+
+    import app.engines.llama_engine as llama_engine
+
+    backend = smollm2_engine.backend
+    assert backend.samples_that_fit_memory(4, 50, 256) == (4, "")  # this machine has room for four
+    monkeypatch.setattr(llama_engine.psutil, "virtual_memory", lambda: SimpleNamespace(available=40 << 20))
+    fits, why = backend.samples_that_fit_memory(16, 50, 2000)
+    assert 1 <= fits < 16
+    assert why.startswith(f"{fits} of the 16 samples asked for: 16 samples' KV cache and buffers (")
+    assert why.endswith("would not fit the 40 MiB of this machine's memory free")
+    # And a request for them runs as many as fit, each saying why (cancelled at once: only the count matters).
+    events = smollm2_engine.generate(ask(max_tokens=400, n_samples=16, sampling=Sampling(temperature=0.8)))
+    seen = []
+    for event in events:
+        seen.append(event)
+        if isinstance(event, Token):
+            smollm2_engine.cancel()
+            break
+    ends = by_sample(seen + list(events))[1]
+    assert 1 <= len(ends) < 16
+    notes = {e.samples_note for e in ends.values()}
+    assert len(notes) == 1 and notes.pop().startswith(f"{len(ends)} of the 16 samples asked for: 16 samples' KV cache")

@@ -161,3 +161,41 @@ def test_a_problems_samples_are_one_batch_and_a_resume_asks_only_for_the_missing
     again = sweep_model(smollm2_spec, problems, config, SampleStore.open(path))
     assert again.ran == 2
     assert [json.loads(line)["seed"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_problems_greedy_answers_at_its_thinking_budgets_are_one_batch_each_held_to_its_own(tmp_path, smollm2_spec):
+    from app.eval.suites import load_suite, suite_path
+    from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
+    from app.store import MemoryLog
+
+    problems = load_suite(suite_path("gsm8k"), limit=1)
+    config = SweepConfig(budgets=(0, 16, 48), ks=(), max_answer_tokens=12)
+    path, log = tmp_path / "samples.jsonl", MemoryLog.open()
+    assert sweep_model(smollm2_spec, problems, config, SampleStore.open(path), log=log).ran == 3
+    gens = {g["budget"]: g for g in map(json.loads, path.read_text().splitlines())}
+    assert gens[0]["n_thinking_tokens"] == 0
+    for budget in (16, 48):  # each sample's thought held to its own budget (and its answer room after)
+        assert 0 < gens[budget]["n_thinking_tokens"] <= budget
+        assert gens[budget]["n_thinking_tokens"] + gens[budget]["n_answer_tokens"] <= budget + 12 + 20
+    runs = [log.get_run(r.id) for r in log.list_runs()]
+    batched = sorted((r.conditions.n_samples, r.thought.thinking_budget) for r in runs)
+    assert batched == [(1, None), (2, 16), (2, 48)]  # the direct answer alone, the two thoughts together
+    lines = path.read_text().splitlines()
+    path.write_text("".join(line + "\n" for line in lines if json.loads(line)["budget"] != 48))
+    assert sweep_model(smollm2_spec, problems, config, SampleStore.open(path)).ran == 1  # the lost one alone
+
+
+def test_the_samples_and_the_greedy_answers_at_the_budgets_share_one_batch(tmp_path, smollm2_spec):
+    from app.eval.suites import load_suite, suite_path
+    from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
+    from app.store import MemoryLog
+
+    problems = load_suite(suite_path("gsm8k"), limit=1)
+    config = SweepConfig(budgets=(0, 16), ks=(1, 2), k_budget=24, max_answer_tokens=8)
+    log = MemoryLog.open()
+    assert sweep_model(smollm2_spec, problems, config, SampleStore.open(tmp_path / "s.jsonl"), log=log).ran == 4
+    runs = [log.run_record(r.id)["run"] for r in log.list_runs()]
+    together = sorted((r["sample"], r["params"]["sampling"]["temperature"], r["params"]["seed"], r["thinking_budget"])
+                      for r in runs if r["n_samples"] == 3)
+    assert together == [(0, 0.7, 0, 24), (1, 0.7, 1, 24), (2, 0.0, 2, 16)]  # two samples, then the greedy one
+    assert [r["n_samples"] for r in runs if r["thinking_budget"] is None] == [1]  # the direct answer alone
