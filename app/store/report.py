@@ -197,6 +197,8 @@ def _prompt_section(records: list[dict], scrub: Callable[[str], str]) -> str:
                    f'{", route " + escape(route) if route else ""}{", " + escape(supply) if supply else ""}</p>')
         if result.thought_note:
             out.append(f'<p class="no-answer">Thinking budget not held: {escape(scrub(result.thought_note))}.</p>')
+        if result.conditions.samples_note:
+            out.append(f'<p class="no-answer">Samples: {escape(scrub(result.conditions.samples_note))}.</p>')
         if result.load_note:
             out.append(f'<p class="no-answer">Busy machine: {escape(scrub(result.load_note))}.</p>')
         if said := mark(result.correct):

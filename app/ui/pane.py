@@ -428,6 +428,8 @@ class PaneView(QFrame):
             lines.append((escape(f"Thinking budget not held: {r.thought_note}."), "warning"))
         if r.load_note:
             lines.append((escape(f"Busy machine: {r.load_note}."), "warning"))
+        if r.conditions.samples_note:  # fewer samples than asked for, or run one after another
+            lines.append((escape(f"Samples: {r.conditions.samples_note}."), "warning"))
         if r.correct is not None:
             known = f": the known answer is {escape(known_answer)}" if known_answer else ""
             lines.append(("✓ right" + known, "right") if r.correct else ("✗ wrong" + known, "error"))

@@ -154,19 +154,22 @@ def test_k_is_held_to_what_fits_the_models_context_with_the_reason():
     assert samples_that_fit(3, 8000, 500, 8192)[0] == 1  # at least the one
 
 
-def test_more_samples_than_fit_run_as_many_as_fit_and_each_says_so(smollm2_engine):
-    # SmolLM2 was trained on 8192 tokens; this engine was loaded with 2048, so max new is ~2000 a
-    # sample: 5 of them do not fit, 4 do. Cancelled at once: the point is how many ran, and the note.
-    request = ask(max_tokens=2000, n_samples=5, sampling=Sampling(temperature=0.8))
-    events = smollm2_engine.generate(request)
-    seen = []
+def ends_when_cancelled_at_once(engine, request: GenerationRequest) -> dict[int, Finished]:
+    """Each sample's end, the request cancelled at its first token: how many ran, and what each said."""
+    events, seen = engine.generate(request), []
     for event in events:
         seen.append(event)
         if isinstance(event, Token):
-            smollm2_engine.cancel()
+            engine.cancel()
             break
-    seen += list(events)
-    ends = by_sample(seen)[1]
+    return by_sample(seen + list(events))[1]
+
+
+def test_more_samples_than_fit_run_as_many_as_fit_and_each_says_so(smollm2_engine):
+    # SmolLM2 was trained on 8192 tokens; this engine was loaded with 2048, so max new is ~2000 a
+    # sample: 5 of them do not fit, 4 do. Cancelled at once: the point is how many ran, and the note.
+    ends = ends_when_cancelled_at_once(smollm2_engine, ask(max_tokens=2000, n_samples=5,
+                                                           sampling=Sampling(temperature=0.8)))
     assert sorted(ends) == [0, 1, 2, 3]
     assert all(e.samples_note.startswith("4 of the 5 samples asked for") for e in ends.values())
 
@@ -184,14 +187,8 @@ def test_k_is_held_to_the_memory_free_for_their_kv_cache(smollm2_engine, monkeyp
     assert why.startswith(f"{fits} of the 16 samples asked for: 16 samples' KV cache and buffers (")
     assert why.endswith("would not fit the 40 MiB of this machine's memory free")
     # And a request for them runs as many as fit, each saying why (cancelled at once: only the count matters).
-    events = smollm2_engine.generate(ask(max_tokens=400, n_samples=16, sampling=Sampling(temperature=0.8)))
-    seen = []
-    for event in events:
-        seen.append(event)
-        if isinstance(event, Token):
-            smollm2_engine.cancel()
-            break
-    ends = by_sample(seen + list(events))[1]
+    ends = ends_when_cancelled_at_once(smollm2_engine, ask(max_tokens=400, n_samples=16,
+                                                           sampling=Sampling(temperature=0.8)))
     assert 1 <= len(ends) < 16
     notes = {e.samples_note for e in ends.values()}
     assert len(notes) == 1 and notes.pop().startswith(f"{len(ends)} of the 16 samples asked for: 16 samples' KV cache")
