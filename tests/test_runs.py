@@ -4,6 +4,7 @@ import dataclasses
 
 from app.engines.thought_parser import StreamSplit
 from app.engines.types import GenerationRequest, PromptDone, Started
+from app.record import RunResult
 from app.runs import RunRecorder
 from app.session import Session
 
@@ -111,3 +112,14 @@ def test_a_scaffold_cut_off_mid_marker_counts_its_held_tokens_as_thought():
     assert r.thinking == "Hmm. The answer" and r.text == ""
     assert (r.n_thinking_tokens, r.n_answer_tokens) == (4, 0)
     assert r.no_answer.startswith("it stopped without writing")
+
+
+def test_the_samples_line_says_what_the_batch_made_and_whose_figures_a_pane_shows():
+    from app.verdict import samples_line
+
+    def sample(n: int, total_s: float) -> RunResult:
+        return RunResult.of(0, n_generated=n, total_s=total_s)
+
+    line = samples_line([sample(80, 4.0), sample(100, 4.9), sample(60, 3.1)])
+    assert line == ("The 3 samples: 240 tokens in 4.9 s together (49 tok/s); the figures below are sample 1's, "
+                    "its energy its share of the batch's by tokens")

@@ -37,5 +37,7 @@ def describe_vote(answers: list[str | None]) -> str:
     each = ", ".join(a if a is not None else "—" for a in answers)
     if vote.answer is None:
         return f"No majority: none of the {len(answers)} samples gave a readable answer · each: {each}"
+    if vote.count < 2 and len(answers) > 1:
+        return f"No majority: no two of the {len(answers)} samples agree · each: {each}"
     return (f"Majority of {len(answers)} samples: {vote.answer} ({vote.count} of {len(answers)} agree) · "
             f"each: {each}")

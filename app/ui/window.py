@@ -58,7 +58,7 @@ from app.ui.remote_dialog import RemoteModelDialog
 from app.ui.scaling import ScalingView
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.snapshots import FinishedRun, LogState, PaneLoad, PaneSnapshot
-from app.verdict import run_kind, verdict
+from app.verdict import run_kind, samples_line, verdict
 from app.ui.file_dialogs import save_file_name
 
 STATS_MS = 100  # live stats: ten times a second
@@ -540,8 +540,10 @@ class MainWindow(QMainWindow):
         for result in results:  # k samples, majority: the vote over the pane's samples, beside its first
             others = sorted(self._samples.get(result.pane, []), key=lambda r: r.conditions.sample)
             if others:
-                vote = describe_vote([extract_answer(r.text) if r.status == "ok" else None for r in [result, *others]])
-                note = " ".join(filter(None, [self._plan_notes.get(result.pane, ""), escape(vote + ".")]))
+                every = [result, *others]
+                vote = describe_vote([extract_answer(r.text) if r.status == "ok" else None for r in every])
+                note = "<br>".join(filter(None, [self._plan_notes.get(result.pane, ""), escape(vote + "."),
+                                                 escape(samples_line(every) + ".")]))
                 self.panes[result.pane].show_result(result, result.mode, self._run_known, note=note)
         self._final_parts = list(LiveCharts.PARTS)  # one chart per event-loop turn, as while running
         self._final_charts.start()

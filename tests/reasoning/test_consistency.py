@@ -34,5 +34,5 @@ def test_the_vote_names_the_majority_and_every_answer_in_sample_order():
 
 
 def test_a_sample_without_an_answer_is_a_dash_and_none_readable_is_said():
-    assert describe_vote(["7", None]) == "Majority of 2 samples: 7 (1 of 2 agree) · each: 7, —"
+    assert describe_vote(["7", None]) == "No majority: no two of the 2 samples agree · each: 7, —"
     assert describe_vote([None, None]) == "No majority: none of the 2 samples gave a readable answer · each: —, —"

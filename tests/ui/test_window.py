@@ -367,7 +367,9 @@ def test_k_samples_majority_streams_the_first_and_shows_the_vote_over_all(qtbot,
     assert sorted(r.conditions.sample for r in runs) == [0, 1, 2] and {r.conditions.n_samples for r in runs} == {3}
     first = next(r for r in runs if r.conditions.sample == 0)
     assert pane.answer_text == first.text  # the pane streams its first sample only, never a mix of three
-    status = pane.status.text()
-    assert "Majority of 3 samples:" in status or "No majority: none of the 3 samples" in status
-    assert "each: " in status
+    from tests.ui.shown import status_text
+
+    status = status_text(pane)  # as a person reads it
+    assert "Majority of 3 samples:" in status or "No majority: " in status
+    assert "each: " in status and "The 3 samples: " in status and "the figures below are sample 1's" in status
     assert not window.controller.running and pane.run_button.text() == "Run"
