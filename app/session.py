@@ -391,6 +391,4 @@ def _fed(recorders: list[RunRecorder], event) -> list[RunRecorder]:
         return recorders
     if isinstance(event, (Token, Finished)):
         return [recorders[event.sample]] if 0 <= event.sample < len(recorders) else []
-    if isinstance(event, Failed):
-        return [r for r in recorders if not r.done]
-    return recorders
+    return [r for r in recorders if not r.done]  # a failure, or a start or prompt of a later sample

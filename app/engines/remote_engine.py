@@ -51,6 +51,7 @@ from app.engines.thought_parser import ReasoningParser
 from app.thinking_styles import SCAFFOLD_STYLE, detect_style
 
 POLL_S = 0.02  # how often a waiting request looks at the cancel byte
+SERVED_SAMPLES_NOTE = "the server was asked for the samples one after another, a request each"
 CHAT_PATH = "/chat/completions"
 FINISH_REASONS = {"stop": "stop", "eos": "stop", "length": "length"}  # the server's words → the app's
 
@@ -232,13 +233,37 @@ class RemoteEngine:
             return
         if self._owns_flag:
             self._cancel.value = 0
+        if request.n_samples <= 1:
+            yield from self._one(request, started=True)
+            return
+        # k samples: a request each, one after another (OpenAI's `n` is not served alike everywhere);
+        # each sample's events name it, and only the last one's end ends the request.
+        k = request.n_samples
+        for i in range(k):
+            for event in self._one(request.for_sample(i), started=i == 0):
+                if isinstance(event, (Token, Finished)):
+                    event = replace(event, sample=i)
+                if isinstance(event, Finished):
+                    event = replace(event, final=i == k - 1, samples_note=SERVED_SAMPLES_NOTE)
+                    if event.finish_reason == "cancelled":  # the samples not asked yet end with it
+                        yield replace(event, final=False) if i < k - 1 else event
+                        for j in range(i + 1, k):
+                            yield Finished(now(), "cancelled", 0, 0.0, sample=j, final=j == k - 1,
+                                           samples_note=SERVED_SAMPLES_NOTE)
+                        return
+                yield event
+                if isinstance(event, Failed):  # it ends the request: the samples after it are not asked
+                    return
+
+    def _one(self, request: GenerationRequest, started: bool):
         body = {**chat_body(self._kind, self._spec.name, request, self._spec.stop), **self._extra}
         note = budget_note(self._spec.name, request)  # a budget the server cannot hold, said with the run
         reader = _Reader(self._ep, body, self._timeouts)
         self._reader = reader
         reader.start()
         # Prompt tokens are the server's to count: its usage, when it sends one, comes in PromptDone.
-        yield Started(now(), 0, 0)
+        if started:
+            yield Started(now(), 0, 0)
         try:
             # A scaffolded request (a model that cannot think, prompted to reason first) is split as
             # the pipeline splits one for a local model.

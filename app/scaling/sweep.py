@@ -8,7 +8,9 @@ memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -138,15 +140,20 @@ def run_sweep(
     so are its greedy answers at the thinking budgets (each sample its own budget); a resumed sweep
     asks for the missing ones one by one."""
     ran = 0
+    stopped = threading.Event()  # a stop came mid-batch: the batch was cancelled
 
     def job(generations: list[Generation], request: GenerationRequest, score: Callable[[Generation], None]):
         def run(ask) -> list[Generation]:
             if should_stop():
                 raise SweepStopped()
-            results = ask.samples(request)
+            with _cancelled_on(should_stop, session):
+                results = ask.samples(request)
             for generation, result in zip(generations, results):
                 _fill(generation, result, batch_time_s(result, results) if len(results) > 1 else None)
                 score(generation)  # before it is stored: the file holds each generation's verdict
+            if should_stop():  # what the cancel cut short is not a generation; what finished is kept
+                stopped.set()
+                return [g for g, r in zip(generations, results) if r.status == "ok"]
             return generations
         return run
 
@@ -199,9 +206,33 @@ def run_sweep(
             first.append((direct, replace(_request(problem.question, 0, config, config.seed), n_samples=k_max),
                           answered(problem)))
     run_lanes(session, missing(first), kept, lanes=parallel)
+    if stopped.is_set():
+        raise SweepStopped()
     if "self" in config.verifiers:
         run_lanes(session, missing(_judges(model, problems, config, store)), kept, lanes=parallel)
+        if stopped.is_set():
+            raise SweepStopped()
     return ran
+
+
+@contextlib.contextmanager
+def _cancelled_on(should_stop: Callable[[], bool], session: Session):
+    """While a request runs: a stop asked meanwhile cancels it (a batch of K takes a while)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if should_stop():
+                session.cancel()
+                return
+
+    watcher = threading.Thread(target=watch, name="fastslow-sweep-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _judges(model: str, problems: Sequence[Problem], config: SweepConfig, store: SampleStore) -> list:

@@ -233,3 +233,16 @@ def test_a_reply_the_server_cuts_for_another_request_is_failed_not_finished(remo
     assert seen[-1].message == (f"the server at {server.url} ended the reply after {n} tokens without a finish "
                                 "reason: it cut it short; llama-cpp-python's server cuts a reply whenever another "
                                 "request arrives, unless started with --interrupt_requests False")
+
+
+def test_k_samples_of_a_served_model_are_asked_one_after_another_each_named(remote_spec):
+    engine = RemoteEngine()
+    engine.load(remote_spec)
+    events = list(engine.generate(GenerationRequest.from_prompt("Name a colour.", max_tokens=6, n_samples=3,
+                                                                sampling=Sampling(temperature=0.9))))
+    ends = [e for e in events if isinstance(e, Finished)]
+    assert [e.sample for e in ends] == [0, 1, 2] and [e.final for e in ends] == [False, False, True]
+    assert all(e.samples_note == "the server was asked for the samples one after another, a request each"
+               for e in ends)
+    assert sum(isinstance(e, Started) for e in events) == 1
+    assert {e.sample for e in events if isinstance(e, Token)} == {0, 1, 2}
