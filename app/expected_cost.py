@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.engines.openai_stream import endpoint
 from app.engines.types import EngineError, ModelSpec
 from app.record import EnergyReport
-from app.store import SessionLog
+from app.store import SessionLog, StoreError
 from app.store.log import RunSummary
 
 RECENT = 50  # the latest runs of a kind that count: the machine and the model as they are now
@@ -76,7 +76,7 @@ def expected_cost(log: SessionLog | None, spec: ModelSpec, thinking: bool) -> Ex
     if log is not None:
         try:
             runs = log.list_runs(limit=RECENT * 4, model=key)
-        except Exception:  # noqa: BLE001 — a log that cannot be read gives no figure, never a failure
+        except StoreError:  # a log that cannot be read gives no figure, never a failure
             runs = []
     mine = [r for r in runs if r.status == "ok" and r.total_s is not None
             and (r.n_thinking_tokens > 0) == thinking][:RECENT]

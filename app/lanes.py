@@ -45,10 +45,6 @@ class Ask:
 Job = Callable[[Ask], T]
 
 
-def lane_ask(session: Session, pane: int) -> Ask:
-    return Ask(session, pane)
-
-
 def run_lanes(
     session: Session, jobs: Sequence[Job[T]], on_done: Callable[[T], None] | None = None,
     lanes: int | None = None,
@@ -56,7 +52,7 @@ def run_lanes(
     """Every job, each on the first free lane; `lanes`: how many of the session's panes (default all)."""
     n = min(lanes or len(session.panes), len(session.panes), max(1, len(jobs)))
     if n <= 1:
-        ask = lane_ask(session, 0)
+        ask = Ask(session, 0)
         results = []
         for job in jobs:
             results.append(job(ask))

@@ -234,10 +234,12 @@ class Session:
                 if client.pid is not None:
                     self.sampler.add_pid(client.pid)
             self.sampler.sample_now()
+        with self._runs_lock:
+            beside = sorted(self._beside.pop(i, ()))
         records = [r.record() for r in recorders]
         for r in recorders:
             r.mark(plan.known_answer)
-            yield self._close(i, self._priced(i, r, records if len(recorders) > 1 else ()), r, plan)
+            yield self._close(i, self._priced(i, r, beside, records if len(recorders) > 1 else ()), r, plan)
 
     def _run_starts(self, i: int) -> None:
         with self._runs_lock:
@@ -250,18 +252,15 @@ class Session:
         with self._runs_lock:
             self._running.discard(i)
 
-    def _priced(self, i: int, recorder: RunRecorder, batch: Sequence[RunResult] = ()) -> RunResult:
+    def _priced(self, i: int, recorder: RunRecorder, beside: Sequence[int],
+                batch: Sequence[RunResult] = ()) -> RunResult:
         """The finished record with what it cost: energy over its window, shared by CPU time with the
-        runs that went on beside it (live mode's other panes, an eval's other lanes); one of k samples
-        decoded together takes its share of the batch's by tokens (`batch`: all k records)."""
+        runs that went on beside it (`beside`: live mode's other panes, an eval's other lanes); one of
+        k samples decoded together takes its share of the batch's by tokens (`batch`: all k records)."""
         if self.sampler is None:
             return recorder.record()
         record = recorder.record()
         lost = self.lost_sources(record.conditions.energy_domains) if self.sampler.failures else ()
-        with self._runs_lock:
-            beside = sorted(self._beside.get(i, ())) if batch else sorted(self._beside.pop(i, ()))
-            if batch and recorder.sample == len(batch) - 1:
-                self._beside.pop(i, None)
         # A server's GPUs are shared only with the runs beside on that server, not with local ones.
         return with_energy(record, self.sampler.samples, recorder.t_submit, self.panes[i].pid, self._pids(i, beside),
                            lost, server_share_with=self._pids(i, beside, same_server=True),

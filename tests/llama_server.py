@@ -95,8 +95,8 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _NotStreaming(http.server.BaseHTTPRequestHandler):
-    """Lists one model, then answers a chat request with plain JSON although it asked for a stream."""
+class _OneModel(http.server.BaseHTTPRequestHandler):
+    """A stand-in that lists one model, "m"; what it does with a chat request is its subclass's."""
 
     def _json(self, data: dict) -> None:
         body = json.dumps(data).encode()
@@ -109,12 +109,16 @@ class _NotStreaming(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._json({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "me"}]})
 
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _NotStreaming(_OneModel):
+    """Answers a chat request with plain JSON although it asked for a stream."""
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self._json({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]})
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @contextlib.contextmanager
@@ -165,20 +169,12 @@ def silent_server():
         listener.close()
 
 
-class _Streaming(http.server.BaseHTTPRequestHandler):
-    """Lists model "m"; streams every chat request `n` chunks, one each `step_s`, however many come at
-    once: a server that batches perfectly, so what a client's concurrency buys can be measured alone."""
+class _Streaming(_OneModel):
+    """Streams every chat request `n` chunks, one each `step_s`, however many come at once: a server
+    that batches perfectly, so what a client's concurrency buys can be measured alone."""
 
     n, step_s = 64, 0.01
     protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "me"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -199,9 +195,6 @@ class _Streaming(http.server.BaseHTTPRequestHandler):
         except OSError:  # the client hung up
             pass
         self.close_connection = True
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def streaming_server():

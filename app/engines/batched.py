@@ -19,7 +19,7 @@ from app.engines.backend import PassCancelled, Step
 from app.engines.stop_strings import StopMatcher
 from app.engines.thinking_budget import CLOSE_THOUGHT, EXTEND_THOUGHT, ThinkingBudget, pass_end
 from app.engines.thought_parser import StreamSplit
-from app.engines.types import EngineError, Event, Failed, Finished, GenerationRequest, now
+from app.engines.types import EngineError, Event, Failed, Finished, GenerationRequest, Token, now
 
 
 @dataclass
@@ -117,3 +117,26 @@ def _finished(decoder, reply: Reply) -> Finished:
                                         thinking_budget_hit=reply.budget.forced,
                                         thinking_extended=reply.budget.extensions), sample=reply.index)
 
+
+def tagged(event: Event, sample: int, note: str, final: bool = True) -> Event:
+    """The event as sample `sample`'s, its Finished carrying the note on how the samples ran and
+    whether it is the request's last (the worker's client reads until then)."""
+    if isinstance(event, Token):
+        return replace(event, sample=sample)
+    if isinstance(event, Finished):
+        return replace(event, sample=sample, samples_note=note, final=final)
+    return event
+
+
+def samples_in_turn(k: int, run_sample: Callable[[int], Iterator[Event]], note: str) -> Iterator[Event]:
+    """k samples where an engine cannot batch them: each run to its end, one after another, its
+    events named; a failure ends the request, and a cancel ends the samples not run yet with it."""
+    for i in range(k):
+        for event in run_sample(i):
+            yield tagged(event, i, note, final=i == k - 1)
+            if isinstance(event, Failed):
+                return
+            if isinstance(event, Finished) and event.finish_reason == "cancelled":
+                for j in range(i + 1, k):
+                    yield Finished(now(), "cancelled", 0, 0.0, sample=j, samples_note=note, final=j == k - 1)
+                return

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from app.engines.backend import Backend, PassCancelled
-from app.engines.batched import Reply, generate_samples
+from app.engines.batched import Reply, generate_samples, samples_in_turn, tagged
 from app.engines.deadline import RENDER_LIMIT_S, Interrupted, interruptible
 from app.engines.stop_strings import StopMatcher
 from app.engines.thought_parser import StreamSplit
@@ -38,7 +38,6 @@ from app.engines.types import (
     ModelSpec,
     PromptDone,
     Started,
-    Token,
     refused,
     now,
     prompt_too_long,
@@ -60,16 +59,6 @@ def samples_that_fit(k: int, n_prompt: int, max_new: int, n_ctx_train: int) -> t
     fits = max(1, (n_ctx_train - n_prompt) // max(max_new, 1))
     return fits, (f"{fits} of the {k} samples asked for: {k} replies of {max_new} tokens beside the {n_prompt}-token "
                   f"prompt do not fit the model's {n_ctx_train}-token context")
-
-
-def _tagged(event: Event, sample: int, note: str, final: bool = True) -> Event:
-    """The event as sample `sample`'s, its Finished carrying the note on how the samples ran, and
-    whether it is the request's last (the worker's client reads until then)."""
-    if isinstance(event, Token):
-        return replace(event, sample=sample)
-    if isinstance(event, Finished):
-        return replace(event, sample=sample, samples_note=note, final=final)
-    return event
 
 
 @dataclass
@@ -159,26 +148,23 @@ class PipelineEngine:
         yield Started(now(), len(prompt), threads, opened)
         batch = getattr(self.backend, "batch", None)
         if batch is None:
-            note = " ".join(filter(None, [note, SEQUENTIAL_NOTE]))
-            for i in range(k):
+            def one(i: int) -> Iterator[Event]:
                 if i:
                     self.backend.begin(samples[i], prompt)
-                for event in self._passes(samples[i], runs[i]):
-                    yield _tagged(event, i, note, final=i == k - 1)
-                    if isinstance(event, Failed):  # it ends the request: the samples after it never run
-                        return
+                return self._passes(samples[i], runs[i])
+
+            yield from samples_in_turn(k, one, " ".join(filter(None, [note, SEQUENTIAL_NOTE])))
             return
 
         def reply(i: int) -> Reply:
             return Reply(i, runs[i].max_new, runs[i].stops, runs[i].budget, runs[i].split)
 
         ended = 0
-        max_new = max(run.max_new for run in runs[:k])
-        for event in generate_samples(batch(), request, prompt, k, max_new, threads, reply,
-                                      lambda: bool(self._cancel.value)):
+        for event in generate_samples(batch(), request, prompt, k, max(run.max_new for run in runs[:k]), threads,
+                                      reply, lambda: bool(self._cancel.value)):
             if isinstance(event, Finished):
                 ended += 1
-                event = _tagged(event, event.sample, note, final=ended == k)
+                event = tagged(event, event.sample, note, final=ended == k)
             yield event
 
     def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:

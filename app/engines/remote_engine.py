@@ -47,6 +47,7 @@ from app.engines.types import (
     refused,
     now,
 )
+from app.engines.batched import samples_in_turn
 from app.engines.thought_parser import ReasoningParser
 from app.thinking_styles import SCAFFOLD_STYLE, detect_style
 
@@ -236,24 +237,9 @@ class RemoteEngine:
         if request.n_samples <= 1:
             yield from self._one(request, started=True)
             return
-        # k samples: a request each, one after another (OpenAI's `n` is not served alike everywhere);
-        # each sample's events name it, and only the last one's end ends the request.
-        k = request.n_samples
-        for i in range(k):
-            for event in self._one(request.for_sample(i), started=i == 0):
-                if isinstance(event, (Token, Finished)):
-                    event = replace(event, sample=i)
-                if isinstance(event, Finished):
-                    event = replace(event, final=i == k - 1, samples_note=SERVED_SAMPLES_NOTE)
-                    if event.finish_reason == "cancelled":  # the samples not asked yet end with it
-                        yield replace(event, final=False) if i < k - 1 else event
-                        for j in range(i + 1, k):
-                            yield Finished(now(), "cancelled", 0, 0.0, sample=j, final=j == k - 1,
-                                           samples_note=SERVED_SAMPLES_NOTE)
-                        return
-                yield event
-                if isinstance(event, Failed):  # it ends the request: the samples after it are not asked
-                    return
+        # k samples: a request each, one after another (OpenAI's `n` is not served alike everywhere).
+        yield from samples_in_turn(request.n_samples, lambda i: self._one(request.for_sample(i), started=i == 0),
+                                   SERVED_SAMPLES_NOTE)
 
     def _one(self, request: GenerationRequest, started: bool):
         body = {**chat_body(self._kind, self._spec.name, request, self._spec.stop), **self._extra}

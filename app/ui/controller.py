@@ -257,7 +257,7 @@ class SessionController(QObject):
             self._session.mode = mode
         self._cancellation = Cancellation()
         self._running = set(range(len(self._panes)) if only is None else only)
-        self._open_samples = {i: max(1, getattr(requests[i], "n_samples", 1)) for i in self._running}
+        self._open_samples = {i: max(1, requests[i].n_samples) for i in self._running}
         worker = _run_worker(self._session, requests, decisions, only, self._cancellation, known_answer)
         worker.yielded.connect(self._on_updates)
         worker.returned.connect(self.run_finished.emit)

@@ -15,11 +15,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.engines.types import EngineError, ModelSpec
+from app.engines.types import EngineError, GenerationRequest, ModelSpec
 from app.runs import RunUpdate
 from app.store import MemoryLog
 from app.ui.controller import SessionController
 from app.ui.snapshots import FinishedRun, LogState, PaneActivity, PaneLoad, PaneSnapshot
+
+ASK = GenerationRequest.from_prompt("hi")  # what the stand-in session is asked; it answers anything
 
 UI = Path(__file__).resolve().parents[2] / "app" / "ui"
 
@@ -133,10 +135,10 @@ def test_a_run_moves_each_pane_through_running_cancelling_and_back_to_idle(qtbot
     finished = []
     controller.run_finished.connect(finished.extend)
     assert controller.cancel() is False  # nothing runs yet
-    assert controller.run([None, None], only=[1], mode="live")
+    assert controller.run([ASK, ASK], only=[1], mode="live")
     assert controller._session.mode == "live"
     assert [p.activity for p in controller.panes()] == [PaneActivity.BLOCKED, PaneActivity.RUNNING]
-    assert controller.running == {1} and controller.run([None, None]) is False  # busy: refused
+    assert controller.running == {1} and controller.run([ASK, ASK]) is False  # busy: refused
     assert controller.cancel([0]) is False  # pane 0 is not in this comparison
     assert controller.cancel([1])
     assert controller.pane(1).activity is PaneActivity.CANCELLING
@@ -154,7 +156,7 @@ def test_a_worker_started_again_under_a_new_pid_is_followed_once_the_run_ends(qt
     assert controller.pane(0).pid == 1000
     controller._session.panes[0].client.pid = 2000  # the watchdog restarted a stuck worker mid-run
     controller._session.release.set()
-    assert controller.run([None, None], only=[0])
+    assert controller.run([ASK, ASK], only=[0])
     qtbot.waitUntil(lambda: not controller.busy, timeout=5000)
     assert controller.pane(0).pid == 2000 and controller.pane(0).load is PaneLoad.LOADED
 
