@@ -322,6 +322,7 @@ class LlamaCppBackend:
     def samples_that_fit_memory(self, k: int, n_prompt: int, max_new: int) -> tuple[int, str]:
         """How many of k samples' KV cache and compute buffers fit the memory free now (the GPU's the
         layers went to, else this machine's), and why fewer when fewer ("" when all do)."""
+        from app.engines.llama_batch import kv_layout
         from app.engines.sizing import footprint
         from app.units import size_text
 
@@ -330,7 +331,7 @@ class LlamaCppBackend:
         where = f"{gpus[0].description}'s" if gpus else "this machine's"
 
         def need(n: int) -> int:
-            f = footprint(self._header, n_prompt + n * max_new + n, n_batch=max(n * 8, 64))
+            f = footprint(self._header, kv_layout(n, n_prompt, max_new).n_ctx, n_batch=max(n * 8, 64))
             return f.kv_cache_bytes + f.compute_bytes
 
         fits = next((n for n in range(k, 0, -1) if need(n) <= free * 0.9), 1)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from app.engines.llama_batch import kv_layout
 from app.engines.pipeline import samples_that_fit
 from app.engines.types import Finished, GenerationRequest, PromptDone, Sampling, Started, Token
 
@@ -63,18 +64,20 @@ def test_one_sample_through_the_batched_path_is_the_one_sequence_paths_reply(smo
 
 
 @pytest.mark.parametrize("k", [4, 8])
-def test_greedy_samples_are_the_one_sequence_reply_up_to_a_near_tie(smollm2_engine, k):
+@pytest.mark.parametrize("max_tokens, unified", [(64, False), (24, True)])  # a KV buffer each; one shared
+def test_greedy_samples_are_the_one_sequence_reply_up_to_a_near_tie(smollm2_engine, k, max_tokens, unified):
     # Decoding k sequences in one batch runs the matrix products over k rows at once, and attention
     # with flash attention, whose rounding differs from one row's by a few hundredths of a logit.
     # Each greedy sample is the one-sequence path's reply token for token until, at most, a step
     # where that path's two likeliest tokens were a near tie; measured here, that is where every
     # divergence happened (gaps 0.007 to 0.18).
-    request = ask(max_tokens=64, sampling=Sampling(temperature=0.0))
+    request = ask(max_tokens=max_tokens, sampling=Sampling(temperature=0.0))
+    prompt, _ = smollm2_engine._prompt(request)
+    assert kv_layout(k, len(prompt), max_tokens).unified is unified
     single = [e.token_id for e in smollm2_engine.generate(request) if isinstance(e, Token)]
     events = list(smollm2_engine.generate(replace(request, n_samples=k)))
     tokens, ends = by_sample(events)
     assert sorted(ends) == list(range(k)) and {e.finish_reason for e in ends.values()} == {"length"}
-    prompt, _ = smollm2_engine._prompt(request)
     for i in range(k):
         mine = [t.token_id for t in tokens[i]]
         split = next((j for j, (a, b) in enumerate(zip(single, mine)) if a != b), None)
@@ -83,6 +86,16 @@ def test_greedy_samples_are_the_one_sequence_reply_up_to_a_near_tie(smollm2_engi
     # One start and one prompt evaluation for the k, then their tokens.
     assert [type(e) for e in events[:2]] == [Started, PromptDone]
     assert sum(isinstance(e, PromptDone) for e in events) == 1
+
+
+def test_a_short_prompt_gets_a_kv_buffer_per_sample_and_a_long_one_is_shared():
+    # A buffer each: every sequence attends over its own cells only (faster), the prompt copied k times.
+    assert kv_layout(8, 40, 128) == kv_layout(8, 100, 128)  # each buffer rounded up to 256 cells
+    assert kv_layout(8, 40, 128).unified is False and kv_layout(8, 40, 128).n_ctx == 8 * 256
+    # A prompt longer than a reply is kept once: k copies of it would cost more than the k replies.
+    long = kv_layout(8, 1500, 128)
+    assert long.unified is True and long.n_ctx == 2560 and long.n_ctx >= 1500 + 8 * 129
+    assert kv_layout(8, 1500, 128).n_ctx < 8 * (1500 + 129)
 
 
 def test_a_seed_gives_the_same_k_samples_again_and_they_differ_from_each_other(smollm2_engine):
