@@ -37,7 +37,9 @@ from app.live import sources_said, thought_limits
 from app.local_stores import SOURCES, Discovery, discover, lookup
 from app.models_overview import gib, overview, store_rows
 from app.plan import budget_problem, build_request
+from app.model_record import record_for
 from app.plan import route as ask_router
+from app.routing.evidence import WORTH
 from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, MAX_TDP_W, MIN_TDP_W, ROUTERS, logical_cpus
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
@@ -126,7 +128,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="budget forcing: when the model ends its thought before N tokens, put in "
                               "\"Wait\" so it thinks on (up to 8 times)")
     compare.add_argument("--auto", action="store_true",
-                         help="let the router decide thinking on/off and the budget (it says why)")
+                         help="let the router decide thinking on/off and the budget for each model, from the "
+                              "prompt and the model's own record of checked answers in the log (it says why)")
+    compare.add_argument("--worth", type=_worth, default=WORTH, metavar="N",
+                         help=f"--auto thinks when the right answers thinking adds pay for it: one more right "
+                              f"answer is worth up to N direct answers' energy (default {WORTH:g})")
     compare.add_argument("--route-between", action="store_true",
                          help="two models, -m FAST -m SLOW: the router sends the prompt to one (FAST answers "
                               "directly, SLOW thinks), saying what each is expected to cost from its runs in the log")
@@ -212,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--between", nargs=2, metavar=("FAST", "SLOW"),
                        help="which of two models answers (FAST directly, SLOW thinking), with each one's "
                             "expected time and energy from its runs in the session log")
+    route.add_argument("-m", "--model", metavar="MODEL",
+                       help="route for this model: its record of checked answers in the session log moves the "
+                            "decision, weighed against what thinking costs it")
+    route.add_argument("--worth", type=_worth, default=WORTH, metavar="N",
+                       help=f"one more right answer is worth up to N direct answers' energy (default {WORTH:g})")
     route.add_argument("--max-tokens", type=_tokens, default=256, help="the SLOW model's, so its budget fits")
     route.add_argument("--db", metavar="PATH", help="session log to read the models' runs from")
     route.add_argument("--json", action="store_true")
@@ -299,6 +310,7 @@ def _gpu_layers(text: str) -> int | None:
 _temperature = _finite(MIN_TEMPERATURE, MAX_TEMPERATURE, f"from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
 _tdp = _finite(MIN_TDP_W, MAX_TDP_W, f"of watts from {MIN_TDP_W} to {MAX_TDP_W}")
 _probability = _finite(0.0, 1.0, "from 0 to 1")
+_worth = _finite(0.1, 1000.0, "of direct answers from 0.1 to 1000")
 
 
 def _int_list(minimum: int, maximum: int, what: str):
@@ -426,12 +438,6 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         models = [models[decision.pane]]  # the other model is never loaded: that is what routing saves
         if not args.json:
             print(f"router: {decision.banner()}", file=out)
-    elif args.auto:
-        decision = ask_router(prompt, args.router, args.max_tokens)
-        thinking = decision.route == THINK
-        budget = decision.budget if budget is None else budget
-        if not args.json:
-            print(f"router: {_describe(decision)}", file=out)
     request = build_request(prompt, args.system, args.max_tokens, args.temperature, args.seed, thinking, budget,
                             args.min_thinking if thinking is not False else None)
     kinds = getattr(args, "pane_thinking", None)  # the demo: one model, direct in one pane and thinking in the other
@@ -443,6 +449,16 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         session = Session([], mode=args.mode, cores=args.threads, tdp_w=args.tdp, log=log)
         for name in models:
             session.panes.append(_pane_for(name, args))
+        decisions = None if decision is None else [decision] * len(session.panes)
+        if args.auto and not args.route_between:  # each model's own decision, knowing its record
+            decisions = [ask_router(prompt, args.router, args.max_tokens, session.model_record(i), args.worth)
+                         for i in range(len(session.panes))]
+            requests = [replace(request, thinking=d.route == THINK, thinking_budget=(
+                (budget if budget is not None else d.budget) if d.route == THINK else None),
+                thinking_min=request.thinking_min if d.route == THINK else None) for d in decisions]
+            for pane, d in zip(session.panes, decisions):
+                if not args.json:
+                    print(f"router{f' ({pane.label})' if len(session.panes) > 1 else ''}: {_describe(d)}", file=out)
         with session:
             printer = None if args.json else _StreamPrinter(session, out, kinds)
             if printer:
@@ -455,18 +471,16 @@ def cmd_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
             for pane in session.panes:
                 if pane.fit is not None and pane.fit.verdict != "fits" and pane.info is not None:
                     print(f"fastslow: warning: {pane.label} {pane.fit.message()}", file=sys.stderr)
-            ran = _run_to_the_end(session, requests, printer, out,
-                                  decisions=None if decision is None else [decision] * len(session.panes),
-                                  known_answer=args.answer)
+            ran = _run_to_the_end(session, requests, printer, out, decisions=decisions, known_answer=args.answer)
             if ran.reader_left:  # `| head`: the runs are cancelled and logged; nobody reads the rest
                 return EXIT_OK
             results = ran.results
             for lost in session.lost_sources():
                 print(f"fastslow: warning: {lost}", file=sys.stderr)
             if args.json:
-                for pane, result in zip(session.panes, results):
+                for i, (pane, result) in enumerate(zip(session.panes, results)):
                     record = _record(pane, result)
-                    record["router"] = None if decision is None else asdict(decision)
+                    record["router"] = None if decisions is None else asdict(decisions[i])
                     out.write(json.dumps(record) + "\n")
             else:
                 printer.summary(results, args.answer)
@@ -812,9 +826,28 @@ def cmd_route(args: argparse.Namespace, out: TextIO | None = None) -> int:
         between = _route_between(args, args.prompt, list(args.between))
         out.write((json.dumps(asdict(between)) if args.json else between.banner()) + "\n")
         return EXIT_OK
-    decision = ask_router(args.prompt, args.router)
+    record = None
+    if args.model:
+        spec = _resolve(args.model)
+        log = _read_log(args.db, "no model record: the prompt alone decides")
+        try:
+            record = record_for(log, spec)
+        finally:
+            if log is not None:
+                log.close()
+    decision = ask_router(args.prompt, args.router, record=record, worth=args.worth)
     out.write((json.dumps(vars(decision)) if args.json else _describe(decision)) + "\n")
     return EXIT_OK
+
+
+def _read_log(db: str | None, without: str) -> SessionLog | None:
+    """The session log opened read-only for what a command reads from it (routing writes nothing);
+    None, with a warning saying what goes without it, when it cannot be read."""
+    try:
+        return SessionLog.open(db, read_only=True)
+    except StoreError as exc:
+        print(f"fastslow: warning: the session log cannot be read ({exc}): {without}", file=sys.stderr)
+        return None
 
 
 def _between_problem(args: argparse.Namespace, models: list[str]) -> str | None:
@@ -831,12 +864,7 @@ def _route_between(args: argparse.Namespace, prompt: str, models: list[str]) -> 
     """The router's choice between FAST (directly) and SLOW (thinking), with each one's expected cost
     read from the session log (read-only: routing writes nothing)."""
     fast, slow = (_resolve(name, n_ctx=getattr(args, "ctx", None)) for name in models)
-    log = None
-    if not getattr(args, "no_log", False):
-        try:
-            log = SessionLog.open(args.db, read_only=True)
-        except StoreError as exc:
-            print(f"fastslow: warning: the session log cannot be read ({exc}): no expected costs", file=sys.stderr)
+    log = None if getattr(args, "no_log", False) else _read_log(args.db, "no expected costs")
     try:
         return route_between(prompt, expected_cost(log, fast, thinking=False), expected_cost(log, slow, thinking=True),
                              router=args.router, max_tokens=args.max_tokens)
@@ -847,7 +875,7 @@ def _route_between(args: argparse.Namespace, prompt: str, models: list[str]) -> 
 
 def _describe(decision) -> str:
     what = f"think (budget {decision.budget} tokens)" if decision.route == THINK else "answer directly"
-    return f"{what}: {', '.join(decision.reasons)}; confidence {decision.confidence:.2f}"
+    return f"{what}: {'; '.join(decision.reasons)} · confidence {decision.confidence:.2f}"
 
 
 def _pane_for(name: str, args: argparse.Namespace) -> Pane:

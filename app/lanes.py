@@ -33,13 +33,14 @@ class Ask:
     def __init__(self, session: Session, pane: int, guard: Callable[[], None] | None = None) -> None:
         self.session, self.pane, self.guard = session, pane, guard
 
-    def __call__(self, request: GenerationRequest, decision: Any = None) -> RunResult:
-        return self.samples(request, decision)[0]
+    def __call__(self, request: GenerationRequest, decision: Any = None, known_answer: str | None = None) -> RunResult:
+        return self.samples(request, decision, known_answer)[0]
 
-    def samples(self, request: GenerationRequest, decision: Any = None) -> list[RunResult]:
+    def samples(self, request: GenerationRequest, decision: Any = None,
+                known_answer: str | None = None) -> list[RunResult]:
         if self.guard is not None:
             self.guard()
-        return self.session.ask_samples(self.pane, request, decision)
+        return self.session.ask_samples(self.pane, request, decision, known_answer)
 
 
 Job = Callable[[Ask], T]

@@ -39,6 +39,7 @@ class LoggedRun:
     series: list[TelemetrySample] = field(default_factory=list)
     ended: bool = False  # its end was handed over (written or waiting)
     complete: bool = False  # its row is complete in the current log
+    rating: int | None = None  # a person's mark on its answer (1 right, -1 wrong), once given
 
 
 @dataclass
@@ -48,7 +49,7 @@ class LoggedPrompt:
     request: GenerationRequest
     known_answer: str | None
     mode: str
-    runs: dict[int, LoggedRun]
+    runs: dict[tuple[int, int], LoggedRun]  # by (pane, sample)
     row: int | None = None
 
 
@@ -86,6 +87,20 @@ class LogWriter:
                 return
             run.result, run.channels, run.series, run.ended = result, list(channels), series, True
             self._write(lambda: self._finish_row(run))
+
+    def rate(self, prompt: LoggedPrompt, key, rating: int | None) -> bool:
+        """A person's mark on a finished run of `prompt`; False when there is no such run."""
+        with self._lock:
+            run = prompt.runs.get(key)
+            if run is None or not run.ended:
+                return False
+            run.rating = rating
+            self._write(lambda: self._rate_row(run))
+            return True
+
+    def _rate_row(self, run: LoggedRun) -> None:
+        if run.row is not None and run.complete:
+            self.log.rate_run(run.row, run.rating)
 
     @property
     def waiting(self) -> int:
@@ -187,3 +202,5 @@ class LogWriter:
         if run.series:
             self.log.add_telemetry(self.session_id, run.series, run_id=run.row)
         run.complete = True
+        if run.rating is not None:  # marked while its row waited, or moved to memory
+            self.log.rate_run(run.row, run.rating)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from app.engines.types import GenerationRequest, Message, Sampling
 from app.routing import classifier
+from app.routing.evidence import WORTH, ModelRecord, knowing
 from app.routing.heuristic import DIRECT, THINK, Decision, decide
 from app.thinking_styles import minimum_problem
 
@@ -68,9 +69,13 @@ class PanePlan:
             raise ValueError(f"override must be {DIRECT!r} or {THINK!r}, not {self.override!r}")
 
 
-def route(prompt: str, router: str = "heuristic", max_tokens: int | None = None) -> Decision:
+def route(prompt: str, router: str = "heuristic", max_tokens: int | None = None,
+          record: ModelRecord | None = None, worth: float = WORTH) -> Decision:
     """Ask the chosen router: "heuristic" (hand-set features) or "classifier" (trained weights).
 
+    record: the model's own record (model_record.record_for): the prompt's decision moved by what
+    thinking gained that model on such prompts, weighed against its cost (`worth`: how many direct
+    answers' energy one more right answer is worth). None: the prompt alone decides.
     max_tokens: the request's; a budget it could not hold is lowered to one it can, and the
     decision says so, so the router never proposes a thought that would leave no room to answer.
     """
@@ -80,6 +85,7 @@ def route(prompt: str, router: str = "heuristic", max_tokens: int | None = None)
         decision = decide(prompt)
     else:
         raise ValueError(f"router must be heuristic or classifier, not {router!r}")
+    decision = knowing(decision, prompt, record, worth)
     if max_tokens is not None and decision.budget is not None and decision.budget > budget_limit(max_tokens):
         held = budget_limit(max_tokens)
         decision = replace(decision, budget=held, reasons=(*decision.reasons, (
@@ -89,12 +95,14 @@ def route(prompt: str, router: str = "heuristic", max_tokens: int | None = None)
 
 
 def plan_request(
-    prompt: str, plan: PanePlan, system: str | None = None, router: str = "heuristic"
+    prompt: str, plan: PanePlan, system: str | None = None, router: str = "heuristic",
+    record: ModelRecord | None = None, worth: float = WORTH,
 ) -> tuple[GenerationRequest, Decision | None]:
-    """The request for one pane, and the router's decision when the pane is on Auto."""
+    """The request for one pane, and the router's decision when the pane is on Auto (`record`: the
+    pane's model's record, which the decision then knows)."""
     if not prompt.strip():
         raise ValueError("the prompt is empty: type a question first")
-    decision = route(prompt, router, plan.max_tokens) if plan.mode == AUTO_MODE else None
+    decision = route(prompt, router, plan.max_tokens, record, worth) if plan.mode == AUTO_MODE else None
     if plan.mode == THINKING_MODE:
         thinking, budget = True, plan.thinking_budget
     elif plan.mode == DIRECT_MODE:
@@ -139,7 +147,7 @@ def describe_decision(decision: Decision, override: str | None = None) -> str:
     """One line for the router banner: 'Thinking: arithmetic, multi-step wording · confidence 0.82'."""
     route = "Thinking" if decision.route == THINK else "Direct"
     budget = f" (budget {decision.budget} tokens)" if decision.budget is not None else ""
-    line = f"{route}{budget}: {', '.join(decision.reasons)} · confidence {decision.confidence:.2f}"
+    line = f"{route}{budget}: {'; '.join(decision.reasons)} · confidence {decision.confidence:.2f}"
     if override and override != decision.route:
         line += f" — overridden: {'Thinking' if override == THINK else 'Direct'}"
     return line

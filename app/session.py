@@ -19,8 +19,10 @@ from app.cancellation import Cancellation
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, Token, now
 from app.hardware import MemoryState, physical_cores
 from app.log_writer import LoggedPrompt, LoggedRun, LogWriter
+from app.model_record import record_for
 from app.panes import EngineFactory, Pane, load_pane, worker_engine
 from app.run_energy import run_series, token_share, with_energy
+from app.routing.evidence import ModelRecord
 from app.runs import RunRecorder, RunResult, RunUpdate
 from app.scheduling import MODES, schedule
 from app.store import MemoryLog, SessionLog, StoreError
@@ -60,6 +62,8 @@ class Session:
         self.memory = memory
         self.make_engine = make_engine
         self._cancellation: Cancellation | None = None  # the latest comparison's, for cancel()
+        self._logged: LoggedPrompt | None = None  # the latest comparison's rows, for rate()
+        self._records: dict[tuple[str, str], ModelRecord | None] = {}  # each model's record, until a run ends
         self.tdp_w, self.sample_hz = tdp_w, sample_hz
         self.power: Detected | None = None
         self.sampler: Sampler | None = None
@@ -184,6 +188,7 @@ class Session:
             (i, r.sample): LoggedRun(i, self.panes[i].info, r.request, decided[i]) for i in chosen
             for r in recorders[i]}))
         plan = _Comparison(planned, chosen, cancellation, known_answer, logged)
+        self._logged = logged  # the latest comparison: what a person's right/wrong mark is of
         runnable = []
         for i in chosen:
             if self.panes[i].client is None:
@@ -275,6 +280,7 @@ class Session:
         samples = self.sampler.samples if self.sampler is not None else []
         series = run_series(result, samples, recorder.t_submit, self.panes[i].pid)
         self._writer.end(plan.logged, (i, recorder.sample), result, recorder.channels, series)
+        self._records.clear()  # a checked run is evidence for its model's record
         return recorder.closing_update(result)
 
     def pids_sharing_with(self, i: int, running, same_server: bool = False) -> list[int]:
@@ -313,16 +319,18 @@ class Session:
                 results[update.pane] = update.result
         return [results[i] for i in sorted(results)]
 
-    def ask(self, pane: int, request: GenerationRequest, decision: Any = None) -> RunResult:
+    def ask(self, pane: int, request: GenerationRequest, decision: Any = None,
+            known_answer: str | None = None) -> RunResult:
         """Run one request on one pane to its end. Several threads may ask at once, each of its own
         pane (an eval's lanes on a served model): each call is a comparison of its own in the log."""
-        return self.ask_samples(pane, request, decision)[0]
+        return self.ask_samples(pane, request, decision, known_answer)[0]
 
-    def ask_samples(self, pane: int, request: GenerationRequest, decision: Any = None) -> list[RunResult]:
+    def ask_samples(self, pane: int, request: GenerationRequest, decision: Any = None,
+                    known_answer: str | None = None) -> list[RunResult]:
         """ask(), for a request of n_samples: every sample's record, in sample order."""
         results: dict[int, RunResult] = {}
         decisions = [decision if i == pane else None for i in range(len(self.panes))]
-        for update in self.stream(request, decisions, only=[pane]):
+        for update in self.stream(request, decisions, only=[pane], known_answer=known_answer):
             if update.closing:
                 results[update.sample] = update.result
         return [results[j] for j in sorted(results)]
@@ -346,6 +354,7 @@ class Session:
     @log.setter
     def log(self, log: SessionLog | MemoryLog | None) -> None:
         self._writer = LogWriter(log)
+        self._records = {}
 
     @property
     def log_error(self) -> StoreError | None:
@@ -360,6 +369,23 @@ class Session:
     def log_waiting(self) -> int:
         """Writes the log file refused for now (locked, full), kept to be written when it takes them."""
         return self._writer.waiting
+
+    def model_record(self, i: int) -> ModelRecord | None:
+        """Pane i's model's record (its checked runs in the log), for Auto to know the model it
+        routes for; None without a log. Read again once a run ends or is marked (the app asks on
+        every keystroke of the prompt)."""
+        spec = self.panes[i].spec
+        key = (spec.label, spec.path)
+        if key not in self._records:
+            self._records[key] = record_for(self.log, spec)
+        return self._records[key]
+
+    def rate(self, pane: int, rating: int | None, sample: int = 0) -> None:
+        """A person's mark on the latest comparison's answer of `pane`: 1 right, -1 wrong, None none.
+        Raises ValueError when that pane has no finished run to mark."""
+        if self._logged is None or not self._writer.rate(self._logged, (pane, sample), rating):
+            raise ValueError("there is no finished answer in this pane to mark")
+        self._records.clear()
 
     def flush_log(self, wait_s: float) -> bool:
         """Wait up to wait_s for the rows the file refused for now; True when every row is in it.

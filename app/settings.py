@@ -60,6 +60,9 @@ class Settings:
     mode: str = "fair"  # fair: panes one after another; live: at once
     max_tokens: int = 512
     router: str = "heuristic"  # what Auto mode asks: "heuristic" (hand-set) or "classifier" (trained)
+    # Auto thinks when the right answers thinking is expected to add pay for its cost: one more right
+    # answer is worth up to this many direct answers' energy (routing/evidence.py).
+    think_worth: float = 10.0
     # The fast pane answers directly and the thinking pane reasons first, on the same bundled model by
     # default: the difference is then the thinking alone. (Gemma 3 270M, also bundled, is a base model
     # that does not follow the chat format; it measures speed, not answers.)
@@ -93,6 +96,8 @@ class Settings:
             found.append(f"the mode must be one of {', '.join(MODES)}")
         if self.router not in ROUTERS:
             found.append(f"the router must be one of {', '.join(ROUTERS)}")
+        if not 0.1 <= self.think_worth <= 1000:
+            found.append(f"what one more right answer is worth must be 0.1 to 1000 direct answers, not {self.think_worth}")
         if not 1 <= self.max_tokens <= MAX_N_CTX:
             found.append(f"max tokens must be 1 to {MAX_N_CTX}, not {self.max_tokens}")
         if len(self.pane_models) < MIN_PANES:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from app.engines.types import GenerationRequest, Message, Sampling
-from app.reasoning.answers import extract_answer, is_correct
+from app.reasoning.answers import INSTRUCTION, extract_answer, is_correct
 from app.eval.suites import Problem
 from app.reasoning.consistency import majority_vote
 from app.plan import route as ask_router
@@ -32,7 +32,6 @@ POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "cascade-lo
 # model unsure of its own answer is worth a thought. Calibrate it per model (--cascade-threshold).
 CASCADE_CONFIDENCE = 0.6
 SAMPLED_TEMPERATURE = 0.7
-INSTRUCTION = "\n\nSolve it step by step, then end with: The answer is <number>."
 
 
 @dataclass
@@ -191,8 +190,9 @@ def solve(
 
     def ask_k(request: GenerationRequest, route: str, reasons: list[str], k: int = 1) -> list:
         # The route and its reasons go into the session log with the run.
+        # The known answer marks each run in the log: the model's record (routing/evidence.py).
         results = lane.samples(replace(request, n_samples=k), Routed(route, request.thinking_budget, None,
-                                                                     tuple(reasons)))
+                                                                     tuple(reasons)), known_answer=problem.answer)
         spent[0] += max((r.total_s or 0.0 for r in results), default=0.0)
         return results
 

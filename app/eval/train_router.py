@@ -1,10 +1,14 @@
 """Train the classifier router: `python -m app.eval.train_router` rewrites app/routing/classifier.json.
 
-Data, all in the repository: the first half of GSM8K's questions and data/router/think.txt
-(reasoning pays) against data/router/direct.txt (a direct answer serves). These labels say what
-kind of prompt it is, not what thinking measurably gained; `--from-samples` takes a `fastslow eval`
-samples.jsonl instead and labels a problem "think" where thinking was right and the direct answer
-wrong (RouteLLM's preference labels), for a model where that can be measured.
+Data, all in the repository. Trained on: the first half of GSM8K's questions, data/router/think.txt
+and direct.txt (templated), and data/router/train/<kind>.txt, a file of prompts per kind of prompt
+(routing/concepts.py: a proof, code, small talk…), each labelled by the way its kind goes. Held
+out, never trained or tuned on: GSM8K's second half and data/router/heldout/<kind>.txt, written
+apart from the router and its training prompts; agreement is reported per kind. These labels say
+what kind of prompt it is, not what thinking measurably gained a model: that is each model's own
+record (routing/evidence.py). `--from-samples` takes a `fastslow eval` samples.jsonl instead and
+labels a problem "think" where thinking was right and the direct answer wrong (RouteLLM's
+preference labels), for a model where that can be measured.
 Deterministic: fixed split, fixed order, full-batch gradient descent; the same data gives the same file.
 """
 
@@ -20,7 +24,7 @@ from pathlib import Path
 
 from app.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from app.eval.suites import GSM8K_PATH, load_suite
-from app.routing import heuristic
+from app.routing import concepts, heuristic
 from app.routing.classifier import WEIGHTS_PATH, encode, ready
 from app.routing.classifier import decide as classifier_decide
 
@@ -29,7 +33,6 @@ BUCKETS = 1024
 EPOCHS = 300
 RATE = 0.1
 L2 = 1e-3
-HOLDOUT_EVERY = 5  # every 5th templated prompt, and GSM8K's second half, are held out
 
 
 def expand(line: str) -> list[str]:
@@ -47,6 +50,16 @@ def templated(path: Path) -> list[str]:
 Example = tuple[str, int, str]  # prompt, 1 = think / 0 = direct, where it came from
 
 
+def by_kind(folder: Path) -> list[Example]:
+    """Every prompt of folder/<kind>.txt, labelled by the way its kind goes, its source the kind."""
+    examples = []
+    for kind in concepts.KINDS:
+        path = folder / f"{kind.name}.txt"
+        if path.exists():
+            examples += [(prompt, int(kind.leans == concepts.THINK), kind.name) for prompt in templated(path)]
+    return examples
+
+
 def dataset() -> tuple[list[Example], list[Example]]:
     """(train, holdout)."""
     gsm8k = [p.question for p in load_suite(GSM8K_PATH)]
@@ -54,9 +67,8 @@ def dataset() -> tuple[list[Example], list[Example]]:
     train = [(q, 1, "gsm8k") for q in gsm8k[:half]]
     holdout = [(q, 1, "gsm8k") for q in gsm8k[half:]]
     for label, name in ((1, "think.txt"), (0, "direct.txt")):
-        for n, prompt in enumerate(templated(DATA / name)):
-            (holdout if n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else train).append((prompt, label, name))
-    return train, holdout
+        train += [(prompt, label, name) for prompt in templated(DATA / name)]
+    return train + by_kind(DATA / "train"), holdout + by_kind(DATA / "heldout")
 
 
 def from_samples(path: Path) -> list[Example]:

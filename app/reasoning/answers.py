@@ -20,6 +20,10 @@ _ANY_NUMBER = re.compile(_NUMBER)
 _LIST_MARKER = re.compile(r"(?m)^\s*\d+[.)]\s+")  # "2. Done." numbers a step, it is no answer
 
 
+# What a benchmark appends to each question (eval, scale): the answer then ends in a number to read.
+INSTRUCTION = "\n\nSolve it step by step, then end with: The answer is <number>."
+
+
 def normalise_number(text: str) -> str | None:
     """"$1,234.50" -> "1234.5", "3/4" -> "0.75", "7." -> "7"; None if it is not a number."""
     cleaned = text.replace("$", "").replace(",", "").replace(" ", "").strip().rstrip(".")

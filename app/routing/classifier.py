@@ -16,6 +16,8 @@ from pathlib import Path
 from app.routing.heuristic import _REASONS, Decision, features, make_decision
 
 WEIGHTS_PATH = Path(__file__).with_name("classifier.json")
+WORDING_THINK = "worded like the questions it learned that need thought"
+WORDING_DIRECT = "worded like the questions it learned that a direct answer serves"
 _WORD = re.compile(r"[a-z]+|\d+")
 
 
@@ -56,18 +58,16 @@ def score(prompt: str, weights: dict | None = None) -> float:
 
 def decide(prompt: str, threshold: float | None = None, budgets: tuple[int, int] = (256, 1024),
            weights: dict | None = None) -> Decision:
-    """Route one prompt; reasons name the features and words that weighed most."""
+    """Route one prompt; reasons name the kinds and cues that weighed most (never a word piece)."""
     w = weights or load_weights()
     named, hashed = encode(prompt, w["buckets"])
     contributions = [(_REASONS[n].format(n=v), w["features"].get(n, 0.0) * v) for n, v in named.items()]
-    contributions += [(_word_reason(token), w["tokens"].get(b, 0.0)) for b, token in hashed.items()]
+    # The words weigh together, as one reason in words: a word piece ("the word 'monday'") tells a
+    # person nothing about why.
+    words = sum(w["tokens"].get(b, 0.0) for b in hashed)
+    contributions.append((WORDING_THINK if words > 0 else WORDING_DIRECT, words))
     return make_decision(_sigmoid(_logit(w, named, hashed)), contributions,
                          w["threshold"] if threshold is None else threshold, budgets)
-
-
-def _word_reason(token: str) -> str:
-    shown = token.replace("#", "<number>")
-    return f"the words '{shown}'" if " " in token else f"the word '{shown}'"
 
 
 def _logit(w: dict, named: dict[str, float], hashed: dict[int, str]) -> float:

@@ -1,6 +1,7 @@
 """The heuristic router: cheap text features decide direct answer or thinking, with reasons.
 
-Each feature adds evidence for or against thinking (a log-odds weight); the sum becomes a
+The features are the prompt's kinds (routing/concepts.py: a proof, code, small talk…) and a few
+cues of arithmetic and length. Each feature adds evidence for or against thinking (a log-odds weight); the sum becomes a
 probability, the route comes from a threshold that can be calibrated to a target share of thinking
 (as RouteLLM calibrates its routers), and the features that weighed most become the reasons shown
 to the user. No model is run: a decision costs well under a millisecond (tests/perf).
@@ -12,7 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
-DIRECT, THINK = "direct", "think"
+from app.routing import concepts
+from app.routing.concepts import DIRECT, THINK
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _ARITHMETIC = re.compile(
@@ -27,21 +29,6 @@ _MULTI_STEP = re.compile(
     r"how many|how much|how long|in all)\b",
     re.I,
 )
-_CODE = re.compile(r"```|\bdef |\bclass |\bfunction\b|\bbug\b|\bcompile|\bregex\b|\bSQL\b|\balgorithm\b", re.I)
-_LOGIC = re.compile(
-    r"\b(?:puzzle|riddle|if and only if|implies|deduce|logic|which of the following|"
-    r"step by step|explain why|optimi[sz]e|trade-?off)\b",
-    re.I,
-)
-# A proof or derivation: short to ask, long to answer well — the length cue must not outweigh it.
-_PROOF = re.compile(r"^\s*(?:prove|show that|derive|demonstrate that)\b|\b(?:prove|proof) that\b", re.I)
-_FACTUAL = re.compile(
-    r"^\s*(?:what is the capital|who (?:is|was|wrote|invented)|when (?:was|did)|where is|define|"
-    r"translate|what does .{1,40} mean)\b",
-    re.I,
-)
-_CHAT = re.compile(r"^\s*(?:hi|hello|hey|thanks|thank you|good (?:morning|evening))\b", re.I)
-
 # Log-odds of needing to think, per feature. Hand-set, then checked against GSM8K vs plain questions
 # in tests; the trained classifier replaces guesswork with data.
 _BIAS = -1.0
@@ -50,13 +37,21 @@ _WEIGHTS = {
     "arithmetic": 1.0,
     "multi_step": 0.5,  # per cue, up to 3
     "multi_digit": 1.2,
-    "code": 1.5,
-    "logic": 1.5,
-    "proof": 2.5,
     "long": 0.8,  # over 40 words
-    "factual": -2.0,
-    "chat": -3.0,
     "short": -0.8,  # under 8 words
+    # The prompt's kinds (routing/concepts.py): each pulls the way that kind usually goes.
+    "proof": 3.0,
+    "code": 2.5,
+    "date": 2.5,
+    "puzzle": 2.5,
+    "math": 2.5,
+    "multi_step_arithmetic": 2.0,
+    "one_step_arithmetic": -3.5,
+    "translation": -3.5,
+    "summary": -3.5,
+    "creative": -3.5,
+    "factual": -3.0,
+    "small_talk": -4.0,
 }
 
 
@@ -73,18 +68,15 @@ def features(prompt: str) -> dict[str, float]:
     """How much of each kind of evidence the prompt holds (0 when none)."""
     words = len(prompt.split())
     numbers = len(_NUMBER.findall(prompt))
+    kind = concepts.kind_of(prompt)  # one concept a prompt: the first kind found
     return {
         "numbers": float(min(max(numbers - 1, 0), 4)),
         "arithmetic": float(bool(_ARITHMETIC.search(prompt))),
         "multi_step": float(min(len(_MULTI_STEP.findall(prompt)), 3)),
         "multi_digit": float(bool(_MULTI_DIGIT.search(prompt))),
-        "code": float(bool(_CODE.search(prompt))),
-        "logic": float(bool(_LOGIC.search(prompt))),
-        "proof": float(bool(_PROOF.search(prompt))),
         "long": float(words > 40),
-        "factual": float(bool(_FACTUAL.search(prompt))),
-        "chat": float(bool(_CHAT.search(prompt)) and words < 8),
         "short": float(words < 8),
+        **{k.name: float(k.name == kind) for k in concepts.KINDS},
     }
 
 
@@ -103,13 +95,9 @@ _REASONS = {
     "arithmetic": "arithmetic",
     "multi_digit": "multi-digit arithmetic",
     "multi_step": "multi-step wording",
-    "code": "code",
-    "logic": "a reasoning or logic task",
-    "proof": "a proof or derivation",
     "long": "a long question",
-    "factual": "a factual lookup",
-    "chat": "small talk",
     "short": "a short question",
+    **{kind.name: kind.words for kind in concepts.KINDS},
 }
 
 

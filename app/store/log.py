@@ -107,6 +107,12 @@ class RunSummary:
     finish_reason: str | None = None
     correct: bool | None = None  # against the prompt's known answer; None when there was none
     no_answer: str = ""  # why a finished run has no answer; "" when it answered
+    rating: int | None = None  # a person's mark: 1 right, -1 wrong; None when not marked
+
+    @property
+    def right(self) -> bool | None:
+        """Whether its answer was right: a person's mark, else the known answer's; None: not checked."""
+        return self.rating > 0 if self.rating else self.correct
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ class RunPlan:
     route_reasons: list[str] | None = None
     params: dict | None = None  # JSON: the request this pane ran
     model_info: dict | None = None  # JSON: what the load produced
+    rating: int | None = None  # a person's mark on the answer: 1 right, -1 wrong
 
 
 @dataclass
@@ -868,9 +875,10 @@ class SessionLog:
 
     @_guarded
     def list_runs(self, session_id: int | None = None, limit: int | None = None,
-                  model: tuple[str, str] | None = None) -> list[RunSummary]:
+                  model: tuple[str, str] | None = None, checked: bool = False) -> list[RunSummary]:
         """Runs, newest first (at most `limit`, when given); `model`: only those of this (name, path)
-        (a served model's path is its server's URL: the same id on two servers is two models)."""
+        (a served model's path is its server's URL: the same id on two servers is two models);
+        `checked`: only finished runs whose answer was marked right or wrong (RunSummary.right)."""
         names = [f.name for f in fields(RunSummary) if f.name != "prompt"]
         clauses, params = [], []
         if session_id is not None:
@@ -880,6 +888,8 @@ class SessionLog:
         if model is not None:
             clauses.append("r.model = ? AND r.model_path = ?")
             params += list(model)
+        if checked:
+            clauses.append("r.status = 'ok' AND (r.correct IS NOT NULL OR r.rating IS NOT NULL)")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (f"SELECT {', '.join('r.' + n for n in names)}, p.text AS prompt FROM runs r "
                f"JOIN prompts p ON p.id = r.prompt_id {where} ORDER BY r.id DESC")
@@ -891,6 +901,15 @@ class SessionLog:
             self._check_read(row, _SUMMARY_CHECKS, row["id"])
             runs.append(RunSummary(**{**row, "correct": None if row["correct"] is None else bool(row["correct"])}))
         return runs
+
+    @_guarded
+    def rate_run(self, run_id: int, rating: int | None) -> None:
+        """A person's mark on a run's answer: 1 right, -1 wrong, None to take it back."""
+        if rating not in (1, -1, None):
+            raise ValueError(f"a rating is 1 (right), -1 (wrong) or None, not {rating!r}")
+        self._require("runs", run_id)
+        with self._write():
+            self.db["runs"].update(run_id, {"rating": rating})
 
     @_guarded
     def latest_session_id(self) -> int | None:

@@ -187,6 +187,13 @@ def _samples(db: Database) -> None:
          "ALTER TABLE runs ADD COLUMN samples_note TEXT NOT NULL DEFAULT ''")
 
 
+@migrations(name="009_rating")
+def _rating(db: Database) -> None:
+    # A person's mark on an answer (the pane's right/wrong buttons): 1 right, -1 wrong. With the known
+    # answer's mark it is what a model's record is made of (routing/evidence.py); it wins over that mark.
+    _run(db, "ALTER TABLE runs ADD COLUMN rating INTEGER")
+
+
 def known_names() -> list[str]:
     """Every migration this build knows, in order."""
     # Everything is pending on an empty database: the public way to list the set.

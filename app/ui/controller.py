@@ -25,6 +25,7 @@ from app import doctor
 from app.cancellation import Cancellation
 from app.expected_cost import expected_cost
 from app.route_between import Between, route_between
+from app.routing.evidence import ModelRecord
 from app.engines.types import EngineError, Failed, Finished, GenerationRequest, ModelSpec, PromptDone, Started, now
 from app.hardware import physical_cores
 from app.live import LiveRun, LiveStats, live_stats
@@ -107,6 +108,16 @@ class SessionController(QObject):
         log = self._session.log
         return route_between(prompt, expected_cost(log, panes[fast].spec, thinking=False),
                              expected_cost(log, panes[slow].spec, thinking=True), fast, slow, router, max_tokens)
+
+    def model_record(self, pane: int) -> ModelRecord | None:
+        """The pane's model's record of checked answers (what Auto knows of it); None before it loads."""
+        panes = self._session.panes
+        return self._session.model_record(pane) if pane < len(panes) and panes[pane].info is not None else None
+
+    def mark(self, pane: int, rating: int | None) -> None:
+        """A person's mark on the pane's latest answer (1 right, -1 wrong, None none), into the log.
+        Raises ValueError when it has no finished answer to mark."""
+        self._session.rate(pane, rating)
 
     def samples(self) -> Sequence[Sample]:
         """The sampler's readings so far (none before a model has loaded)."""

@@ -64,6 +64,7 @@ class PaneView(QFrame):
     model_chosen = Signal(int, str)  # pane, model key (catalog id or path)
     run_clicked = Signal(int)
     cancel_clicked = Signal(int)
+    marked = Signal(int, int)  # pane, a person's mark on its answer: 1 right, -1 wrong (the model's record)
 
     def __init__(self, index: int, title: str, plan: PanePlan, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -187,10 +188,27 @@ class PaneView(QFrame):
         for column in range(5):
             grid.setColumnStretch(column, 1)
 
+        # One click marks the answer right or wrong: evidence for this model's record, which Auto reads.
+        self.mark_right, self.mark_wrong = QToolButton(), QToolButton()
+        self.mark_row = QWidget()
+        marks = QHBoxLayout(self.mark_row)
+        marks.setContentsMargins(0, 0, 0, 0)
+        self.mark_note = QLabel()
+        self.mark_note.setStyleSheet("color: #666")
+        for button, text, value, tip in ((self.mark_right, "✓ Right", 1, "this answer is right"),
+                                         (self.mark_wrong, "✗ Wrong", -1, "this answer is wrong")):
+            button.setText(text)
+            button.setCheckable(True)
+            button.setToolTip(f"Mark: {tip}. Auto learns from it whether thinking helps this model.")
+            button.clicked.connect(lambda _=False, v=value: self._on_mark(v))
+            marks.addWidget(button)
+        marks.addWidget(self.mark_note, 1)
+
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.router_row)
         layout.addWidget(self.status)
+        layout.addWidget(self.mark_row)
         layout.addWidget(self.thinking_toggle)
         layout.addWidget(self.thinking_view)
         layout.addWidget(self.answer_view, 1)
@@ -300,6 +318,19 @@ class PaneView(QFrame):
             label.setText("—")
             label.setToolTip("")
         self.set_status("")
+        self.show_mark(None, markable=False)
+
+    def _on_mark(self, value: int) -> None:
+        # A second click on the same mark takes it back.
+        self.marked.emit(self.index, 0 if self._mark == value else value)
+
+    def show_mark(self, mark: int | None, markable: bool = True) -> None:
+        """The answer's mark as stored (1 right, -1 wrong, None none); markable: a finished answer."""
+        self._mark = mark
+        self.mark_row.setVisible(markable)
+        self.mark_right.setChecked(mark == 1)
+        self.mark_wrong.setChecked(mark == -1)
+        self.mark_note.setText({1: "you marked it right", -1: "you marked it wrong"}.get(mark, "mark the answer:"))
 
     def show_waiting(self, why: str) -> None:
         """Before its turn (fair mode): no figures of its own yet, and it says so."""
@@ -406,10 +437,12 @@ class PaneView(QFrame):
             # Only text put in (a budget of 0 closed the thought at once): no token of thought.
             self.thinking_toggle.setText(" · ".join(["No thought", *filter(None, [stats.thought_limits])]))
 
-    def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "") -> None:
+    def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "",
+                    mark_allowed: bool = True) -> None:
         """The run has ended: text, figures and status from its record, exactly as the log keeps it.
 
-        note: a first status line (HTML), e.g. where a reopened run comes from.
+        note: a first status line (HTML), e.g. where a reopened run comes from. mark_allowed: the
+        right/wrong buttons are offered (a reopened run's are not: they mark the latest comparison).
         """
         self.repaint_text()
         if self._answer != r.text or self.thinking_text != r.thinking:
@@ -434,3 +467,4 @@ class PaneView(QFrame):
             known = f": the known answer is {escape(known_answer)}" if known_answer else ""
             lines.append(("✓ right" + known, "right") if r.correct else ("✗ wrong" + known, "error"))
         self.set_status_lines(lines)
+        self.show_mark(None, markable=r.status == "ok" and mark_allowed)

@@ -108,6 +108,13 @@ class SettingsDialog(QDialog):
         self.router.addItem("Heuristic (hand-set features)", "heuristic")
         self.router.addItem("Classifier (trained: python -m app.eval.train_router)", "classifier")
         self.router.setCurrentIndex(max(self.router.findData(settings.router), 0))
+        self.think_worth = QDoubleSpinBox()
+        self.think_worth.setRange(0.1, 1000.0)
+        self.think_worth.setDecimals(1)
+        self.think_worth.setSuffix("× a direct answer's energy")
+        self.think_worth.setValue(settings.think_worth)
+        self.think_worth_hint = _hint("Auto thinks when the right answers thinking is expected to add, from the "
+                                      "model's own checked answers, pay for what thinking costs it.")
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
         form = QFormLayout(self)
@@ -121,6 +128,8 @@ class SettingsDialog(QDialog):
         form.addRow("Data folder (session log)", folder)
         form.addRow(self.data_dir_hint)
         form.addRow("Router for Auto mode", self.router)
+        form.addRow("One more right answer is worth", self.think_worth)
+        form.addRow(self.think_worth_hint)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
@@ -158,6 +167,7 @@ class SettingsDialog(QDialog):
             tdp_w=self.tdp.value() or None,
             data_dir=self.data_dir.text().strip() or None,
             router=self.router.currentData(),
+            think_worth=self.think_worth.value(),
         )
 
     def accept(self) -> None:

@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
             pane.model_chosen.connect(self._on_model_chosen)
             pane.run_clicked.connect(lambda i: self.run_all(only=[i]))
             pane.cancel_clicked.connect(self.cancel_pane)
+            pane.marked.connect(self._on_marked)
             pane.mode.currentIndexChanged.connect(lambda _=None: self._update_route())
             pane.override.currentIndexChanged.connect(lambda _=None: self._update_route())
             pane.max_tokens.valueChanged.connect(lambda _=None: self._route_timer.start())
@@ -422,7 +423,9 @@ class MainWindow(QMainWindow):
                     plan = replace(plan, mode=THINKING_MODE if between.route == THINK else DIRECT_MODE,
                                    thinking_budget=plan.thinking_budget if plan.thinking_budget is not None
                                    else between.budget, override=None)
-                request, decision = plan_request(prompt, plan, router=self.settings.router)
+                request, decision = plan_request(prompt, plan, router=self.settings.router,
+                                                 record=self.controller.model_record(i) if plan.mode == AUTO_MODE
+                                                 else None, worth=self.settings.think_worth)
                 requests.append(request)
                 decisions.append(between if between is not None and i == between.pane else decision)
         except ValueError as exc:
@@ -582,6 +585,17 @@ class MainWindow(QMainWindow):
             return None
         return self.controller.route_between(prompt, self.settings.router, self.panes[1].max_tokens.value())
 
+    def _on_marked(self, pane: int, rating: int) -> None:
+        """A person marked a pane's answer right or wrong (0: took the mark back): into the log, and
+        Auto's decisions, which read the model's record, are shown again."""
+        try:
+            self.controller.mark(pane, rating or None)
+        except ValueError as exc:
+            self.show_notices([escape(str(exc))])
+            return
+        self.panes[pane].show_mark(rating or None)
+        self._update_route()
+
     def _update_route(self) -> None:
         prompt = self.prompt.toPlainText()
         if self.route_between.isChecked():
@@ -601,7 +615,8 @@ class MainWindow(QMainWindow):
                 pane.show_decision("type a question to see what the router decides, and why")
                 continue
             # Asked with the pane's own max tokens: a budget it could not hold is never proposed.
-            decision = route(prompt, self.settings.router, pane.max_tokens.value())
+            decision = route(prompt, self.settings.router, pane.max_tokens.value(),
+                             self.controller.model_record(pane.index), self.settings.think_worth)
             pane.show_decision(describe_decision(decision, pane.override.currentData()))
 
     # -- history ------------------------------------------------------------------------------
@@ -626,7 +641,7 @@ class MainWindow(QMainWindow):
             results.append(result)
             note = escape(f"From the history: {result.model or '?'}, {result.status}, {result.mode} mode, "
                           f"{run.get('created_at', '')[:19].replace('T', ' ')}")
-            self.panes[pane].show_result(result, result.mode, prompt.get("known_answer"), note=note)
+            self.panes[pane].show_result(result, result.mode, prompt.get("known_answer"), note=note, mark_allowed=False)
         self._show_verdict(results, prompt.get("known_answer"))
         self.tabs.setCurrentIndex(0)
 

@@ -7,6 +7,7 @@ import pytest
 from app.eval import train_router as train
 from app.routing import classifier
 from app.routing.classifier import WEIGHTS_PATH, decide, score
+from app.routing.concepts import KINDS
 from app.routing.heuristic import DIRECT, THINK, calibrate_threshold
 
 
@@ -19,8 +20,20 @@ def test_training_again_reproduces_the_shipped_weights_exactly(tmp_path):
 def test_held_out_prompts_of_every_source_are_routed_as_labelled():
     _, holdout = train.dataset()
     agreement = train.accuracy(classifier.load_weights(), holdout, lambda p, w: decide(p, weights=w).route)
-    assert set(agreement) == {"gsm8k", "think.txt", "direct.txt"}
-    assert all(value >= 0.9 for value in agreement.values()), agreement
+    # Held out: GSM8K's second half and a file of prompts per kind, written apart from the router and
+    # never trained or tuned on (the per-kind figures against the 95% goal: tests/perf/test_router_cost.py).
+    assert set(agreement) == {"gsm8k"} | {kind.name for kind in KINDS}
+    assert all(value >= 0.85 for value in agreement.values()), agreement
+
+
+def test_reasons_are_kinds_and_cues_in_words_never_word_pieces():
+    # The words still weigh, together, as one reason a person can read.
+    for prompt in ("Who finished first if Ann beat Bo and Bo beat Cy?", "what day is it 100 days after monday",
+                   "hey, how is your weekend going?", "Is 221 a prime number? Show why."):
+        reasons = decide(prompt).reasons
+        assert not any("the word" in r or "'" in r for r in reasons), reasons
+    assert "a constraint puzzle" in decide("Ann is taller than Bo and Bo is taller than Cy. Who is the "
+                                           "tallest? Explain using the clues.").reasons
 
 
 @pytest.mark.parametrize("prompt", ["Prove that there are infinitely many primes.", "Derive the quadratic formula.",

@@ -48,7 +48,7 @@ def test_every_decision_says_why():
 
 def test_code_and_logic_think():
     assert decide("Why does this function return None?\n```python\ndef f(x): x + 1\n```").route == THINK
-    assert "a reasoning or logic task" in decide("Solve this riddle: what has keys but no locks?").reasons
+    assert "a constraint puzzle" in decide("Solve this riddle: what has keys but no locks?").reasons
 
 
 @pytest.mark.parametrize("prompt", ["Prove that there are infinitely many primes.", "Derive the quadratic formula.",

@@ -245,7 +245,7 @@ def test_the_router_setting_decides_what_auto_asks(qtbot, make_window, ui_settin
     prompt = "Write a Python function that merges two sorted lists."
     window.prompt.setPlainText(prompt)
     window._update_route()
-    assert ", ".join(classifier.decide(prompt).reasons) in pane.route_label.text()
+    assert "; ".join(classifier.decide(prompt).reasons) in pane.route_label.text()
 
 
 def test_a_power_counter_the_user_can_unlock_is_said_once_beside_the_other_notices(qtbot, make_window, monkeypatch):
@@ -373,3 +373,25 @@ def test_k_samples_majority_streams_the_first_and_shows_the_vote_over_all(qtbot,
     assert "Majority of 3 samples:" in status or "No majority: " in status
     assert "each: " in status and "The 3 samples: " in status and "the figures below are sample 1's" in status
     assert not window.controller.running and pane.run_button.text() == "Run"
+
+
+def test_marking_an_answer_right_or_wrong_is_stored_and_auto_then_knows_the_model(qtbot, make_window, ui_settings,
+                                                                                  ui_log):
+    window = make_window(ui_settings)
+    fast = window.panes[0]
+    assert not fast.mark_row.isVisible()  # nothing to mark before an answer
+    window.prompt.setPlainText("What is the capital of France?")
+    _run(qtbot, window, key=False)
+    assert fast.mark_row.isVisible() and fast.mark_note.text() == "mark the answer:"
+    qtbot.mouseClick(fast.mark_wrong, Qt.LeftButton)
+    assert fast.mark_note.text() == "you marked it wrong" and fast.mark_wrong.isChecked()
+    [marked] = [r for r in ui_log.list_runs() if r.pane == 0]
+    assert marked.rating == -1 and marked.right is False
+    qtbot.mouseClick(fast.mark_wrong, Qt.LeftButton)  # a second click takes it back
+    assert fast.mark_note.text() == "mark the answer:"
+    assert [r.rating for r in ui_log.list_runs() if r.pane == 0] == [None]
+    # Auto reads the pane's model's record: a kind with no checked pair says the prompt alone decides.
+    fast.mode.setCurrentIndex(fast.mode.findData("auto"))
+    window.prompt.setPlainText("Who wrote Hamlet?")
+    window._update_route()
+    assert "no checked factual lookup question of" in fast.route_label.text()
