@@ -376,9 +376,10 @@ class Session:
         every keystroke of the prompt)."""
         spec = self.panes[i].spec
         key = (spec.label, spec.path)
-        if key not in self._records:
-            self._records[key] = record_for(self.log, spec)
-        return self._records[key]
+        record = self._records.get(key)  # a run ending on another thread may clear the cache meanwhile
+        if record is None:
+            record = self._records[key] = record_for(self.log, spec)
+        return record
 
     def rate(self, pane: int, rating: int | None, sample: int = 0) -> None:
         """A person's mark on the latest comparison's answer of `pane`: 1 right, -1 wrong, None none.

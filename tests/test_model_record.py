@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from standin_engine import Script, StandinEngine, registered
 
+from app.engines.types import GenerationRequest
 from app.plan import route
 from app.routing.evidence import Checked, model_record
 
@@ -62,6 +64,35 @@ def test_pairs_count_the_newest_run_each_way_and_what_thinking_broke():
     assert (mine.pairs, mine.helped, mine.hurt) == (1, 0, 1)
     lone = model_record("m", [Checked("What is 2+2?", False, True)])  # one way only: no pair
     assert sum(k.pairs for k in lone.kinds.values()) == 0
+
+
+def test_a_stand_in_model_whose_thinking_helps_in_the_log_thinks_and_the_record_survives_a_restart(
+        monkeypatch, tmp_path):
+    from app.model_record import record_for
+    from app.session import Session
+    from app.store import SessionLog
+
+    spec = registered(monkeypatch, thinking="think-tags")
+    db = tmp_path / "log.db"
+    wrong = Script(tokens=("The", " answer", " is", " 41", "."))  # asked directly: wrong every time
+    right = Script(tokens=("<think>", "six", " sevens", "</think>", "The", " answer", " is", " 42", "."))
+    questions = ARITHMETIC[:6]
+    with SessionLog.open(db) as log:
+        for script, thinking in ((wrong, False), (right, True)):
+            engines = iter([StandinEngine(script)])
+            with Session([spec], make_engine=lambda: next(engines), log=log) as session:
+                session.load()
+                for question in questions:
+                    request = GenerationRequest.from_prompt(question, max_tokens=16, thinking=thinking)
+                    session.compare(request, known_answer="42")
+    with SessionLog.open(db, read_only=True) as log:  # a restart: the record is the log's
+        record = record_for(log, spec)
+    mine = record.of("multi_step_arithmetic")
+    assert (mine.pairs, mine.helped, mine.hurt) == (6, 6, 0)
+    assert mine.cost_of == "time" and mine.cost_ratio > 1  # no worker to measure the energy of: its time
+    decision = route(SIMILAR, record=record)
+    assert decision.route == "think"
+    assert decision.reasons[0] == "on stand-in thinking helped 6 of 6 checked multi-step arithmetic questions here"
 
 
 @pytest.mark.model

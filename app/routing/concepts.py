@@ -41,9 +41,20 @@ _LANGUAGE = (r"(?:english|spanish|french|german|italian|japanese|chinese|mandari
 # In the order a prompt's kind is read: the first that matches is its kind.
 KINDS: tuple[Kind, ...] = (
     Kind("proof", "a proof or derivation", THINK, _p(
-        r"^\W*(?:prove|derive|demonstrate|justify|verify)\b|^\W*show\s+(?:that|why|it|how)\b|"
+        r"^\W*(?:prove|derive|demonstrate|justify|verify)\b|^\W*show\s+(?:that|why|it)\b|"
         r"\b(?:prove|proof|demonstrate|justify)\s+(?:that|why|it)\b|\bshow\s+that\b|\bproof\s+(?:of|for)\b|"
         r"\bby\s+(?:induction|contradiction)\b|\bwhy\s+must\b")),
+    Kind("summary", "a summary or rewrite", DIRECT, _p(
+        r"\bsummari[sz]|\bsummary\b|\bsum\s+up\b|\btl;?dr\b|\bin\s+one\s+(?:line|sentence)\b|\brephrase|\breword|"
+        r"\brewrite|\bparaphrase|\bshorten|\bcondense|\bproofread|\bfix\s+(?:the\s+)?(?:grammar|spelling|typos?|"
+        r"punctuation)|\b(?:fix|correct|check|improve)\s+(?:the\s+|my\s+)?(?:grammar|spelling|punctuation|typos?|"
+        r"wording)\b|\bcorrect\s+(?:this|the)\s+(?:sentence|text|paragraph|email)\b|\bmake\s+(?:this|it)\s+(?:sound\s+)?"
+        r"(?:more\s+|less\s+)?(?:formal|professional|friendl|polite|casual|concise|shorter|clearer|simpler|nicer|kinder|"
+        r"warmer|punchier)|\bmake\s+(?:this|it)\s+\w+\s+(?:sound\s+)?(?:more\s+|less\s+)?\w+(?:er|al)\b|"
+        r"^\W*(?:fix|correct|simplify|shorten|improve|edit|polish|tidy|clean\s+up|tighten|rewrite|reword|rephrase|"
+        r"summari[sz]e|condense)\b[^:]{0,60}:|"
+        r"\bturn\s+this\s+into\b|\bmore\s+(?:formal|polite|casual|concise|professional)\b|"
+        r"\b(?:a\s+)?title\s+for\s+(?:this|the|a)\b|\bheadline\b")),
     Kind("creative", "creative writing", DIRECT, _p(
         r"\bhaiku|\blimerick|\bpoem|\bslogan|\btagline|\bjingle|\bsonnet|\bbirthday\s+(?:message|wish|card)|"
         r"\btweet\b|\bcaption\b|\bname\s+(?:for|ideas)\b|\bnames?\s+for\s+(?:my|a|our)\b|\bsuggest\s+(?:a|some)\s+names?\b|"
@@ -54,13 +65,8 @@ KINDS: tuple[Kind, ...] = (
         r"\btranslat|\bhow\s+(?:do\s+(?:you|i)|would\s+you|to|can\s+i)\s+say\b|\bin\s+" + _LANGUAGE + r"\b|"
         r"\b" + _LANGUAGE + r"\s+(?:for|word|phrase)\b|\b(?:word|phrase)\s+for\b|\bmean\s+in\s+\w+\b|"
         r"^\W*what\s+does\s+'[^']+'\s+mean\b")),
-    Kind("summary", "a summary or rewrite", DIRECT, _p(
-        r"\bsummari[sz]|\bsummary\b|\bsum\s+up\b|\btl;?dr\b|\bin\s+one\s+(?:line|sentence)\b|\brephrase|\breword|"
-        r"\brewrite|\bparaphrase|\bshorten|\bcondense|\bproofread|\bfix\s+(?:the\s+)?(?:grammar|spelling|typos?|"
-        r"punctuation)|\bgrammar\b|\bspelling\b|\bpunctuation\b|\bcorrect\s+(?:this|the)\b|\bmake\s+(?:this|it)\b|"
-        r"\bturn\s+this\s+into\b|\bmore\s+(?:formal|polite|casual|concise|professional)\b|"
-        r"\b(?:a\s+)?title\s+for\s+(?:this|the)\b|\bheadline\b")),
     Kind("puzzle", "a constraint puzzle", THINK, _p(
+        r"^(?![\s\S]*\bhow\s+many\s+(?:different\s+|distinct\s+)?(?:ways|necklaces|arrangements)\b)[\s\S]*?(?:"
         r"\bpuzzle|\briddle|\bknights?\b|\bknaves?\b|\bliars?\b|\blies\b|\blying\b|\btruth\b|\bwho\s+(?:owns|sits|"
         r"is\s+sitting|finished|came|lives|has\s+the|is\s+the\s+(?:tallest|oldest|youngest|shortest)|broke|stole|took|ate|did)|"
         r"\bsitting|\bseated\b|\bcross(?:es|ing)?\b.*\b(?:river|bridge)\b|\b(?:wolf|goat|cabbage)\b|"
@@ -73,11 +79,19 @@ KINDS: tuple[Kind, ...] = (
         r"younger|faster|slower|heavier|lighter)\s+than\b|\bdifferent\s+(?:pet|colou?r|house|drink|job)s?\b|"
         r"\bfinished\s+(?:first|last|before|after)\b|\bdeduce\b|\blogic\b|\bclues?\b|\bin\s+some\s+order\b|"
         r"\bhow\s+is\s+(?:that|this|it)\s+possible\b|\bto\s+be\s+sure\b|\bhats?\b|\bgrid\b|\blockers?\b|"
-        r"\bstraight\s+cuts?\b|\bmatching\s+pair\b|\b(?:stand|standing|sit|sitting)\s+in\s+a\s+(?:line|queue|row|circle)\b")),
+        r"\bstraight\s+cuts?\b|\bmatching\s+pair\b|\b(?:stand|standing|sit|sitting)\s+in\s+a\s+(?:line|queue|row|circle)\b|"
+        r"\b(?:father|mother|brother|sister|son|daughter|aunt|uncle|cousin|nephew|niece|grandfather|grandmother)'s\b|"
+        r"\bonly\s+(?:daughter|son|child)\b|\brelated\s+to\s+(?:the|him|her|me)\b|\bsits?\b|\bacross\s+from\b|"
+        r"\bon\s+\w+'s\s+(?:left|right)\b|\b(?:round|square)\s+(?:dinner\s+)?table\b|"
+        r"\beach\s+(?:have|has|own|owns|wear|wears|like|likes|drink|drinks|got)\s+(?:one|a\s+different)\b|"
+        r"\b(?:a|an)\s+\w+,\s+(?:a|an)\s+\w+,?\s+or\s+(?:a|an)\s+\w+\b|\bhourglass|\bsand\s+timers?\b|\bdoubles\b.*\bhalf\b|"
+        r"\bi'?m\s+a\s+number\b|\bwhat\s+number\s+am\s+i\b|\boff\s+by\b|\b(?:immediately|right|just)\s+(?:after|before|behind)\b|"
+        r"\bwas(?:n't|\s+not)\s+(?:first|last)\b|\blabel(?:s|led)?\b.*\bwrong\b)")),
     Kind("code", "code to debug or write", THINK, _p(
         r"```|\b(?:def|class|return|elif|printf|println|console\.log|var|const|let|int|void|import|lambda|"
         r"for\s*\(|while\s*\(|foreach)\b.*[=;:(){}]|\bprint\s*\(|\bfor\s+\w+\s+in\b|\bwhile\s+.{1,40}:|"
-        r"\bbug\b|\bdebug|\bcompile|\bsegfault|\bstack\s*trace|\bimplement\b|\bO\(|\bloop\b|"
+        r"\bbug\b|\bdebug|\bcompile|\bsegfault|\bstack\s*trace|\bimplement\b|\bO\(|\bloop\b|\bselect\b.*\bfrom\b|"
+        r"\bgroup\s+by\b|\bjoin\b|\bquery\b|\s-(?:name|mtime|type|rf?)\b|\b(?:grep|sed|awk|chmod|xargs)\b|"
         r"\b(?:python|javascript|typescript|java|c\+\+|rust|golang|sql|bash|regex|haskell|kotlin|swift)\b|"
         r"\b(?:function|algorithm|recursion|recursive|big[- ]o|complexity|linked\s+list|binary\s+search|"
         r"array|hash\s*map|off[- ]by[- ]one|code|snippet|script|program|stack|queue|cache)\b")),
@@ -86,6 +100,7 @@ KINDS: tuple[Kind, ...] = (
         r"\b(?:days?|weeks?|months?|years?)\s+(?:between|from|until|till|after|before|since|later|ago)\b|"
         r"\bhow\s+(?:old|many\s+days|many\s+weeks|many\s+months|many\s+years|long\s+until|long\s+ago)\b.*"
         r"(?:born|birthday|\b(?:19|20)\d\d\b|" + _MONTH + r")|\bleap\s+years?\b|\btime\s*zones?\b|"
+        r"\b(?:born|years?\s+old)\b.*\b(?:19|20)\d\d\b|"
         r"\b(?:utc|gmt|pst|pdt|cet|cest|jst|aest)\b|\bwhat\s+(?:time|date)\b|\bwhich\s+date\b|\bon\s+what\s+date\b|"
         r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b.*\b(?:days?|weeks?|later|after|from|"
         r"date|when)\b|\b(?:first|second|third|fourth|last)\s+(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|"

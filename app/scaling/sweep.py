@@ -142,12 +142,14 @@ def run_sweep(
     ran = 0
     stopped = threading.Event()  # a stop came mid-batch: the batch was cancelled
 
-    def job(generations: list[Generation], request: GenerationRequest, score: Callable[[Generation], None]):
+    def job(generations: list[Generation], request: GenerationRequest, score: Callable[[Generation], None],
+            known: str | None):
         def run(ask) -> list[Generation]:
             if should_stop():
                 raise SweepStopped()
             with _cancelled_on(should_stop, session):
-                results = ask.samples(request)
+                # An answer's run is marked against the known answer in the log: the model's record.
+                results = ask.samples(request, known_answer=known)
             for generation, result in zip(generations, results):
                 _fill(generation, result, batch_time_s(result, results) if len(results) > 1 else None)
                 score(generation)  # before it is stored: the file holds each generation's verdict
@@ -167,16 +169,16 @@ def run_sweep(
 
     def missing(tasks) -> list:
         jobs = []
-        for generations, request, score in tasks:
+        for generations, request, score, known in tasks:
             stored = [store.done.get(g.key) for g in generations]
             if on_generation:
                 for g in stored:
                     if g is not None:
                         on_generation(g, False)
             if all(g is None for g in stored) and (BATCH_SAMPLES or len(generations) == 1):
-                jobs.append(job(generations, request, score))
+                jobs.append(job(generations, request, score, known))
             else:  # some are stored: the rest one by one, each as its own request (seed, limits)
-                jobs += [job([g], request.for_sample(i) if len(generations) > 1 else request, score)
+                jobs += [job([g], request.for_sample(i) if len(generations) > 1 else request, score, known)
                          for i, (g, done) in enumerate(zip(generations, stored)) if done is None]
         return jobs
 
@@ -190,7 +192,7 @@ def run_sweep(
     for problem in problems:
         if 0 in config.budgets:  # a direct answer: another prompt than the thoughts'
             g = Generation("budget", model, problem.id, 0, config.seed, forced=config.force_budget)
-            first.append(([g], _request(problem.question, 0, config, seed=None), answered(problem)))
+            first.append(([g], _request(problem.question, 0, config, seed=None), answered(problem), problem.answer))
         # The K samples (first: sample i is seeded seed + i) and the greedy answers at each thinking
         # budget share one prompt, so they are one batch, each sample with its own budget and temperature.
         thoughts = [b for b in config.budgets if b > 0]
@@ -199,12 +201,13 @@ def run_sweep(
         gens = samples + [Generation("budget", model, problem.id, b, config.seed, forced=config.force_budget)
                           for b in thoughts]
         if gens:
-            first.append((gens, _batch_request(problem.question, len(samples), thoughts, config), answered(problem)))
+            first.append((gens, _batch_request(problem.question, len(samples), thoughts, config), answered(problem),
+                          problem.answer))
         if k_max and not samples:  # samples that answer directly: their own prompt, their own batch
             direct = [Generation("sample", model, problem.id, 0, seed, forced=config.force_budget)
                       for seed in range(config.seed, config.seed + k_max)]
             first.append((direct, replace(_request(problem.question, 0, config, config.seed), n_samples=k_max),
-                          answered(problem)))
+                          answered(problem), problem.answer))
     run_lanes(session, missing(first), kept, lanes=parallel)
     if stopped.is_set():
         raise SweepStopped()
@@ -254,7 +257,7 @@ def _judges(model: str, problems: Sequence[Problem], config: SweepConfig, store:
             g = Generation("judge", model, problem.id, config.sample_budget, config.seed, k=k,
                            forced=config.force_budget)
             request = make_request(v.judge_prompt(problem.question, answers), 16, False, None, instruction="")
-            tasks.append(([g], request, judged))
+            tasks.append(([g], request, judged, None))  # a judgement, not an answer: no mark
     return tasks
 
 

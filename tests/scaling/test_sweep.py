@@ -199,3 +199,24 @@ def test_the_samples_and_the_greedy_answers_at_the_budgets_share_one_batch(tmp_p
                       for r in runs if r["n_samples"] == 3)
     assert together == [(0, 0.7, 0, 24), (1, 0.7, 1, 24), (2, 0.0, 2, 16)]  # two samples, then the greedy one
     assert [r["n_samples"] for r in runs if r["thinking_budget"] is None] == [1]  # the direct answer alone
+
+
+def test_a_sweeps_answers_are_marked_in_the_log_as_the_models_record_and_its_judgements_are_not(tmp_path):
+    db = tmp_path / "log.db"
+    ran = fastslow("scale", "--limit", "2", "--answer-tokens", "6", "--budgets", "0,8", "--k", "1,2",
+                   "--verifiers", "self", "--output", str(tmp_path / "out"), "--db", str(db))
+    assert ran.returncode == 0, ran.stderr
+    from app.catalog import resolve
+    from app.model_record import record_for
+    from app.store import SessionLog
+
+    with SessionLog.open(db, read_only=True) as log:
+        runs = log.list_runs()
+        checked = log.list_runs(checked=True)
+        record = record_for(log, resolve("smollm2-135m"))
+    judges = [r for r in runs if r.prompt.startswith("Question:")]  # verifiers.judge_prompt
+    answers = [r for r in runs if r not in judges]
+    assert answers and {r.id for r in checked} == {r.id for r in answers if r.status == "ok"}
+    assert all(r.correct is None for r in judges)  # a judge's reply is a judgement: never marked
+    # Each question's direct answer and its budget-8 thought share the question's text: a pair each.
+    assert sum(k.pairs for k in record.kinds.values()) == 2
