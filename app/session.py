@@ -388,6 +388,15 @@ class Session:
             raise ValueError("there is no finished answer in this pane to mark")
         self._records.clear()
 
+    def rate_stored(self, log: SessionLog, run_id: int, rating: int | None) -> None:
+        """A person's mark on a run already in `log` (one reopened from the history). Raises
+        ValueError, saying why, when the log cannot take it."""
+        try:
+            log.rate_run(run_id, rating)
+        except StoreError as exc:
+            raise ValueError(f"the mark could not be stored: {exc}") from exc
+        self._records.clear()
+
     def flush_log(self, wait_s: float) -> bool:
         """Wait up to wait_s for the rows the file refused for now; True when every row is in it.
         Otherwise they are in memory now (self.log is a MemoryLog), to be saved."""

@@ -119,6 +119,10 @@ class SessionController(QObject):
         Raises ValueError when it has no finished answer to mark."""
         self._session.rate(pane, rating)
 
+    def mark_stored(self, log: SessionLog, run_id: int, rating: int | None) -> None:
+        """A person's mark on a run reopened from the history (`log`: where it was read from)."""
+        self._session.rate_stored(log, run_id, rating)
+
     def samples(self) -> Sequence[Sample]:
         """The sampler's readings so far (none before a model has loaded)."""
         sampler = self._session.sampler

@@ -437,12 +437,10 @@ class PaneView(QFrame):
             # Only text put in (a budget of 0 closed the thought at once): no token of thought.
             self.thinking_toggle.setText(" · ".join(["No thought", *filter(None, [stats.thought_limits])]))
 
-    def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "",
-                    mark_allowed: bool = True) -> None:
+    def show_result(self, r: RunResult, mode: str, known_answer: str | None = None, note: str = "") -> None:
         """The run has ended: text, figures and status from its record, exactly as the log keeps it.
 
-        note: a first status line (HTML), e.g. where a reopened run comes from. mark_allowed: the
-        right/wrong buttons are offered (a reopened run's are not: they mark the latest comparison).
+        note: a first status line (HTML), e.g. where a reopened run comes from.
         """
         self.repaint_text()
         if self._answer != r.text or self.thinking_text != r.thinking:
@@ -467,4 +465,4 @@ class PaneView(QFrame):
             known = f": the known answer is {escape(known_answer)}" if known_answer else ""
             lines.append(("✓ right" + known, "right") if r.correct else ("✗ wrong" + known, "error"))
         self.set_status_lines(lines)
-        self.show_mark(None, markable=r.status == "ok" and mark_allowed)
+        self.show_mark(None, markable=r.status == "ok")

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self.controller = SessionController.with_empty_panes(n_panes, settings, log, self)
         self.finished_runs: list[FinishedRun] = []  # every run that has ended this session
         self.live: dict[int, LiveRun] = {}  # the current (or latest) comparison's panes, from its updates only
+        self._reopened: dict[int, int | None] = {}  # each pane's run reopened from the history: its id, to mark it
         self.last_results: list[RunResult] = []  # the latest comparison's finished records, pane order
         self._pane_states: dict[int, PaneSnapshot] = {}  # the latest snapshot each pane was shown
         self._run_known: str | None = None  # the known answer the running comparison was given
@@ -437,6 +438,7 @@ class MainWindow(QMainWindow):
         self.verdict.clear()
         self.verdict.setVisible(False)
         self.live = {i: LiveRun(i) for i in chosen}
+        self._reopened = {}  # a new run: the panes' marks are of it, not of the history
         self._samples: dict[int, list[RunResult]] = {}  # each pane's other samples (k samples, majority)
         self.last_results = []
         for n, i in enumerate(chosen):
@@ -589,7 +591,11 @@ class MainWindow(QMainWindow):
         """A person marked a pane's answer right or wrong (0: took the mark back): into the log, and
         Auto's decisions, which read the model's record, are shown again."""
         try:
-            self.controller.mark(pane, rating or None)
+            stored = self._reopened.get(pane)
+            if stored is not None:  # a run reopened from the history: its row in the log it came from
+                self.controller.mark_stored(self.history.log, stored, rating or None)
+            else:
+                self.controller.mark(pane, rating or None)
         except ValueError as exc:
             self.show_notices([escape(str(exc))])
             return
@@ -631,6 +637,7 @@ class MainWindow(QMainWindow):
         self.known_answer.setText(prompt.get("known_answer") or "")
         for pane in self.panes:
             pane.clear()
+        self._reopened = {}
         results = []
         for record in records:
             run = record.get("run", {})
@@ -641,7 +648,9 @@ class MainWindow(QMainWindow):
             results.append(result)
             note = escape(f"From the history: {result.model or '?'}, {result.status}, {result.mode} mode, "
                           f"{run.get('created_at', '')[:19].replace('T', ' ')}")
-            self.panes[pane].show_result(result, result.mode, prompt.get("known_answer"), note=note, mark_allowed=False)
+            self.panes[pane].show_result(result, result.mode, prompt.get("known_answer"), note=note)
+            self.panes[pane].show_mark(run.get("rating"), markable=result.status == "ok" and run.get("id") is not None)
+            self._reopened[pane] = run.get("id")
         self._show_verdict(results, prompt.get("known_answer"))
         self.tabs.setCurrentIndex(0)
 

@@ -390,6 +390,16 @@ def test_marking_an_answer_right_or_wrong_is_stored_and_auto_then_knows_the_mode
     qtbot.mouseClick(fast.mark_wrong, Qt.LeftButton)  # a second click takes it back
     assert fast.mark_note.text() == "mark the answer:"
     assert [r.rating for r in ui_log.list_runs() if r.pane == 0] == [None]
+    # A run reopened from the history shows its stored mark and can be marked there too.
+    ui_log.rate_run(marked.id, 1)
+    window.tabs.setCurrentWidget(window.history)
+    window.history.refresh()
+    window.history.table.selectRow(0)
+    assert window.history.reopen_selected()
+    assert fast.mark_right.isChecked() and fast.mark_note.text() == "you marked it right"
+    qtbot.mouseClick(fast.mark_wrong, Qt.LeftButton)
+    assert [r.rating for r in ui_log.list_runs() if r.pane == 0] == [-1]
+    assert fast.mark_note.text() == "you marked it wrong"
     # Auto reads the pane's model's record: a kind with no checked pair says the prompt alone decides.
     fast.mode.setCurrentIndex(fast.mode.findData("auto"))
     window.prompt.setPlainText("Who wrote Hamlet?")
