@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--suite", default="gsm8k", help="a bundled suite (default: gsm8k)")
     source.add_argument("--suite-file", help="any JSONL in GSM8K's question/answer format")
     evaluate.add_argument("--policies", default="direct,think,heuristic",
-                          help="comma-separated: direct, think, heuristic, classifier, cascade, cascade-logprob, self-consistency")
+                          help="comma-separated: direct, think, heuristic, classifier, auto, cascade, cascade-logprob, "
+                               "self-consistency")
     evaluate.add_argument("--limit", type=_limit, default=20, help="first N problems (default 20)")
     evaluate.add_argument("-m", "--model", default=DEFAULT_MODELS[0], help="catalog id or .gguf path")
     evaluate.add_argument("--max-tokens", type=_tokens, default=256)

@@ -16,14 +16,16 @@ from app.store import SessionLog, StoreError
 RECENT = 2000  # the newest checked runs that count: the model and the machine as they are now
 
 
-def record_for(log: SessionLog | None, spec: ModelSpec) -> ModelRecord | None:
+def record_for(log: SessionLog | None, spec: ModelSpec, without: str | None = None) -> ModelRecord | None:
     """The model's record from the log; None without a log or when the log cannot be read (the
-    router then goes by the prompt alone, as it does for a model with no checked run)."""
+    router then goes by the prompt alone, as it does for a model with no checked run). `without`: a
+    prompt whose own runs are left out (an eval routing a question it has answered already)."""
     if log is None:
         return None
     try:
         runs = log.list_runs(limit=RECENT, model=model_key(spec), checked=True)
     except StoreError:
         return None
-    checked = [Checked(r.prompt, r.n_thinking_tokens > 0, bool(r.right), r.total_s, r.energy_j) for r in runs]
+    checked = [Checked(r.prompt, r.n_thinking_tokens > 0, bool(r.right), r.total_s, r.energy_j) for r in runs
+               if r.prompt != without]
     return model_record(spec.label, checked, strip=INSTRUCTION)

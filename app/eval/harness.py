@@ -1,7 +1,9 @@
 """Run a suite through routing policies and measure what each buys and costs.
 
 A policy turns a question into requests: "direct" never thinks, "think" always does (with the
-budget), "heuristic" and "classifier" ask a router (hand-set features; trained weights),
+budget), "heuristic" and "classifier" ask a router (hand-set features; trained weights), "auto"
+asks the heuristic knowing the model's record of the *other* questions in the log (leave-one-out:
+a question's own checked runs never route it),
 "cascade" answers directly twice (sampled) and thinks only when the two disagree,
 "cascade-logprob" answers directly once and thinks only when that answer's own token
 probabilities are low,
@@ -25,9 +27,11 @@ from app.reasoning.consistency import majority_vote
 from app.plan import route as ask_router
 from app.routing.heuristic import DIRECT, THINK
 from app.lanes import Ask, run_lanes
+from app.model_record import record_for
+from app.routing.evidence import ModelRecord
 from app.session import Session
 
-POLICIES = ("direct", "think", "heuristic", "classifier", "cascade", "cascade-logprob", "self-consistency")
+POLICIES = ("direct", "think", "heuristic", "classifier", "auto", "cascade", "cascade-logprob", "self-consistency")
 # cascade-logprob escalates when the direct answer's mean token probability is below this: a
 # model unsure of its own answer is worth a thought. Calibrate it per model (--cascade-threshold).
 CASCADE_CONFIDENCE = 0.6
@@ -120,11 +124,13 @@ def parse_policies(text: str) -> list[str]:
 
 
 def plan(
-    policy: str, question: str, max_tokens: int, budget: int | None = None, minimum: int | None = None
+    policy: str, question: str, max_tokens: int, budget: int | None = None, minimum: int | None = None,
+    record: ModelRecord | None = None,
 ) -> tuple[str, list[str], GenerationRequest]:
-    """The route, its reasons, and the request one policy makes of one question."""
-    if policy in ("heuristic", "classifier"):
-        decision = ask_router(question, policy, max_tokens)
+    """The route, its reasons, and the request one policy makes of one question (`record`: the
+    model's, for "auto")."""
+    if policy in ("heuristic", "classifier", "auto"):
+        decision = ask_router(question, "heuristic" if policy == "auto" else policy, max_tokens, record)
         route, reasons = decision.route, list(decision.reasons)
         budget = decision.budget if budget is None else budget
     else:
@@ -202,7 +208,11 @@ def solve(
     def think(seed: int | None = None) -> GenerationRequest:
         return make_request(problem.question, max_tokens, True, budget, seed, minimum=minimum)
 
-    route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum)
+    record = None
+    if policy == "auto":  # the model's record without this question's own runs
+        session = lane.session
+        record = record_for(session.log, session.panes[lane.pane].spec, without=problem.question + INSTRUCTION)
+    route, reasons, request = plan(policy, problem.question, max_tokens, budget, minimum, record)
     if policy == "self-consistency":
         results = ask_k(think(0), route, reasons, k)  # seeds 0 … k-1
         vote = majority_vote([_answer(r) for r in results])

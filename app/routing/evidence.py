@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from app.routing.concepts import kind_of, words_for
+from app.routing.concepts import BY_NAME, kind_of, words_for
 from app.routing.heuristic import Decision, make_decision
 
 # The prompt router's judgement counts as one checked question: a model's own record soon outweighs
@@ -80,6 +80,8 @@ class ModelRecord:
 
 def bare_words(kind: str) -> str:
     """A kind's words to go before "question": 'factual lookup', not 'a factual lookup'."""
+    if kind not in BY_NAME:
+        return "unclassified"  # OTHER: no kind was found in it
     words = words_for(kind)
     return words.split(" ", 1)[1] if words.startswith(("a ", "an ")) else words
 

@@ -255,3 +255,22 @@ def test_self_consistency_decodes_its_k_samples_together_and_logs_each(tmp_path)
     assert sample["n_generations"] == 4
     assert sample["latency_s"] == pytest.approx(max(r.total_s for r in runs))  # the batch's time, once
     assert sample["energy_j"] == pytest.approx(sum(r.energy_j for r in runs))
+
+
+def test_auto_routes_each_question_by_the_models_record_of_the_other_questions(tmp_path):
+    # direct and think first for every question, then auto: the first question has no other checked
+    # question yet (the prompt decides); the later ones know SmolLM2's record of those before them.
+    suite = tmp_path / "shop.jsonl"
+    suite.write_text("".join(json.dumps({"question": f"A shop sells {n} boxes of {n + 4} pens each and then "
+                                                     f"sells {n} more pens. How many pens did it sell in total?",
+                                         "answer": f"#### {n * (n + 4) + n}"}) + "\n" for n in (3, 5, 7)))
+    out = fastslow("eval", "--suite-file", str(suite), "--policies", "direct,think,auto", "--max-tokens", "32",
+                   "--output", str(tmp_path / "out"), "-m", "smollm2-135m", "--db", str(tmp_path / "log.db"))
+    assert out.returncode == 0, out.stderr
+    samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    auto = [s for s in samples if s["policy"] == "auto"]
+    assert len(auto) == 3
+    assert auto[0]["reasons"][0] == ("no checked multi-step arithmetic question of smollm2-135m answered both ways "
+                                     "yet: the prompt alone decides")
+    for n, sample in enumerate(auto[1:], start=1):  # only the questions before it: never its own runs
+        assert sample["reasons"][0].endswith(f" of {n} checked multi-step arithmetic question{'s' * (n > 1)} here")
