@@ -40,7 +40,9 @@ from app.plan import budget_problem, build_request
 from app.model_record import record_for
 from app.plan import route as ask_router
 from app.routing.evidence import WORTH
-from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, MAX_TDP_W, MIN_TDP_W, ROUTERS, logical_cpus
+from app.settings import (
+    MAX_GPU_LAYERS, MAX_N_CTX, MAX_TDP_W, MAX_THINK_WORTH, MIN_TDP_W, MIN_THINK_WORTH, ROUTERS, logical_cpus,
+)
 from app.scaling import report as scaling_report
 from app.scaling.sweep import SampleStore, SweepConfig, sweep_model
 from app.selftest import run_self_test
@@ -311,7 +313,7 @@ def _gpu_layers(text: str) -> int | None:
 _temperature = _finite(MIN_TEMPERATURE, MAX_TEMPERATURE, f"from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
 _tdp = _finite(MIN_TDP_W, MAX_TDP_W, f"of watts from {MIN_TDP_W} to {MAX_TDP_W}")
 _probability = _finite(0.0, 1.0, "from 0 to 1")
-_worth = _finite(0.1, 1000.0, "of direct answers from 0.1 to 1000")
+_worth = _finite(MIN_THINK_WORTH, MAX_THINK_WORTH, f"of direct answers from {MIN_THINK_WORTH:g} to {MAX_THINK_WORTH:g}")
 
 
 def _int_list(minimum: int, maximum: int, what: str):

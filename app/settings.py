@@ -37,6 +37,8 @@ MAX_N_CTX = 262_144
 # More layers than any model has (the settings dialog's range): -1 asks for all of them.
 MAX_GPU_LAYERS = 1000
 MIN_TDP_W, MAX_TDP_W = 1, 2000
+# What one more right answer is worth, in direct answers' energy: what Auto weighs thinking's cost against.
+THINK_WORTH, MIN_THINK_WORTH, MAX_THINK_WORTH = 10.0, 0.1, 1000.0
 MIN_PANES, MAX_PANES = 2, 4
 SETTINGS_FORMAT = 2  # 2: n_gpu_layers defaults to offloading what fits (1 stored 0, the CPU, by default)
 # The kernel's virtual filesystems: nothing written there is kept (or it cannot be written at all).
@@ -62,7 +64,7 @@ class Settings:
     router: str = "heuristic"  # what Auto mode asks: "heuristic" (hand-set) or "classifier" (trained)
     # Auto thinks when the right answers thinking is expected to add pay for its cost: one more right
     # answer is worth up to this many direct answers' energy (routing/evidence.py).
-    think_worth: float = 10.0
+    think_worth: float = THINK_WORTH
     # The fast pane answers directly and the thinking pane reasons first, on the same bundled model by
     # default: the difference is then the thinking alone. (Gemma 3 270M, also bundled, is a base model
     # that does not follow the chat format; it measures speed, not answers.)
@@ -96,8 +98,9 @@ class Settings:
             found.append(f"the mode must be one of {', '.join(MODES)}")
         if self.router not in ROUTERS:
             found.append(f"the router must be one of {', '.join(ROUTERS)}")
-        if not 0.1 <= self.think_worth <= 1000:
-            found.append(f"what one more right answer is worth must be 0.1 to 1000 direct answers, not {self.think_worth}")
+        if not MIN_THINK_WORTH <= self.think_worth <= MAX_THINK_WORTH:
+            found.append(f"what one more right answer is worth must be {MIN_THINK_WORTH:g} to {MAX_THINK_WORTH:g} "
+                         f"direct answers, not {self.think_worth}")
         if not 1 <= self.max_tokens <= MAX_N_CTX:
             found.append(f"max tokens must be 1 to {MAX_N_CTX}, not {self.max_tokens}")
         if len(self.pane_models) < MIN_PANES:

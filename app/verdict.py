@@ -166,7 +166,7 @@ __all__ = ["labels_for", "run_kind", "same_answer", "short_answer", "verdict"]
 
 def samples_line(results: Sequence[RunResult]) -> str:
     """What k samples decoded together made, and whose figures a pane shows: "The 4 samples: 301
-    tokens in 4.9 s together (61 tok/s); the figures above are sample 1's (its energy its share)"."""
+    tokens in 4.9 s together (61 tok/s); the figures below are sample 1's, …" (the pane's note)."""
     tokens = sum(r.n_generated for r in results)
     wall = max((r.total_s for r in results if r.total_s), default=None)
     rate = f" ({tokens / wall:.0f} tok/s)" if wall else ""

@@ -2,8 +2,8 @@
 
 The prompt is evaluated once for all sequences; then each decode step carries every live sequence's
 next token(s) in one llama_decode, which is where the speed comes from: the weights are read once per
-step for all of them. The KV cache is laid out by `kv_layout`. Each sequence samples from its own logits with its own sampler chain (seeded seed + i),
-ordered as llama-cpp-python's own: penalties, top-k, top-p, min-p, temperature, then a draw (or
+step for all of them. The KV cache is laid out by `kv_layout`. Each sequence samples from its own
+logits with its own sampler chain (seeded seed + i), ordered as llama-cpp-python's own: penalties, top-k, top-p, min-p, temperature, then a draw (or
 greedy at temperature 0). The context is made for the request, sized to the prompt plus k replies,
 and freed after it: the loaded model's own context is left as it was.
 """

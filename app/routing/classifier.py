@@ -1,7 +1,8 @@
 """The trained router: logistic regression over the heuristic's features and hashed words.
 
 Its weights are data (classifier.json), written by `python -m app.eval.train_router` from prompts in
-the repository; nothing is downloaded. A decision is a sparse dot product: tens of microseconds.
+the repository; nothing is downloaded. A decision is the prompt's kind
+(routing/concepts.py, ~1.7 ms on a long question) and a sparse dot product (tens of microseconds).
 """
 
 from __future__ import annotations

@@ -23,11 +23,12 @@ from typing import Iterable
 
 from app.routing.concepts import BY_NAME, kind_of, words_for
 from app.routing.heuristic import Decision, make_decision
+from app.settings import THINK_WORTH
 
 # The prompt router's judgement counts as one checked question: a model's own record soon outweighs
 # it, since a prompt's kind says nothing of what thinking does for this model.
 PRIOR_WEIGHT = 1
-WORTH = 10.0  # one more right answer is worth up to this many direct answers' energy (the default setting)
+WORTH = THINK_WORTH  # one more right answer is worth up to this many direct answers' energy (the default setting)
 # However cheap thinking is, it must be expected to turn at least a tenth of such answers right; however
 # dear, a model whose thinking nearly always helps still thinks.
 MIN_BAR, MAX_BAR = 0.10, 0.95
@@ -52,9 +53,8 @@ class KindRecord:
     pairs: int = 0  # prompts answered both ways and checked both ways
     helped: int = 0  # of them, the direct answer wrong and the thought one right
     hurt: int = 0  # the direct answer right and the thought one wrong
-    cost_ratio: float | None = None  # thinking's median cost over a direct answer's
+    cost_ratio: float | None = None  # thinking's median cost over a direct answer's, on this kind's runs
     cost_of: str = ""  # "energy" or "time": what the ratio compares
-    cost_from: str = ""  # "" for this kind's runs; else where the ratio came from ("all its checked runs")
 
     def words(self, model: str) -> str:
         """'on smollm2-135m thinking helped 0 of 40 checked multi-step arithmetic questions here'."""
@@ -70,12 +70,7 @@ class ModelRecord:
     checked: int = 0  # checked runs in all
 
     def of(self, kind: str) -> KindRecord:
-        return self.kinds.get(kind) or KindRecord(kind, cost_ratio=self._overall.cost_ratio,
-                                                  cost_of=self._overall.cost_of, cost_from=self._overall.cost_from)
-
-    @property
-    def _overall(self) -> KindRecord:
-        return self.kinds.get("", KindRecord(""))
+        return self.kinds.get(kind) or KindRecord(kind)
 
 
 def bare_words(kind: str) -> str:
@@ -98,16 +93,12 @@ def model_record(model: str, runs: Iterable[Checked], strip: str = "") -> ModelR
     for prompt in dict.fromkeys(run.prompt for run in runs):
         question = prompt[:-len(strip)] if strip and prompt.endswith(strip) else prompt
         by_kind.setdefault(kind_of(question), []).append((latest.get((prompt, False)), latest.get((prompt, True))))
-    overall = _cost([pair for pairs in by_kind.values() for pair in pairs])
-    kinds = {"": KindRecord("", cost_ratio=overall[0], cost_of=overall[1], cost_from="all its checked runs")}
+    kinds = {}
     for kind, pairs in by_kind.items():
         both = [(d, t) for d, t in pairs if d is not None and t is not None]
         ratio, of = _cost(pairs)
-        kinds[kind] = KindRecord(
-            kind, pairs=len(both), helped=sum(not d.right and t.right for d, t in both),
-            hurt=sum(d.right and not t.right for d, t in both),
-            cost_ratio=ratio if ratio is not None else overall[0], cost_of=of or overall[1],
-            cost_from="" if ratio is not None else kinds[""].cost_from)
+        kinds[kind] = KindRecord(kind, pairs=len(both), helped=sum(not d.right and t.right for d, t in both),
+                                 hurt=sum(d.right and not t.right for d, t in both), cost_ratio=ratio, cost_of=of)
     return ModelRecord(model, kinds, len(runs))
 
 
@@ -131,31 +122,25 @@ def knowing(decision: Decision, prompt: str, record: ModelRecord | None, worth: 
         raise ValueError(f"what a right answer is worth must be more than 0, not {worth}")
     kind = kind_of(prompt)
     mine = record.of(kind)
-    p0 = decision.p_think
-    p = (PRIOR_WEIGHT * p0 + max(mine.helped - mine.hurt, 0)) / (PRIOR_WEIGHT + mine.pairs)
-    if mine.cost_ratio is not None and mine.pairs:
-        bar = min(MAX_BAR, max(MIN_BAR, (mine.cost_ratio - 1.0) / worth))
-    else:  # no record of this kind: the prompt router's own threshold, as without a record
-        bar = threshold
-    contributions = [(reason, (1 if decision.route == "think" else -1)) for reason in decision.reasons
-                     if reason != "nothing stood out"]
-    moved = make_decision(p, contributions, bar, budgets)
-    # How sure, against the bar (0.5 at the bar, 1 at either end), not against an even chance.
-    sure = 0.5 + ((p - bar) / (1 - bar) if p >= bar else (bar - p) / bar) / 2
-    moved = replace(moved, confidence=round(min(1.0, sure), 3))
-    prompt_reasons = [r for r in moved.reasons if r != "nothing stood out"][:2]
-    if mine.cost_ratio is not None and mine.pairs:
-        where = f" (from {mine.cost_from})" if mine.cost_from else ""
-        cost = [f"it would cost ~{mine.cost_ratio:.1f}× the {mine.cost_of}{where}, worth it from an expected gain "
-                f"of {bar:.0%} (one more right answer worth {worth:g}× a direct answer)"]
-    else:
-        cost = []
-    if not mine.pairs:
+    prompt_reasons = [r for r in decision.reasons if r != "nothing stood out"][:2]
+    if not mine.pairs:  # no record of this kind: the prompt router's decision, as without a record
         said = (f"no checked {bare_words(kind)} question of {record.model} answered both ways yet: "
                 "the prompt alone decides")
-        return replace(moved, reasons=(said, *cost, *prompt_reasons))
+        return replace(decision, reasons=(said, *prompt_reasons))
+    p0 = decision.p_think
+    p = (PRIOR_WEIGHT * p0 + max(mine.helped - mine.hurt, 0)) / (PRIOR_WEIGHT + mine.pairs)
+    known_cost = mine.cost_ratio is not None
+    bar = min(MAX_BAR, max(MIN_BAR, (mine.cost_ratio - 1.0) / worth)) if known_cost else threshold
+    toward = 1 if decision.route == "think" else -1
+    moved = make_decision(p, [(reason, toward) for reason in prompt_reasons], bar, budgets)
+    # How sure, against the bar (0.5 at the bar, 1 at either end), not against an even chance.
+    sure = 0.5 + ((p - bar) / (1 - bar) if p >= bar else (bar - p) / bar) / 2
+    cost = (f"it would cost ~{mine.cost_ratio:.1f}× the {mine.cost_of}, worth it from an expected gain of {bar:.0%} "
+            f"(one more right answer worth {worth:g}× a direct answer)" if known_cost
+            else "its cost here not known yet")
     weight = (f"thinking expected to turn {p:.0%} of such questions right: the prompt alone said {p0:.0%}, "
               f"moved by {mine.pairs} checked question{'s' if mine.pairs != 1 else ''} (the prompt counts as "
               f"{PRIOR_WEIGHT})")
-    return replace(moved, reasons=(mine.words(record.model), *(cost or ["its cost here not known yet"]), weight,
-                                   *prompt_reasons[:1]))
+    still = [r for r in moved.reasons if r != "nothing stood out"][:1]  # the prompt's reason, if it still holds
+    return replace(moved, confidence=round(min(1.0, sure), 3),
+                   reasons=(mine.words(record.model), cost, weight, *still))

@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.hardware import physical_cores
-from app.settings import MAX_GPU_LAYERS, MAX_N_CTX, Settings, check_data_dir, logical_cpus, save_settings
+from app.settings import (
+    MAX_GPU_LAYERS, MAX_N_CTX, MAX_THINK_WORTH, MIN_THINK_WORTH, Settings, check_data_dir, logical_cpus, save_settings,
+)
 from app.store.paths import ENV_VAR as DB_ENV_VAR
 from app.store.paths import env_db_path
 from app.ui.file_dialogs import existing_directory
@@ -109,7 +111,7 @@ class SettingsDialog(QDialog):
         self.router.addItem("Classifier (trained: python -m app.eval.train_router)", "classifier")
         self.router.setCurrentIndex(max(self.router.findData(settings.router), 0))
         self.think_worth = QDoubleSpinBox()
-        self.think_worth.setRange(0.1, 1000.0)
+        self.think_worth.setRange(MIN_THINK_WORTH, MAX_THINK_WORTH)
         self.think_worth.setDecimals(1)
         self.think_worth.setSuffix("× a direct answer's energy")
         self.think_worth.setValue(settings.think_worth)
