@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -12,6 +13,7 @@ import app.settings as settings_module
 from app.catalog import load_catalog
 from app.settings import MAX_N_CTX, Settings, check_data_dir, load_settings, logical_cpus, save_settings
 from app.store.paths import default_db_path, env_db_path, resolve_db_path
+from unprivileged import as_nobody
 
 
 def test_a_first_start_has_defaults_with_the_bundled_model_in_both_panes(tmp_path):
@@ -196,14 +198,17 @@ def test_a_data_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
         "choose another folder, or leave it empty for the platform's data folder")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes through permissions")
-def test_a_data_folder_without_write_permission_is_refused(tmp_path):
-    folder = tmp_path / "locked"
-    folder.mkdir(mode=0o500)
-    try:
-        assert "cannot be written to" in check_data_dir(str(folder))
-    finally:
-        folder.chmod(0o700)
+@posix_only
+def test_a_data_folder_without_write_permission_is_refused():
+    # As an unprivileged user meets it, even when the tests run as root (root writes through it).
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # traversable by the unprivileged child
+        folder = os.path.join(tmp, "locked")
+        os.mkdir(folder, mode=0o500)
+        try:
+            assert "cannot be written to" in as_nobody(lambda: check_data_dir(folder))
+        finally:
+            os.chmod(folder, 0o700)
 
 
 # -- where the log lives: --db, then $FASTSLOW_DB, then the settings' folder, then the platform's ------

@@ -190,18 +190,31 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_the_model_loa
                                        f"({os.strerror(errno.EROFS)}): choose a folder you can write to\n")
 
 
-def test_a_read_only_samples_file_is_refused_before_the_model_loads(tmp_path, capsys):
+def test_a_read_only_samples_file_is_refused_before_the_model_loads():
+    # As an unprivileged user meets it, even when the tests run as root (root writes through it).
+    import contextlib
+    import io
     import os
+    import tempfile
 
+    import app.eval.harness  # noqa: F401 — what `eval` imports, before the child that may not (unprivileged.py)
     from app.cli import main
+    from unprivileged import as_nobody
 
-    samples = tmp_path / "samples.jsonl"
-    samples.write_text("{}\n")
-    samples.chmod(0o444)
-    if os.access(samples, os.W_OK):
-        pytest.skip("root writes through permissions")
-    assert main(["eval", "--limit", "1", "--output", str(tmp_path), "--no-log"]) == 2
-    assert "cannot be written to (it is read-only)" in capsys.readouterr().err
+    def refused(output: str) -> tuple[int, str]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["eval", "--limit", "1", "--output", output, "--no-log"])
+        return code, err.getvalue()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o777)  # a folder the unprivileged child may write in; only the file is read-only
+        samples = os.path.join(tmp, "samples.jsonl")
+        with open(samples, "w") as handle:
+            handle.write("{}\n")
+        os.chmod(samples, 0o444)
+        code, err = as_nobody(lambda: refused(tmp))
+    assert code == 2 and "cannot be written to (it is read-only)" in err, err
 
 
 def test_a_crash_mid_eval_keeps_every_sample_that_ran(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
@@ -19,6 +18,7 @@ from app.telemetry.sources import (
     rapl_sources,
 )
 from tests.telemetry.conftest import write_zone
+from unprivileged import as_nobody
 
 
 def test_finds_the_packages_and_not_their_sub_zones(powercap):
@@ -122,31 +122,6 @@ def test_a_counter_that_vanishes_while_read_raises(powercap):
 
 # -- permission denied: mode 000, as the kernel ships energy_uj to non-root users (0400 root) -------
 
-def _as_nobody(work):
-    """work() as the kernel answers an unprivileged user: as root, in a forked child that has
-    dropped to uid/gid 65534 (nobody), since chmod 000 does not stop root. Returns its JSON result."""
-    if os.geteuid() != 0:
-        return json.loads(json.dumps(work()))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(write_end, json.dumps(work()).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        result = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
-    return json.loads(result)
-
-
 def _locked_powercap(tmp: str) -> Path:
     """One package zone whose energy_uj is mode 000 (the kernel ships it 0400 root)."""
     root = Path(tmp)
@@ -159,7 +134,7 @@ def _locked_powercap(tmp: str) -> Path:
 def test_permission_denied_tells_the_user_how_to_grant_access():
     with tempfile.TemporaryDirectory() as tmp:
         root = _locked_powercap(tmp)
-        n_sources, failed = _as_nobody(lambda: (lambda found: (len(found[0]), found[1]))(rapl_sources(root)))
+        n_sources, failed = as_nobody(lambda: (lambda found: (len(found[0]), found[1]))(rapl_sources(root)))
     assert n_sources == 0
     [(name, reason)] = failed
     assert name == "rapl:intel-rapl:0"
@@ -168,6 +143,8 @@ def test_permission_denied_tells_the_user_how_to_grant_access():
 
 
 def test_a_locked_counter_is_flagged_fixable_and_every_estimate_says_why_it_is_not_measured():
+    import app.telemetry.server_power  # noqa: F401 — detect_sources imports it; the child may not (unprivileged.py)
+
     def detect():
         found = detect_sources(tdp_w=45, powercap_root=root)
         [tdp] = [s for s in found.sources if s.info.domain == "cpu"]
@@ -175,7 +152,7 @@ def test_a_locked_counter_is_flagged_fixable_and_every_estimate_says_why_it_is_n
 
     with tempfile.TemporaryDirectory() as tmp:
         root = _locked_powercap(tmp)
-        fixable, estimate, why = _as_nobody(detect)
+        fixable, estimate, why = as_nobody(detect)
     [(name, reason)] = fixable
     assert name == "rapl:intel-rapl:0" and RAPL_PERMISSION_HINT in reason
     assert estimate == "tdp" and why == reason
